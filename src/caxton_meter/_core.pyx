@@ -1,0 +1,22 @@
+# cython: language_level=3, embedsignature=True
+"""The compiled core of caxton_meter.
+
+One extension module, built from the parts included below: the clock, the
+HDR histogram and its codec, the interval recorder, and the timer.  C
+declarations live in _core.pxd and includes/.
+"""
+cimport cython
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, INT64_MAX, INT64_MIN
+from libc.stdlib cimport calloc, malloc, free
+from libc.string cimport memset, memcpy, memcmp
+from libc.math cimport sqrt
+from cpython.bytearray cimport PyByteArray_AS_STRING
+
+from cm_system cimport *
+
+from operator import index as _index
+
+include "_clock.pxi"
+include "_histogram.pxi"
+include "_recorder.pxi"
+include "_timer.pxi"
