@@ -11,6 +11,13 @@ from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memset, memcpy, memcmp
 from libc.math cimport sqrt
 from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.exc cimport PyErr_Occurred, PyErr_Clear
+from cpython.long cimport PyLong_CheckExact
+
+cdef extern from "Python.h":
+    # declared without Cython's error check: _int64 turns OverflowError into
+    # a ValueError that names the argument
+    long long _PyLong_AsLongLong_noexc "PyLong_AsLongLong"(object)
 
 from cm_system cimport *
 

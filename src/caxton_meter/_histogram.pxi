@@ -510,6 +510,31 @@ cdef tuple _check_parameters(lowest, highest, significant_figures, what):
     return lowest, highest, significant_figures
 
 
+cdef int64_t _int64_slow(object value, str what) except? -1:
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, got bool")
+    try:
+        value = _index(value)          # ints, numpy ints; never floats
+    except TypeError:
+        raise TypeError(f"{what} must be an int, got {type(value).__name__} {value!r}") from None
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{what} {value} is outside the 64-bit range of a histogram value")
+    return value
+
+
+cdef inline int64_t _int64(object value, str what) except? -1:
+    """An integer argument as int64_t.  Cython's own conversion would
+    truncate a float (1.5 -> 1); this one refuses it."""
+    cdef long long v
+    if PyLong_CheckExact(value):
+        v = _PyLong_AsLongLong_noexc(value)
+        if v == -1 and PyErr_Occurred():
+            PyErr_Clear()
+            raise ValueError(f"{what} {value} is outside the 64-bit range of a histogram value")
+        return v
+    return _int64_slow(value, what)
+
+
 cdef str _range_error(const cm_hdr *h, int64_t value):
     if value < 0:
         return f"value {value} is negative; a histogram records values >= 0"
@@ -570,25 +595,32 @@ cdef class Histogram:
         return self._h.counts_len
 
     # -- recording
-    def record(self, int64_t value, int64_t count=1):
-        """Record ``value`` ``count`` times; raises ValueError outside the range."""
-        if count < 1:
-            raise ValueError(f"record: count must be >= 1, got {count}")
-        if not hdr_record(&self._h, value, count):
-            raise ValueError("record: " + _range_error(&self._h, value))
+    def record(self, value, count=1):
+        """record(value, count=1): record ``value`` ``count`` times; raises
+        ValueError outside the range, TypeError for a non-integer."""
+        cdef int64_t v = _int64(value, "record: value")
+        cdef int64_t n = 1 if count is 1 else _int64(count, "record: count")
+        if n < 1:
+            raise ValueError(f"record: count must be >= 1, got {n}")
+        if not hdr_record(&self._h, v, n):
+            raise ValueError("record: " + _range_error(&self._h, v))
 
-    def record_corrected(self, int64_t value, int64_t expected_interval, int64_t count=1):
-        """Record ``value`` and correct for coordinated omission the way
-        HdrHistogram_c and Java do: also record value - k * expected_interval
+    def record_corrected(self, value, expected_interval, count=1):
+        """record_corrected(value, expected_interval, count=1): record
+        ``value`` and correct for coordinated omission the way HdrHistogram_c
+        and Java do: also record value - k * expected_interval
         for every k >= 1 while that is >= expected_interval.  (25, 10) records
         {25, 15}; the hdrhistogram package also records 5.
         ``expected_interval`` 0 records ``value`` alone."""
-        if count < 1:
-            raise ValueError(f"record_corrected: count must be >= 1, got {count}")
-        if expected_interval < 0:
-            raise ValueError(f"record_corrected: expected_interval must be >= 0, got {expected_interval}")
-        if not hdr_record_corrected(&self._h, value, expected_interval, count, False):
-            raise ValueError("record_corrected: " + _range_error(&self._h, value))
+        cdef int64_t v = _int64(value, "record_corrected: value")
+        cdef int64_t interval = _int64(expected_interval, "record_corrected: expected_interval")
+        cdef int64_t n = _int64(count, "record_corrected: count")
+        if n < 1:
+            raise ValueError(f"record_corrected: count must be >= 1, got {n}")
+        if interval < 0:
+            raise ValueError(f"record_corrected: expected_interval must be >= 0, got {interval}")
+        if not hdr_record_corrected(&self._h, v, interval, n, False):
+            raise ValueError("record_corrected: " + _range_error(&self._h, v))
 
     def record_array(self, values, *, bint atomic=False):
         """Record every value of an integer array (numpy or any sequence of
@@ -692,26 +724,30 @@ cdef class Histogram:
             free(sorted_ps)
             free(out)
 
-    def count_at(self, int64_t value):
+    def count_at(self, value):
         """The count of the bucket that holds ``value``."""
-        if value < 0 or value > self._h.highest_recordable_value:
-            raise ValueError("count_at: " + _range_error(&self._h, value))
-        return self._h.counts[hdr_counts_index_for(&self._h, value)]
+        cdef int64_t v = _int64(value, "count_at: value")
+        if v < 0 or v > self._h.highest_recordable_value:
+            raise ValueError("count_at: " + _range_error(&self._h, v))
+        return self._h.counts[hdr_counts_index_for(&self._h, v)]
 
-    def lowest_equivalent_value(self, int64_t value):
-        if value < 0 or value > self._h.highest_recordable_value:
-            raise ValueError("lowest_equivalent_value: " + _range_error(&self._h, value))
-        return hdr_lowest_equivalent(&self._h, value)
+    def lowest_equivalent_value(self, value):
+        cdef int64_t v = _int64(value, "lowest_equivalent_value: value")
+        if v < 0 or v > self._h.highest_recordable_value:
+            raise ValueError("lowest_equivalent_value: " + _range_error(&self._h, v))
+        return hdr_lowest_equivalent(&self._h, v)
 
-    def highest_equivalent_value(self, int64_t value):
-        if value < 0 or value > self._h.highest_recordable_value:
-            raise ValueError("highest_equivalent_value: " + _range_error(&self._h, value))
-        return hdr_highest_equivalent(&self._h, value)
+    def highest_equivalent_value(self, value):
+        cdef int64_t v = _int64(value, "highest_equivalent_value: value")
+        if v < 0 or v > self._h.highest_recordable_value:
+            raise ValueError("highest_equivalent_value: " + _range_error(&self._h, v))
+        return hdr_highest_equivalent(&self._h, v)
 
-    def median_equivalent_value(self, int64_t value):
-        if value < 0 or value > self._h.highest_recordable_value:
-            raise ValueError("median_equivalent_value: " + _range_error(&self._h, value))
-        return hdr_median_equivalent(&self._h, value)
+    def median_equivalent_value(self, value):
+        cdef int64_t v = _int64(value, "median_equivalent_value: value")
+        if v < 0 or v > self._h.highest_recordable_value:
+            raise ValueError("median_equivalent_value: " + _range_error(&self._h, v))
+        return hdr_median_equivalent(&self._h, v)
 
     def __iter__(self):
         """(value, count) for each recorded bucket, ascending; value is the
@@ -797,19 +833,18 @@ cdef class Histogram:
 
     def __eq__(self, other):
         """Equal when the resolution (lowest_discernible_value, significant
-        figures) and every bucket's count are equal, as in Java; the top of
-        the range, times and tag do not count."""
+        figures), the overflow count and every bucket's count are equal; the
+        top of the range, times and tag do not count."""
         if not isinstance(other, Histogram):
             return NotImplemented
         cdef Histogram o = <Histogram>other
-        cdef int64_t i, n
+        cdef int64_t n = _max_index(&self._h) + 1
         if (self._h.lowest_discernible_value != o._h.lowest_discernible_value
                 or self._h.significant_figures != o._h.significant_figures
                 or self._h.total_count != o._h.total_count
                 or self._h.overflow_count != o._h.overflow_count
-                or hdr_max(&self._h) != hdr_max(&o._h)):
+                or n != _max_index(&o._h) + 1):
             return False
-        n = _max_index(&self._h) + 1
         return n <= 0 or memcmp(self._h.counts, o._h.counts, n * sizeof(int64_t)) == 0
 
     __hash__ = None

@@ -99,29 +99,36 @@ cdef class Recorder:
     def highest_recordable_value(self):
         return self._active_histogram._h.highest_recordable_value
 
-    def record(self, int64_t value, int64_t count=1):
-        """Record ``value`` ``count`` times; raises ValueError outside the range."""
-        if count < 1:
-            raise ValueError(f"record: count must be >= 1, got {count}")
+    def record(self, value, count=1):
+        """record(value, count=1): record ``value`` ``count`` times; raises
+        ValueError outside the range, TypeError for a non-integer."""
+        cdef int64_t v = _int64(value, "record: value")
+        cdef int64_t n = 1 if count is 1 else _int64(count, "record: count")
+        if n < 1:
+            raise ValueError(f"record: count must be >= 1, got {n}")
         cdef int64_t epoch = phaser_writer_enter(&self._phaser)
         cdef bint ok = hdr_record_atomic(<cm_hdr *>cm_atomic_load_ptr(<void **>&self._active),
-                                         value, count)
+                                         v, n)
         phaser_writer_exit(&self._phaser, epoch)
         if not ok:
-            raise ValueError("record: " + _range_error(&self._active_histogram._h, value))
+            raise ValueError("record: " + _range_error(&self._active_histogram._h, v))
 
-    def record_corrected(self, int64_t value, int64_t expected_interval, int64_t count=1):
-        """As Histogram.record_corrected (HdrHistogram_c's semantics)."""
-        if count < 1:
-            raise ValueError(f"record_corrected: count must be >= 1, got {count}")
-        if expected_interval < 0:
-            raise ValueError(f"record_corrected: expected_interval must be >= 0, got {expected_interval}")
+    def record_corrected(self, value, expected_interval, count=1):
+        """record_corrected(value, expected_interval, count=1), as
+        Histogram.record_corrected (HdrHistogram_c's semantics)."""
+        cdef int64_t v = _int64(value, "record_corrected: value")
+        cdef int64_t interval = _int64(expected_interval, "record_corrected: expected_interval")
+        cdef int64_t n = _int64(count, "record_corrected: count")
+        if n < 1:
+            raise ValueError(f"record_corrected: count must be >= 1, got {n}")
+        if interval < 0:
+            raise ValueError(f"record_corrected: expected_interval must be >= 0, got {interval}")
         cdef int64_t epoch = phaser_writer_enter(&self._phaser)
         cdef bint ok = hdr_record_corrected(<cm_hdr *>cm_atomic_load_ptr(<void **>&self._active),
-                                            value, expected_interval, count, True)
+                                            v, interval, n, True)
         phaser_writer_exit(&self._phaser, epoch)
         if not ok:
-            raise ValueError("record_corrected: " + _range_error(&self._active_histogram._h, value))
+            raise ValueError("record_corrected: " + _range_error(&self._active_histogram._h, v))
 
     def record_array(self, values):
         """Record an integer array without the GIL (atomic); as
