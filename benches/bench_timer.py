@@ -6,6 +6,7 @@ package's record_value, measured in the same run.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from time import perf_counter_ns
 
 from hdrh.histogram import HdrHistogram
@@ -35,6 +36,15 @@ def run(cfg: Config) -> list[Row]:
         for _ in calls:
             pass
 
+    # The with statement's own cost: CPython binds __enter__ and __exit__
+    # and calls both for any context manager, even one that does nothing.
+    idle = nullcontext()
+
+    def with_nothing():
+        for _ in calls:
+            with idle:
+                pass
+
     @Timer(h)
     def timed():
         pass
@@ -56,14 +66,16 @@ def run(cfg: Config) -> list[Row]:
         return loop
 
     n = len(calls)
-    t_timer, t_hand, t_loop, t_deco, t_deco_hand, t_plain = time_runs(
-        [(f, n) for f in (with_timer, by_hand, empty)]
+    t_timer, t_hand, t_loop, t_with, t_deco, t_deco_hand, t_plain = time_runs(
+        [(f, n) for f in (with_timer, by_hand, empty, with_nothing)]
         + [(call(f), n) for f in (timed, timed_by_hand, untimed)], cfg.repeat)
     section = "2. timing a block, ns per timed block (vs 2x perf_counter_ns + hdrh record_value)"
     return [
         Row("with Timer(h): pass", "ns", t_timer, t_hand, ">=15x",
             t_hand.best / t_timer.best >= 15, section=section),
         Row("  of which the empty for-loop", "ns", t_loop, section=section),
+        Row("  floor: `with nullcontext(): pass` (the with statement alone)", "ns", t_with,
+            section=section),
         Row("@Timer(h) no-op function call (vs try/finally wrapper)", "ns", t_deco, t_deco_hand,
             section=section),
         Row("  of which the untimed call in the loop", "ns", t_plain, section=section),

@@ -41,8 +41,10 @@ def main() -> None:
             "versions": {p: version(p) for p in ("caxton_meter", "hdrhistogram", "numpy")},
             "clock_info": caxton_meter.clock_info().as_dict(),
         }
-        with open(args.json, "w") as f:
+        tmp = f"{args.json}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:          # atomically: temporary file, then rename
             json.dump({"meta": meta, "rows": [r.as_dict() for r in rows]}, f, indent=1)
+        os.replace(tmp, args.json)
         print(f"figures written to {args.json}", file=sys.stderr)
 
 
