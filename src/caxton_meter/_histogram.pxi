@@ -440,7 +440,8 @@ cdef int _decode_counts(cm_hdr *h, const unsigned char *p, Py_ssize_t n,
             shift += 7
         value = <int64_t>((raw >> 1) ^ (<uint64_t>0 - (raw & 1)))
         if value < 0:
-            if value == INT64_MIN or index - value > h.counts_len:
+            # written so that no run, however long, can overflow index
+            if value == INT64_MIN or -value > h.counts_len - index:
                 bad_index[0] = index
                 return _DECODE_OUT_OF_RANGE
             index -= value
@@ -460,7 +461,9 @@ cdef int _decode_counts(cm_hdr *h, const unsigned char *p, Py_ssize_t n,
         index += 1
     h.total_count = total
     if last >= 0:
-        h.max_value = hdr_value_at_index(h, last)
+        # as HdrHistogram_c: the top of the highest bucket, which also keeps
+        # a maximum in bucket 0 (value 0 there would read as "no maximum")
+        h.max_value = hdr_highest_equivalent(h, hdr_value_at_index(h, last))
     if lo_index >= 0:
         h.min_value = hdr_value_at_index(h, lo_index)
     return 0
