@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 from hdrh.histogram import HdrHistogram
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from caxton_meter import Histogram, HistogramDecodeError
