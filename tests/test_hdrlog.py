@@ -701,3 +701,41 @@ def test_import_does_not_import_numpy() -> None:
             "assert 'numpy' not in sys.modules, 'numpy imported'; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == "ok\n"
+
+
+def test_overflowed_values_survive_the_log(tmp_path):
+    """The format has no field for values outside a histogram's range; the
+    writer keeps them in an #[Overflow:] comment that other readers skip."""
+    from hdrh.log import HistogramLogReader as PackageReader
+
+    h = Histogram(1, 1000, 2)
+    h.record_array([5, 7, 10**6, 10**7])
+    h.start_time, h.end_time = 1_700_000_000.0, 1_700_000_001.0
+    plain = Histogram(1, 1000, 2)
+    plain.record(9)
+    plain.start_time, plain.end_time = 1_700_000_001.0, 1_700_000_002.0
+    path = tmp_path / "overflow.hlog"
+    with HistogramLogWriter(path) as w:
+        w.write_header(1_700_000_000.0)
+        w.output_interval_histogram(h)
+        w.output_interval_histogram(plain)
+    assert "#[Overflow: 2]\n" in path.read_text()
+    first, second = read_log(path)
+    assert first == h and first.overflow_count == 2
+    assert second.overflow_count == 0
+    package = PackageReader(str(path), HdrHistogram(1, 1000, 2))
+    try:
+        assert package.get_next_interval_histogram().get_total_count() == 2
+    finally:
+        package.close()
+
+
+def test_record_overflow_counts_and_checks():
+    h = Histogram(1, 1000, 2)
+    h.record_overflow(3)
+    h.record_overflow(0)
+    assert h.overflow_count == 3 and h.total_count == 0
+    with pytest.raises(ValueError, match="count must be >= 0, got -1"):
+        h.record_overflow(-1)
+    with pytest.raises(TypeError, match="must be an int"):
+        h.record_overflow(1.5)

@@ -73,6 +73,11 @@ _TAG_FORBIDDEN = frozenset(", \r\n")
 # grouping); Python's float() alone would also take "nan", "inf" and "1_0".
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z")
 
+# "#[Overflow: 12]": written just before an interval line whose histogram
+# counted values outside its range.  The format has no field for them and
+# other readers skip comments; ours restores them (nothing is lost).
+_OVERFLOW_COMMENT = re.compile(r"#\[Overflow: (\d+)\]\Z")
+
 # "#[StartTime: 1441812279.474 (seconds ..." / "#[BaseTime: 1441812279.000 (...":
 # Java takes the token after the marker, up to a space or comma.
 _TIME_COMMENT = re.compile(r"#\[(StartTime|BaseTime):[ ]*([^ ,\]]*)")
@@ -302,6 +307,9 @@ class HistogramLogWriter:
             prefix = f"Tag={_check_tag(chosen, 'output_interval_histogram')},"
         line = (f"{prefix}{_fmt3(start - self._base_time)},{_fmt3(end - start)},"
                 f"{_fmt3(histogram.max / self._max_value_unit_ratio)},{histogram.encode()}\n")
+        if histogram.overflow_count:
+            # one write: the comment never lands apart from its interval
+            line = f"#[Overflow: {histogram.overflow_count}]\n" + line
         self._write(line)
 
     def close(self) -> None:
@@ -327,15 +335,16 @@ class HistogramLogWriter:
 class _Interval:
     """One parsed interval line, its histogram not yet decoded."""
 
-    __slots__ = ("lineno", "tag", "timestamp", "length", "payload")
+    __slots__ = ("lineno", "tag", "timestamp", "length", "payload", "overflow")
 
     def __init__(self, lineno: int, tag: str | None, timestamp: float, length: float,
-                 payload: str) -> None:
+                 payload: str, overflow: int) -> None:
         self.lineno = lineno
         self.tag = tag
         self.timestamp = timestamp
         self.length = length
         self.payload = payload
+        self.overflow = overflow
 
 
 def _foreign_encoding(payload: str) -> str | None:
@@ -397,6 +406,7 @@ class HistogramLogReader:
         self._base_time = 0.0
         self._observed_base = False
         self._seen_interval = False
+        self._overflow = (0, 0)     # (line, count) of the last #[Overflow:] comment
         self._closed = False
 
     # -- state ---------------------------------------------------------------
@@ -475,6 +485,10 @@ class HistogramLogReader:
         if not line:
             return None
         if line.startswith("#"):
+            marker = _OVERFLOW_COMMENT.match(line)
+            if marker is not None:
+                self._overflow = (lineno, int(marker.group(1)))
+                return None
             m = _TIME_COMMENT.match(line)
             if m is not None:
                 which, value = m.group(1), m.group(2)
@@ -521,7 +535,9 @@ class HistogramLogReader:
         foreign = _foreign_encoding(payload)
         if foreign is not None:
             raise self._error(lineno, foreign)
-        return _Interval(lineno, tag, timestamp, length, payload)
+        # an overflow comment applies to the interval line right after it
+        overflow = self._overflow[1] if self._overflow[0] == lineno - 1 else 0
+        return _Interval(lineno, tag, timestamp, length, payload, overflow)
 
     def _absolute_start(self, interval: _Interval) -> float:
         """The interval's start in seconds since the epoch, settling the start
@@ -590,6 +606,7 @@ class HistogramLogReader:
         histogram.start_time = start
         histogram.end_time = start + interval.length
         histogram.tag = interval.tag
+        histogram.record_overflow(interval.overflow)
         return histogram
 
     def __iter__(self) -> Iterator[Histogram]:

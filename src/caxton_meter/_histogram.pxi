@@ -659,6 +659,15 @@ cdef class Histogram:
             self._add_overflow(extra, atomic)
         return overflow + extra
 
+    def record_overflow(self, count):
+        """Count ``count`` values that fell outside the range (kept in
+        ``overflow_count``), for values measured elsewhere: an interval log
+        or a worker process that overflowed."""
+        cdef int64_t n = _int64(count, "record_overflow: count")
+        if n < 0:
+            raise ValueError(f"record_overflow: count must be >= 0, got {n}")
+        self._h.overflow_count += n
+
     cdef _add_overflow(self, int64_t n, bint atomic):
         if atomic:
             cm_atomic_add_relaxed_64(&self._h.overflow_count, n)
