@@ -25,7 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     from ._selfcheck import format_self_check, run_self_check
 
     result = run_self_check(quick=args.quick)
-    print(format_self_check(result))
+    try:
+        print(format_self_check(result), flush=True)
+    except BrokenPipeError:           # `... | head`: the reader left, not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0 if result.ok else 1
 
 
