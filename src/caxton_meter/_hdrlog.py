@@ -147,7 +147,19 @@ def _check_tag(tag: object, what: str) -> str:
     if bad:
         raise ValueError(f"{what}: tag {tag!r} holds {', '.join(repr(c) for c in bad)}; a tag cannot "
                          "hold a comma, space or line break (they end a field in the log format)")
+    _check_printable_ascii(tag, f"{what}: tag")
     return tag
+
+
+def _check_printable_ascii(text: str, what: str) -> None:
+    """Java's reader ends a line at U+0085, U+2028 and U+2029 too, and Java
+    before 18 reads a log in the platform charset (US-ASCII in a C locale):
+    either way it stops reading the log early without an error.  Printable
+    ASCII is what every reader takes."""
+    for i, c in enumerate(text):
+        if not " " <= c <= "~":
+            raise ValueError(f"{what} holds {c!r} at position {i}; only printable ASCII can be "
+                             "written (Java's log reader silently stops at other characters)")
 
 
 class HistogramLogWriter:
@@ -219,6 +231,7 @@ class HistogramLogWriter:
         if "\n" in text or "\r" in text:
             raise ValueError("output_comment: the comment holds a line break; it would end the "
                              "comment and the rest would be read as an interval line")
+        _check_printable_ascii(text, "output_comment: the comment")
         self._write(f"#{text}\n")
 
     def output_log_format_version(self) -> None:
