@@ -1,6 +1,6 @@
 # Declarations of the compiled core: its C structures and the attributes of
 # its extension types.  Cython reads this file before _core.pyx.
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t
 
 
 # An HDR histogram's state: HdrHistogram_c's layout and index math.
@@ -55,3 +55,51 @@ cdef class Timer:
     cdef Recorder _recorder
     cdef int64_t _start_ns
     cdef int64_t _elapsed_ns
+
+
+# --- the router (_router.pxi) ---
+
+# Message content, reference-counted and shared by the messages that carry it.
+cdef struct cm_buf:
+    int64_t refcnt
+    int64_t length
+    char *data
+
+
+# A FIPA-ACL message inside the core.
+cdef struct cm_msg:
+    int64_t id
+    int64_t conversation_id
+    int64_t reply_with
+    int64_t in_reply_to
+    int64_t origin_ns          # when the exchange began (the request's send)
+    int64_t enqueued_ns        # when this hop entered its mailbox
+    cm_buf *content
+    int32_t sender
+    int32_t receiver
+    int32_t performative
+    int32_t hops
+
+
+cdef struct cm_agent:
+    cm_msg *ring               # the mailbox: a ring buffer, grown on demand
+    int64_t param              # compute units, forward target, fail period
+    int64_t counter            # messages since (re)start
+    int64_t handled
+    int64_t faults
+    int64_t spawn_ns
+    uint32_t ring_cap
+    uint32_t head
+    uint32_t count
+    int32_t kind
+    int32_t state
+    int32_t scheduled
+    int32_t restarts
+    int32_t pyslot             # index of the Python-side object (Python agents), else -1
+
+
+cdef struct cm_dead_letter:
+    cm_msg msg
+    int64_t at_ns
+    int32_t reason
+    int32_t detail             # index of a Python-side text, or -1

@@ -7,10 +7,12 @@ declarations live in _core.pxd and includes/.
 """
 cimport cython
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, INT64_MAX, INT64_MIN
-from libc.stdlib cimport calloc, malloc, free
+from libc.stdlib cimport calloc, malloc, realloc, free
 from libc.string cimport memset, memcpy, memcmp
 from libc.math cimport sqrt
 from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.buffer cimport PyBuffer_FillInfo, PyBUF_WRITABLE
 from cpython.exc cimport PyErr_Occurred, PyErr_Clear
 from cpython.long cimport PyLong_CheckExact
 
@@ -27,3 +29,5 @@ include "_clock.pxi"
 include "_histogram.pxi"
 include "_recorder.pxi"
 include "_timer.pxi"
+include "_router.pxi"
+include "_load.pxi"
