@@ -15,11 +15,12 @@ from importlib.metadata import version
 
 import bench_clock
 import bench_histogram
+import bench_router
 import bench_timer
 import caxton_meter
 from _util import config, parse_args, print_table
 
-BENCHES = (bench_histogram, bench_timer, bench_clock)
+BENCHES = (bench_histogram, bench_timer, bench_clock, bench_router)
 
 
 def main() -> None:

@@ -1,0 +1,158 @@
+"""Router benchmarks (Part 2): messages per second through the compiled
+router with latency recorded for every message, against what a Python user
+would write instead: an asyncio orchestrator with one asyncio.Queue per
+agent and the hdrhistogram package recording each message's latency,
+measured in the same run.  Spawn time and memory per agent too.
+
+A "message" is one routed message: a request and its reply are two.
+
+    python benches/bench_router.py [--quick]
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+from time import perf_counter_ns
+
+from hdrh.histogram import HdrHistogram
+
+from caxton_meter._core import Router, closed_loop
+from _util import HIGHEST, LOWEST, SIGFIGS, Config, Row, Timing, main
+
+AGENTS = 10
+WINDOW = 1000
+
+
+def asyncio_orchestrator(total: int, one_way: bool, record: bool) -> float:
+    """msg/s of the plain asyncio alternative: AGENTS echo (or sink) tasks,
+    one asyncio.Queue each, WINDOW requests in flight from a client task."""
+    hist = HdrHistogram(LOWEST, HIGHEST, SIGFIGS)
+
+    async def run() -> float:
+        inboxes = [asyncio.Queue() for _ in range(AGENTS)]
+        replies: asyncio.Queue = asyncio.Queue()
+        done = asyncio.Event()
+        state = {"completed": 0}
+
+        async def agent(inbox: asyncio.Queue) -> None:
+            while True:
+                msg = await inbox.get()
+                if one_way:
+                    if record:
+                        hist.record_value(perf_counter_ns() - msg[0])
+                    state["completed"] += 1
+                    if state["completed"] == total:
+                        done.set()
+                    else:
+                        replies.put_nowait(None)       # frees a window slot
+                else:
+                    replies.put_nowait(msg)
+
+        async def client() -> None:
+            sent = 0
+            for _ in range(min(WINDOW, total)):
+                inboxes[sent % AGENTS].put_nowait((perf_counter_ns(), b""))
+                sent += 1
+            while not done.is_set():
+                msg = await replies.get()
+                if not one_way:
+                    if record:
+                        hist.record_value(perf_counter_ns() - msg[0])
+                    state["completed"] += 1
+                    if state["completed"] == total:
+                        done.set()
+                        break
+                if sent < total:
+                    inboxes[sent % AGENTS].put_nowait((perf_counter_ns(), b""))
+                    sent += 1
+
+        tasks = [asyncio.create_task(agent(q)) for q in inboxes]
+        t0 = perf_counter_ns()
+        await client()
+        await done.wait()
+        elapsed = perf_counter_ns() - t0
+        for t in tasks:
+            t.cancel()
+        return (total * (1 if one_way else 2)) * 1e9 / elapsed
+
+    return asyncio.run(run())
+
+
+def best_rate(fn, repeat: int) -> Timing:
+    rates = []
+    for _ in range(repeat):
+        gc.collect()
+        rates.append(fn())
+    rates.sort()
+    return Timing(rates[-1], rates[len(rates) // 2])
+
+
+def ours(kind: str, total: int, one_way: bool, python: bool = False) -> float:
+    r = Router(keep_replies=False)
+    if python:
+        ids = r.spawn_python((lambda m: None) if one_way else (lambda m: m), count=AGENTS)
+    else:
+        ids = r.spawn_native(kind, count=AGENTS)
+    res = closed_loop(r, ids, total, window=WINDOW, one_way=one_way)
+    assert res.completed == total and r.round_trip.total_count + r.delivery.total_count > 0
+    return res.messages_per_second
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def spawn_figures(cfg: Config) -> list[Row]:
+    n = 100_000 if cfg.quick else 1_000_000
+    section = f"2. spawning {n:,} native agents in one process"
+    gc.collect()
+    before = rss()
+    r = Router()
+    t0 = perf_counter_ns()
+    r.spawn_native("sink", count=n)
+    elapsed = perf_counter_ns() - t0
+    grown = rss() - before
+    per_agent_ns = elapsed / n
+    return [
+        Row("spawn_native(count=N), per agent", "ns", Timing(per_agent_ns, per_agent_ns),
+            target="<=2 us", ok=per_agent_ns <= 2000, section=section),
+        Row("  spawn_time histogram p50 / p99 (each agent timed)", "ns",
+            f"{r.spawn_time.value_at_percentile(50)} / {r.spawn_time.value_at_percentile(99)} ns",
+            section=section),
+        Row("memory per native agent (RSS growth / N)", "B", round(grown / n, 1),
+            target="<=1 KiB", ok=grown / n <= 1024, section=section),
+    ]
+
+
+def run(cfg: Config) -> list[Row]:
+    total = 200_000 if cfg.quick else 2_000_000
+    alt_total = 50_000 if cfg.quick else 300_000
+    py_total = 100_000 if cfg.quick else 1_000_000
+    rep = cfg.repeat
+    section = (f"1. routing, {AGENTS} agents, {WINDOW} in flight, one core, latency recorded for "
+               "every message (vs asyncio + one Queue per agent + hdrh)")
+    alt_rr = best_rate(lambda: asyncio_orchestrator(alt_total, False, True), rep)
+    alt_ow = best_rate(lambda: asyncio_orchestrator(alt_total, True, True), rep)
+    alt_bare = best_rate(lambda: asyncio_orchestrator(alt_total, False, False), rep)
+    echo = best_rate(lambda: ours("echo", total, False), rep)
+    sink = best_rate(lambda: ours("sink", total, True), rep)
+    py_echo = best_rate(lambda: ours("", py_total, False, python=True), rep)
+    py_sink = best_rate(lambda: ours("", py_total, True, python=True), rep)
+    return [
+        Row("native echo, request/response", "/s", echo, alt_rr, ">=10 M/s", echo.best >= 10e6,
+            higher_is_better=True, section=section),
+        Row("native sink, one-way", "/s", sink, alt_ow, ">=10 M/s", sink.best >= 10e6,
+            higher_is_better=True, section=section),
+        Row("Python handler agents, request/response", "/s", py_echo, alt_rr, ">=2 M/s",
+            py_echo.best >= 2e6, higher_is_better=True, section=section),
+        Row("Python handler agents, one-way", "/s", py_sink, alt_ow, ">=2 M/s",
+            py_sink.best >= 2e6, higher_is_better=True, section=section),
+        Row("  asyncio alternative without recording, request/response", "/s", alt_bare,
+            higher_is_better=True, section=section),
+    ] + spawn_figures(cfg)
+
+
+if __name__ == "__main__":
+    main(run, "caxton_meter router benchmarks")
