@@ -106,7 +106,7 @@ def rss() -> int:
 
 def spawn_figures(cfg: Config) -> list[Row]:
     n = 100_000 if cfg.quick else 1_000_000
-    section = f"2. spawning {n:,} native agents in one process"
+    section = f"9. spawning {n:,} native agents in one process"
     gc.collect()
     before = rss()
     r = Router()
@@ -131,7 +131,7 @@ def run(cfg: Config) -> list[Row]:
     alt_total = 50_000 if cfg.quick else 300_000
     py_total = 100_000 if cfg.quick else 1_000_000
     rep = cfg.repeat
-    section = (f"1. routing, {AGENTS} agents, {WINDOW} in flight, one core, latency recorded for "
+    section = (f"8. routing, {AGENTS} agents, {WINDOW} in flight, one core, latency recorded for "
                "every message (vs asyncio + one Queue per agent + hdrh)")
     alt_rr = best_rate(lambda: asyncio_orchestrator(alt_total, False, True), rep)
     alt_ow = best_rate(lambda: asyncio_orchestrator(alt_total, True, True), rep)
