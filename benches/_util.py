@@ -15,7 +15,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
-import numpy as np
+# numpy's OpenBLAS starts threads that spin in the background; the benchmarks
+# use no BLAS, and on a 2-core machine the spinning would steal from them.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 # The histogram every benchmark uses: 1 ns to one hour, 3 significant figures.
 LOWEST, HIGHEST, SIGFIGS = 1, 3_600_000_000_000, 3

@@ -11,7 +11,7 @@ from libc.stdlib cimport calloc, malloc, realloc, free
 from libc.string cimport memset, memcpy, memcmp
 from libc.math cimport sqrt
 from cpython.bytearray cimport PyByteArray_AS_STRING
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.buffer cimport PyBuffer_FillInfo, PyBUF_WRITABLE
 from cpython.exc cimport PyErr_Occurred, PyErr_Clear
 from cpython.long cimport PyLong_CheckExact

@@ -372,17 +372,53 @@ cdef Py_ssize_t _encode_counts(const cm_hdr *h, int64_t limit, unsigned char *ou
     """Counts [0, limit) as zig-zag LEB128; a run of zeros is written as its
     negated length, the way the hdrhistogram package writes it."""
     cdef Py_ssize_t n = 0
-    cdef int64_t i = 0, zeros, c
+    cdef int64_t i = 0, start, c
+    # a local copy: writes through `out` (a char pointer) may alias anything,
+    # which would make the compiler reload h.counts on every count
+    cdef const int64_t *counts = h.counts
     while i < limit:
-        c = h.counts[i]
+        c = counts[i]
         if c == 0:
-            zeros = 0
-            while i < limit and h.counts[i] == 0:
-                zeros += 1
+            start = i
+            i += 1
+            while i < limit and counts[i] == 0:
                 i += 1
-            n += _put_zigzag(out + n, -zeros)
+            n += _put_zigzag(out + n, start - i)
+        elif c < 64:                  # zig-zag fits one byte: the common case
+            out[n] = <unsigned char>(c << 1)
+            n += 1
+            i += 1
         else:
             n += _put_zigzag(out + n, c)
+            i += 1
+    return n
+
+
+cdef inline Py_ssize_t _zigzag_len(int64_t value) noexcept nogil:
+    cdef uint64_t v = ((<uint64_t>value) << 1) ^ (<uint64_t>(value >> 63))
+    cdef Py_ssize_t n = 1
+    while n < 9 and (v >> (7 * n)) != 0:
+        n += 1
+    return n
+
+
+cdef Py_ssize_t _encoded_counts_size(const cm_hdr *h, int64_t limit) noexcept nogil:
+    """The size _encode_counts will write, so that the buffer is exact (a
+    worst-case buffer is large enough to be a fresh mapping each time, whose
+    page faults cost more than this pass)."""
+    cdef Py_ssize_t n = 0
+    cdef int64_t i = 0, start, c
+    cdef const int64_t *counts = h.counts
+    while i < limit:
+        c = counts[i]
+        if c == 0:
+            start = i
+            i += 1
+            while i < limit and counts[i] == 0:
+                i += 1
+            n += _zigzag_len(start - i)
+        else:
+            n += 1 if c < 64 else _zigzag_len(c)
             i += 1
     return n
 
@@ -875,8 +911,11 @@ cdef class Histogram:
         """The V2 compressed, base64 encoding ("HISTFAAA..."), the very string
         the hdrhistogram package's ``encode()`` returns for the same counts."""
         cdef int64_t limit = _max_index(&self._h) + 1
-        cdef bytearray buf = bytearray(_PAYLOAD_HEADER_SIZE + limit * _MAX_VARINT_BYTES)
-        cdef unsigned char *p = <unsigned char *>PyByteArray_AS_STRING(buf)
+        cdef Py_ssize_t size
+        with nogil:
+            size = _encoded_counts_size(&self._h, limit)
+        cdef bytes buf = PyBytes_FromStringAndSize(NULL, _PAYLOAD_HEADER_SIZE + size)
+        cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(buf)   # not yet shared
         cdef Py_ssize_t n
         cdef double ratio = 1.0
         cdef uint64_t ratio_bits
@@ -890,7 +929,9 @@ cdef class Histogram:
             _put_be64(p + 16, <uint64_t>self._h.lowest_discernible_value)
             _put_be64(p + 24, <uint64_t>self._h.highest_trackable_value)
             _put_be64(p + 32, ratio_bits)                        # integer to double ratio
-        compressed = _zlib_compress(memoryview(buf)[:_PAYLOAD_HEADER_SIZE + n])
+        if n != size:
+            raise AssertionError(f"encode: wrote {n} bytes of counts, sized {size}")
+        compressed = _zlib_compress(buf)
         cdef bytearray out = bytearray(8)
         p = <unsigned char *>PyByteArray_AS_STRING(out)
         _put_be32(p, _V2_COMPRESSED_COOKIE)
