@@ -440,3 +440,58 @@ def test_closed_loop_bad_input():
         closed_loop(r, [], 10)
     with pytest.raises(ValueError, match="target 7 is not a live agent"):
         closed_loop(r, [7], 10)
+
+
+# --- checkpoints -----------------------------------------------------------------------------------
+
+def test_checkpoint_and_restore_a_python_agent():
+    class Tally:
+        def __init__(self):
+            self.total = 0
+
+        def handle(self, m):
+            self.total += len(m)
+            return str(self.total).encode()
+
+        def checkpoint(self):
+            return self.total.to_bytes(8, "little")
+
+        def restore(self, state):
+            self.total = int.from_bytes(state, "little")
+
+    r = Router()
+    a = r.spawn_python(Tally)
+    r.request(a, b"12345")
+    cp = r.checkpoint(a)
+    assert (cp.agent, cp.kind, cp.size, cp.state) == (a, "python", 8, (5).to_bytes(8, "little"))
+    assert cp.elapsed_ns >= 0
+    r.request(a, b"123")
+    assert r.restore(a, cp) >= 0
+    assert r.request(a, b"1").content == b"6"           # 5 restored, then 1
+
+
+def test_checkpoint_of_a_native_agent_keeps_its_counter():
+    r = Router()
+    f = r.spawn_native("fail-every-n", every=3)
+    r.request(f, b"1")
+    r.request(f, b"2")
+    cp = r.checkpoint(f)                 # two messages since the start
+    assert r.request(f, b"3") is None    # the third faults (and restarts: counter 0)
+    r.restore(f, cp)
+    assert r.request(f, b"again") is None    # the restored counter makes this the third
+
+
+def test_checkpoint_bad_input():
+    r = Router()
+    plain = r.spawn_python(lambda m: None)
+    echo = r.spawn_native("echo")
+    with pytest.raises(TypeError, match="has no checkpoint\\(\\) method"):
+        r.checkpoint(plain)
+    cp = r.checkpoint(echo)
+    with pytest.raises(ValueError, match="the checkpoint is of a echo agent; agent 1 is python"):
+        r.restore(plain, cp)
+    with pytest.raises(TypeError):
+        r.restore(echo, b"state")
+    r.stop(echo)
+    with pytest.raises(ValueError, match="agent 2 is stopped"):
+        r.checkpoint(echo)
