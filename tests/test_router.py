@@ -495,3 +495,60 @@ def test_checkpoint_bad_input():
     r.stop(echo)
     with pytest.raises(ValueError, match="agent 2 is stopped"):
         r.checkpoint(echo)
+
+
+# --- the MessageBatcher ------------------------------------------------------------------------------
+
+def test_batched_sends_wait_for_a_full_batch():
+    r = Router(flush_size=4)
+    sink = r.spawn_native("sink")
+    for _ in range(3):
+        r.send(sink, b"x")
+    c = conserved(r)
+    assert (c.sent, c.in_flight) == (3, 3) and r.agent(sink).mailbox == 0
+    r.send(sink, b"x")                      # the fourth fills the batch
+    assert r.agent(sink).mailbox == 4 and r.flushes == 1
+    r.send(sink, b"y")
+    assert r.flush() == 1 and r.agent(sink).mailbox == 5
+    r.run()
+    c = conserved(r)
+    assert (c.delivered, c.in_flight) == (5, 0)
+
+
+def test_run_flushes_a_partial_batch_instead_of_idling():
+    r = Router(flush_size=100)
+    echo = r.spawn_native("echo")
+    assert r.request(echo, b"now").content == b"now"
+    conserved(r)
+
+
+def test_a_batch_is_flushed_when_its_oldest_send_has_waited_the_timeout():
+    import time
+
+    r = Router(flush_size=1000, flush_timeout=0.001, batch_size=1)
+    sink = r.spawn_native("sink")
+
+    def slow(m):                 # sends while the router is busy with it
+        time.sleep(0.002)        # longer than the timeout
+        r.send(sink, b"from-handler")
+
+    a = r.spawn_python(slow)
+    for _ in range(4):
+        r.send(a, b"work")
+    assert r.flushes == 0
+    r.run()
+    # the first four sends were flushed by the idle rule (one batch); while
+    # the slow agent works, each of its sends waits >= 2 ms, past the timeout
+    assert r.flushes >= 3
+    assert r.agent(sink).handled == 4
+    c = conserved(r)
+    assert c.in_flight == 0
+    # the wait is part of the latency: from send to delivery >= the timeout
+    assert r.delivery.max >= 1_000_000
+
+
+def test_batching_bad_configuration():
+    with pytest.raises(ValueError, match="flush_size must be within"):
+        Router(flush_size=0)
+    with pytest.raises(ValueError, match="flush_timeout must be within"):
+        Router(flush_timeout=-1)

@@ -85,7 +85,7 @@ def closed_loop(Router router not None, targets, total, *, window=1000, content=
                 m.receiver = tv[sent % n_targets]
                 m.performative = PERF_REQUEST
                 m.hops = 0
-                router._enqueue(&m, now)
+                router._submit(&m, now)
                 sent += 1
             ran = router._run(router._batch * n_targets)
             if one_way:

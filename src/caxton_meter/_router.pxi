@@ -315,6 +315,11 @@ cdef class Router:
     - ``keep_replies``: keep what agents send to the client for ``receive()``;
       with False they are counted and timed, then released.
     - ``batch_size``: messages an agent handles per turn before the next agent's.
+    - ``flush_size``, ``flush_timeout`` (seconds): the MessageBatcher.  With
+      flush_size > 1 the client's sends wait in a batch that is delivered
+      when it holds flush_size messages, when its oldest has waited
+      flush_timeout, when the router has nothing else to do, or on flush().
+      Latency counts from the send, so the batching delay shows in it.
     """
 
     cdef cm_agent *_agents
@@ -356,9 +361,16 @@ cdef class Router:
     cdef bint _running             # inside run(): handlers may send, not run
     cdef bint _discard_replies     # a load loop counts replies, it does not keep them
     cdef int64_t _client_received
+    cdef cm_msg *_batch_buf        # the MessageBatcher's pending client sends
+    cdef int64_t _batch_len
+    cdef int64_t _batch_first_ns
+    cdef int64_t _flush_size
+    cdef int64_t _flush_timeout
+    cdef int64_t _flushes
 
     def __cinit__(self, *, mailbox_capacity=1024, on_full="reject", on_unknown="dead_letter",
-                  max_content=1 << 20, keep_replies=True, batch_size=64, significant_figures=3):
+                  max_content=1 << 20, keep_replies=True, batch_size=64, significant_figures=3,
+                  flush_size=1, flush_timeout=0.0):
         cap = _index(mailbox_capacity)
         if not 1 <= cap <= (1 << 30):
             raise ValueError(f"Router: mailbox_capacity must be within [1, 2**30], got {cap}")
@@ -372,6 +384,18 @@ cdef class Router:
         bs = _index(batch_size)
         if not 1 <= bs <= (1 << 20):
             raise ValueError(f"Router: batch_size must be within [1, 2**20], got {bs}")
+        fs = _index(flush_size)
+        if not 1 <= fs <= (1 << 20):
+            raise ValueError(f"Router: flush_size must be within [1, 2**20], got {fs}")
+        ft = float(flush_timeout)
+        if not 0.0 <= ft < 3600.0:
+            raise ValueError(f"Router: flush_timeout must be within [0, 3600) seconds, got {ft!r}")
+        self._flush_size = fs
+        self._flush_timeout = <int64_t>(ft * 1e9)
+        if fs > 1:
+            self._batch_buf = <cm_msg *>malloc(fs * sizeof(cm_msg))
+            if self._batch_buf == NULL:
+                raise MemoryError(f"Router: cannot allocate a batch of {fs} messages")
         self._mailbox_capacity = cap
         self._raise_on_full = on_full == "raise"
         self._raise_on_unknown = on_unknown == "raise"
@@ -410,6 +434,9 @@ cdef class Router:
             buf_unref(self._dead[k].msg.content)
         free(self._dead)
         free(self._runq)
+        for k in range(self._batch_len):
+            buf_unref(self._batch_buf[k].content)
+        free(self._batch_buf)
 
     # -- storage -----------------------------------------------------------------
 
@@ -514,9 +541,44 @@ cdef class Router:
         """Put m (owning its content reference) where it goes; counts it as
         sent and as exactly one outcome.  Returns SEND_OK, SEND_REJECTED or
         SEND_DEAD (the message is then in the dead letters)."""
+        self._sent += 1
+        return self._deliver(m, now)
+
+    cdef int _submit(self, cm_msg *m, int64_t now) noexcept nogil:
+        """A client send: through the batcher when batching is on (the
+        message counts as sent, and in flight until its batch is flushed),
+        else straight to _enqueue."""
+        if self._flush_size <= 1:
+            return self._enqueue(m, now)
+        if self._batch_len == 0:
+            self._batch_first_ns = now
+        self._sent += 1
+        self._batch_buf[self._batch_len] = m[0]
+        self._batch_len += 1
+        if self._batch_len >= self._flush_size:
+            self._flush(now)
+        return SEND_OK
+
+    cdef void _flush(self, int64_t now) noexcept nogil:
+        """Deliver the batched client sends (MessageBatcher's flush)."""
+        cdef int64_t k, n = self._batch_len
+        self._batch_len = 0
+        for k in range(n):
+            self._deliver(&self._batch_buf[k], now)
+        if n:
+            self._flushes += 1
+
+    cdef inline void _flush_due(self, int64_t now) noexcept nogil:
+        """Flush when the oldest batched send has waited flush_timeout, or
+        when nothing else is left to do (a batch never waits on an idle
+        router)."""
+        if self._batch_len and (self._runq_count == 0 or (
+                self._flush_timeout > 0 and now - self._batch_first_ns >= self._flush_timeout)):
+            self._flush(now)
+
+    cdef int _deliver(self, cm_msg *m, int64_t now) noexcept nogil:
         cdef int32_t r = m.receiver
         cdef cm_agent *a
-        self._sent += 1
         m.enqueued_ns = now
         if r == CLIENT:
             self._delivered += 1
@@ -700,7 +762,10 @@ cdef class Router:
         cdef int32_t aid, k, n
         cdef cm_agent *a
         cdef cm_msg m
-        while self._runq_count and done < limit:
+        while done < limit:
+            self._flush_due(cm_now_ns() if self._batch_len else 0)
+            if self._runq_count == 0:
+                break
             aid = self._runq[self._runq_head]
             self._runq_head = (self._runq_head + 1) % self._runq_cap
             self._runq_count -= 1
@@ -1037,7 +1102,7 @@ cdef class Router:
                         self._rejected += 1
                         raise BackpressureError(f"send: agent {r}'s mailbox is full "
                                                 f"({self._mailbox_capacity} messages)")
-                rc = self._enqueue(&m, now)
+                rc = self._submit(&m, now)
                 ids.append(m.id if rc != SEND_REJECTED else None)
         finally:
             buf_unref(buf)
@@ -1060,6 +1125,17 @@ cdef class Router:
             return self._run(limit)
         finally:
             self._running = 0
+
+    def flush(self):
+        """Deliver the batched client sends now; returns how many."""
+        cdef int64_t n = self._batch_len
+        self._flush(cm_now_ns())
+        return n
+
+    @property
+    def flushes(self):
+        """How many batches the MessageBatcher delivered."""
+        return self._flushes
 
     def receive(self):
         """The oldest message an agent sent to the client, or None."""
