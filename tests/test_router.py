@@ -552,3 +552,75 @@ def test_batching_bad_configuration():
         Router(flush_size=0)
     with pytest.raises(ValueError, match="flush_timeout must be within"):
         Router(flush_timeout=-1)
+
+
+# --- worker threads ---------------------------------------------------------------------------------
+
+def test_workers_run_native_agents_and_counts_stay_exact():
+    r = Router(workers=2, keep_replies=False)
+    agents = r.spawn_native("fail-every-n", every=5, count=8)
+    assert {r.agent(a).kind for a in agents} == {"fail-every-n"}
+    res = closed_loop(r, agents, 400_000, window=256)
+    c = conserved(r)
+    assert c.in_flight == 0
+    assert res.requests == 400_000 and res.completed + res.failed == 400_000
+    assert c.dead_lettered == res.failed == 8 * (50_000 // 5) == len(r.dead_letters())
+    assert r.round_trip.total_count == res.completed
+    assert r.recovery_time.total_count == c.restarts == c.dead_lettered
+
+
+def test_workers_with_run_send_receive_and_cross_thread_forwards():
+    r = Router(workers=2)
+    e1, e2 = r.spawn_native("echo", count=2)        # one on each worker
+    fwd = r.spawn_native("forward", target=e2)      # on the first worker: crosses threads
+    py = r.spawn_python(lambda m: m.content.upper())   # on the calling thread
+    assert r.workers == 2
+    assert r.request(e1, b"a").content == b"a"
+    assert r.request(fwd, b"b").content == b"b"
+    assert r.request(py, b"c").content == b"C"
+    for i in range(1000):
+        r.send([e1, e2, fwd][i % 3], b"%d" % i)
+    r.run()
+    got = []
+    while (m := r.receive()) is not None:
+        got.append(int(m.content))
+    assert sorted(got) == list(range(1000))
+    c = conserved(r)
+    assert c.in_flight == 0 and c.dead_lettered == 0
+
+
+def test_python_agents_send_to_workers_while_they_run():
+    r = Router(workers=2)
+    sinks = r.spawn_native("sink", count=2)
+
+    def fan_out(m):
+        for s in sinks:
+            r.send(s, m.content)
+
+    a = r.spawn_python(fan_out)
+    for _ in range(100):
+        r.send(a, b"x")
+    r.run()
+    assert [r.agent(s).handled for s in sinks] == [100, 100]
+    assert conserved(r).in_flight == 0
+
+
+def test_workers_refuse_what_cannot_run_concurrently():
+    r = Router(workers=2)
+    echo = r.spawn_native("echo")
+
+    def spawner(m):
+        r.spawn_native("sink")
+
+    a = r.spawn_python(spawner)
+    r.send(a, b"")
+    r.run()                     # the spawn raised inside the agent: a fault
+    [dead] = r.dead_letters()
+    assert "cannot spawn while the router's workers run" in dead.reason
+    with pytest.raises(ValueError, match="max_messages needs workers=0"):
+        r.run(max_messages=10)
+    with pytest.raises(ValueError, match="target 2 is a Python agent"):
+        closed_loop(r, [a], 10)
+    with pytest.raises(ValueError, match="workers must be within"):
+        Router(workers=-1)
+    assert r.request(echo, b"still fine").content == b"still fine"

@@ -79,6 +79,8 @@ cdef struct cm_msg:
     int32_t receiver
     int32_t performative
     int32_t hops
+    int32_t origin             # the shard whose client began the exchange
+    int32_t pad
 
 
 cdef struct cm_agent:
@@ -96,6 +98,8 @@ cdef struct cm_agent:
     int32_t scheduled
     int32_t restarts
     int32_t pyslot             # index of the Python-side object (Python agents), else -1
+    int32_t shard              # the shard (thread) that owns the agent
+    char pad[40]               # 128 bytes: agents of different threads share no cache line
 
 
 cdef struct cm_dead_letter:
@@ -103,3 +107,48 @@ cdef struct cm_dead_letter:
     int64_t at_ns
     int32_t reason
     int32_t detail             # index of a Python-side text, or -1
+
+
+# A bounded multi-producer, single-consumer queue of messages (Vyukov's
+# bounded queue): how a message reaches an agent owned by another thread.
+cdef struct cm_cell:
+    int64_t seq
+    cm_msg msg
+
+
+cdef struct cm_mpsc:
+    cm_cell *cells
+    int64_t mask
+    int64_t tail                # producers claim cells here (CAS)
+    int64_t pad[7]              # head and tail on separate cache lines
+    int64_t head                # the consumer's position
+
+
+# What one thread of the router owns: its agents' run queue, its counters,
+# histograms and dead letters, and the queue other threads send it through.
+# Counters have one writer (the shard's thread); others read them.
+cdef struct cm_shard:
+    int32_t *runq
+    int64_t runq_head
+    int64_t runq_count
+    int64_t runq_cap
+    cm_mpsc inbound
+    cm_dead_letter *dead
+    int64_t dead_count
+    int64_t dead_cap
+    int64_t sent
+    int64_t delivered
+    int64_t dead_lettered
+    int64_t rejected
+    int64_t client_received
+    int64_t restarts
+    int64_t next_id
+    int64_t failed_origin      # exchanges begun here that ended as dead letters (any thread adds)
+    cm_hdr round_trip
+    cm_hdr delivery
+    cm_hdr queue_time
+    cm_hdr handling_time
+    cm_hdr recovery_time
+    int32_t index
+    int32_t pad2
+    char pad3[64]              # the next shard's hot fields on another cache line

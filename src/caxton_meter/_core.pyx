@@ -6,7 +6,7 @@ HDR histogram and its codec, the interval recorder, and the timer.  C
 declarations live in _core.pxd and includes/.
 """
 cimport cython
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, INT64_MAX, INT64_MIN
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, uintptr_t, INT64_MAX, INT64_MIN
 from libc.stdlib cimport calloc, malloc, realloc, free
 from libc.string cimport memset, memcpy, memcmp
 from libc.math cimport sqrt

@@ -346,6 +346,19 @@ cdef int64_t hdr_max(const cm_hdr *h) noexcept nogil:
     return hdr_highest_equivalent(h, h.max_value)
 
 
+cdef void hdr_add_same_layout(cm_hdr *dst, const cm_hdr *src) noexcept nogil:
+    """dst += src, for histograms of the same parameters (shards' copies)."""
+    cdef int64_t i, last = _max_index(src)
+    for i in range(last + 1):
+        dst.counts[i] += src.counts[i]
+    dst.total_count += src.total_count
+    dst.overflow_count += src.overflow_count
+    if src.min_value < dst.min_value:
+        dst.min_value = src.min_value
+    if src.max_value > dst.max_value:
+        dst.max_value = src.max_value
+
+
 cdef inline bint _same_layout(const cm_hdr *a, const cm_hdr *b) noexcept nogil:
     return (a.unit_magnitude == b.unit_magnitude
             and a.sub_bucket_half_count_magnitude == b.sub_bucket_half_count_magnitude

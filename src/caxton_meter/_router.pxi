@@ -283,6 +283,57 @@ cdef class RouterCounts:
         return "RouterCounts(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
 
 
+# --- the multi-producer queue between threads (Vyukov's bounded queue) ----------------
+
+cdef int mpsc_init(cm_mpsc *q, int64_t capacity) noexcept nogil:
+    cdef int64_t i
+    q.cells = <cm_cell *>malloc(capacity * sizeof(cm_cell))
+    if q.cells == NULL:
+        return -1
+    for i in range(capacity):
+        q.cells[i].seq = i
+    q.mask = capacity - 1
+    q.tail = 0
+    q.head = 0
+    return 0
+
+
+cdef bint mpsc_push(cm_mpsc *q, cm_msg *m) noexcept nogil:
+    """Any thread: append m; 0 when the queue is full."""
+    cdef int64_t pos = cm_atomic_load_64(&q.tail), seq
+    cdef cm_cell *cell
+    while True:
+        cell = &q.cells[pos & q.mask]
+        seq = cm_atomic_load_acquire_64(&cell.seq)
+        if seq == pos:
+            if cm_atomic_cas_64(&q.tail, &pos, pos + 1):
+                break
+        elif seq < pos:
+            return 0
+        else:
+            pos = cm_atomic_load_64(&q.tail)
+    cell.msg = m[0]
+    cm_atomic_store_release_64(&cell.seq, pos + 1)
+    return 1
+
+
+cdef bint mpsc_pop(cm_mpsc *q, cm_msg *out) noexcept nogil:
+    """The owning thread: take the oldest message; 0 when empty."""
+    cdef int64_t pos = q.head
+    cdef cm_cell *cell = &q.cells[pos & q.mask]
+    if cm_atomic_load_acquire_64(&cell.seq) != pos + 1:
+        return 0
+    out[0] = cell.msg
+    q.head = pos + 1
+    cm_atomic_store_release_64(&cell.seq, pos + q.mask + 1)
+    return 1
+
+
+cdef inline void _inc(int64_t *counter, int64_t by) noexcept nogil:
+    # one writer; release: a reader that sees this also sees what came before
+    cm_atomic_store_release_64(counter, counter[0] + by)
+
+
 # --- the router ---------------------------------------------------------------------
 
 cdef enum:
@@ -292,15 +343,22 @@ cdef enum:
 
 cdef int64_t _LATENCY_HIGHEST = 3_600_000_000_000      # one hour in ns
 cdef int64_t INT32_MAX_AGENTS = 2_147_483_646
+cdef int64_t _INBOUND_CAPACITY = 1 << 16
+cdef int MAX_WORKERS = 62
 
 
 cdef class Router:
     """An in-process message router with supervised agents.
 
-    Router(*, mailbox_capacity=1024, on_full="reject", on_unknown="dead_letter",
-           max_content=1 MiB, keep_replies=True, batch_size=64,
-           significant_figures=3)
+    Router(*, workers=0, mailbox_capacity=1024, on_full="reject",
+           on_unknown="dead_letter", max_content=1 MiB, keep_replies=True,
+           batch_size=64, significant_figures=3, flush_size=1,
+           flush_timeout=0.0)
 
+    - ``workers``: 0 runs every agent on the thread that calls ``run()``;
+      N > 0 runs native agents on N worker threads without the GIL (each owns
+      a shard of them; messages cross between threads through lock-free
+      queues), while Python agents run on the calling thread.
     - ``mailbox_capacity``: messages an agent's mailbox holds (its storage
       grows on demand up to this).  When it is full, a send is rejected:
       ``on_full="reject"`` counts it (the client's ``send`` returns None, an
@@ -325,34 +383,22 @@ cdef class Router:
     cdef cm_agent *_agents
     cdef int32_t _n_agents
     cdef int32_t _agents_cap
-    cdef int32_t *_runq
-    cdef int64_t _runq_head
-    cdef int64_t _runq_count
-    cdef int64_t _runq_cap
+    cdef cm_shard *_shards         # [0]: the calling thread; [1..workers]: the workers
+    cdef int32_t _n_shards
+    cdef int32_t _workers
+    cdef int64_t _stop             # tells the workers to return (atomic)
+    cdef bint _threaded            # workers are running: cross-shard sends use queues
     cdef cm_msg *_inbox            # the client's received messages
     cdef int64_t _inbox_head
     cdef int64_t _inbox_count
     cdef int64_t _inbox_cap
-    cdef cm_dead_letter *_dead
-    cdef int64_t _dead_count
-    cdef int64_t _dead_cap
-    cdef int64_t _sent
-    cdef int64_t _delivered
-    cdef int64_t _dead_lettered
-    cdef int64_t _rejected
-    cdef int64_t _next_id
-    cdef int64_t _restarts
     cdef uint32_t _mailbox_capacity
     cdef int64_t _max_content
     cdef int32_t _batch
     cdef bint _raise_on_full
     cdef bint _raise_on_unknown
     cdef bint _keep_replies
-    cdef Histogram _round_trip
-    cdef Histogram _delivery
-    cdef Histogram _queue_time
-    cdef Histogram _handling_time
-    cdef Histogram _recovery_time
+    cdef int _significant_figures
     cdef Histogram _spawn_time
     cdef list _py_agents           # per Python agent: [handler, factory, instance]
     cdef list _py_texts            # dead-letter details from Python
@@ -360,7 +406,6 @@ cdef class Router:
     cdef dict _rr                  # name -> round-robin cursor
     cdef bint _running             # inside run(): handlers may send, not run
     cdef bint _discard_replies     # a load loop counts replies, it does not keep them
-    cdef int64_t _client_received
     cdef cm_msg *_batch_buf        # the MessageBatcher's pending client sends
     cdef int64_t _batch_len
     cdef int64_t _batch_first_ns
@@ -368,9 +413,12 @@ cdef class Router:
     cdef int64_t _flush_timeout
     cdef int64_t _flushes
 
-    def __cinit__(self, *, mailbox_capacity=1024, on_full="reject", on_unknown="dead_letter",
-                  max_content=1 << 20, keep_replies=True, batch_size=64, significant_figures=3,
-                  flush_size=1, flush_timeout=0.0):
+    def __cinit__(self, *, workers=0, mailbox_capacity=1024, on_full="reject",
+                  on_unknown="dead_letter", max_content=1 << 20, keep_replies=True, batch_size=64,
+                  significant_figures=3, flush_size=1, flush_timeout=0.0):
+        nw = _index(workers)
+        if not 0 <= nw <= MAX_WORKERS:
+            raise ValueError(f"Router: workers must be within [0, {MAX_WORKERS}], got {nw}")
         cap = _index(mailbox_capacity)
         if not 1 <= cap <= (1 << 30):
             raise ValueError(f"Router: mailbox_capacity must be within [1, 2**30], got {cap}")
@@ -390,6 +438,8 @@ cdef class Router:
         ft = float(flush_timeout)
         if not 0.0 <= ft < 3600.0:
             raise ValueError(f"Router: flush_timeout must be within [0, 3600) seconds, got {ft!r}")
+        self._spawn_time = Histogram(1, _LATENCY_HIGHEST, significant_figures)
+        self._significant_figures = significant_figures
         self._flush_size = fs
         self._flush_timeout = <int64_t>(ft * 1e9)
         if fs > 1:
@@ -402,12 +452,21 @@ cdef class Router:
         self._max_content = mc
         self._keep_replies = bool(keep_replies)
         self._batch = bs
-        self._round_trip = Histogram(1, _LATENCY_HIGHEST, significant_figures)
-        self._delivery = Histogram(1, _LATENCY_HIGHEST, significant_figures)
-        self._queue_time = Histogram(1, _LATENCY_HIGHEST, significant_figures)
-        self._handling_time = Histogram(1, _LATENCY_HIGHEST, significant_figures)
-        self._recovery_time = Histogram(1, _LATENCY_HIGHEST, significant_figures)
-        self._spawn_time = Histogram(1, _LATENCY_HIGHEST, significant_figures)
+        self._workers = nw
+        self._shards = <cm_shard *>calloc(nw + 1, sizeof(cm_shard))
+        if self._shards == NULL:
+            raise MemoryError("Router: cannot allocate its shards")
+        cdef int32_t i
+        for i in range(nw + 1):
+            self._shards[i].index = i
+            if (hdr_init(&self._shards[i].round_trip, 1, _LATENCY_HIGHEST, significant_figures)
+                    or hdr_init(&self._shards[i].delivery, 1, _LATENCY_HIGHEST, significant_figures)
+                    or hdr_init(&self._shards[i].queue_time, 1, _LATENCY_HIGHEST, significant_figures)
+                    or hdr_init(&self._shards[i].handling_time, 1, _LATENCY_HIGHEST, significant_figures)
+                    or hdr_init(&self._shards[i].recovery_time, 1, _LATENCY_HIGHEST, significant_figures)
+                    or (nw > 0 and mpsc_init(&self._shards[i].inbound, _INBOUND_CAPACITY))):
+                raise MemoryError("Router: cannot allocate a shard's histograms and queue")
+            self._n_shards = i + 1
         self._py_agents = []
         self._py_texts = []
         self._capabilities = {}
@@ -415,11 +474,12 @@ cdef class Router:
         # agent 0 is the client: a slot that is never an agent
         self._grow_agents(16)
         self._n_agents = 1
-        self._next_id = 0
 
     def __dealloc__(self):
         cdef int64_t i, k
         cdef cm_agent *a
+        cdef cm_shard *sh
+        cdef cm_msg m
         if self._agents != NULL:
             for i in range(self._n_agents):
                 a = &self._agents[i]
@@ -430,10 +490,23 @@ cdef class Router:
         for k in range(self._inbox_count):
             buf_unref(self._inbox[(self._inbox_head + k) % self._inbox_cap].content)
         free(self._inbox)
-        for k in range(self._dead_count):
-            buf_unref(self._dead[k].msg.content)
-        free(self._dead)
-        free(self._runq)
+        if self._shards != NULL:
+            for i in range(self._n_shards):
+                sh = &self._shards[i]
+                for k in range(sh.dead_count):
+                    buf_unref(sh.dead[k].msg.content)
+                free(sh.dead)
+                free(sh.runq)
+                if sh.inbound.cells != NULL:
+                    while mpsc_pop(&sh.inbound, &m):
+                        buf_unref(m.content)
+                    free(sh.inbound.cells)
+                free(sh.round_trip.counts)
+                free(sh.delivery.counts)
+                free(sh.queue_time.counts)
+                free(sh.handling_time.counts)
+                free(sh.recovery_time.counts)
+            free(self._shards)
         for k in range(self._batch_len):
             buf_unref(self._batch_buf[k].content)
         free(self._batch_buf)
@@ -445,6 +518,8 @@ cdef class Router:
         cdef cm_agent *grown
         if need <= self._agents_cap:
             return 0
+        if self._threaded:
+            raise RuntimeError("spawn: cannot spawn while the router's workers run")
         if need > INT32_MAX_AGENTS:
             raise MemoryError(f"Router: at most {INT32_MAX_AGENTS} agents")
         while cap < need:
@@ -477,22 +552,22 @@ cdef class Router:
         a.head = 0
         return 1
 
-    cdef bint _schedule(self, int32_t aid) noexcept nogil:
+    cdef bint _schedule(self, cm_shard *sh, int32_t aid) noexcept nogil:
         cdef int32_t *grown
         cdef int64_t cap, k
-        if self._runq_count == self._runq_cap:
-            cap = self._runq_cap * 2 if self._runq_cap else 64
+        if sh.runq_count == sh.runq_cap:
+            cap = sh.runq_cap * 2 if sh.runq_cap else 64
             grown = <int32_t *>malloc(cap * sizeof(int32_t))
             if grown == NULL:
                 return 0
-            for k in range(self._runq_count):
-                grown[k] = self._runq[(self._runq_head + k) % self._runq_cap]
-            free(self._runq)
-            self._runq = grown
-            self._runq_cap = cap
-            self._runq_head = 0
-        self._runq[(self._runq_head + self._runq_count) % self._runq_cap] = aid
-        self._runq_count += 1
+            for k in range(sh.runq_count):
+                grown[k] = sh.runq[(sh.runq_head + k) % sh.runq_cap]
+            free(sh.runq)
+            sh.runq = grown
+            sh.runq_cap = cap
+            sh.runq_head = 0
+        sh.runq[(sh.runq_head + sh.runq_count) % sh.runq_cap] = aid
+        sh.runq_count += 1
         return 1
 
     cdef bint _to_inbox(self, cm_msg *m) noexcept nogil:
@@ -513,46 +588,65 @@ cdef class Router:
         self._inbox_count += 1
         return 1
 
-    cdef void _dead_letter(self, cm_msg *m, int32_t reason, int32_t detail, bint rejected) noexcept nogil:
-        """Keep m (and its content reference) as a dead letter."""
+    cdef void _dead_letter(self, cm_shard *sh, cm_msg *m, int32_t reason, int32_t detail,
+                           bint rejected) noexcept nogil:
+        """Keep m (and its content reference) as a dead letter of shard sh."""
         cdef cm_dead_letter *grown
         cdef int64_t cap
-        if rejected:
-            self._rejected += 1
-        else:
-            self._dead_lettered += 1
-        if self._dead_count == self._dead_cap:
-            cap = self._dead_cap * 2 if self._dead_cap else 64
-            grown = <cm_dead_letter *>realloc(self._dead, cap * sizeof(cm_dead_letter))
-            if grown == NULL:       # counted above; only the record is lost
-                buf_unref(m.content)
-                return
-            self._dead = grown
-            self._dead_cap = cap
-        self._dead[self._dead_count].msg = m[0]
-        self._dead[self._dead_count].at_ns = cm_now_ns()
-        self._dead[self._dead_count].reason = reason
-        self._dead[self._dead_count].detail = detail
-        self._dead_count += 1
+        if sh.dead_count == sh.dead_cap:
+            cap = sh.dead_cap * 2 if sh.dead_cap else 64
+            grown = <cm_dead_letter *>realloc(sh.dead, cap * sizeof(cm_dead_letter))
+            if grown != NULL:
+                sh.dead = grown
+                sh.dead_cap = cap
+        if sh.dead_count < sh.dead_cap:
+            sh.dead[sh.dead_count].msg = m[0]
+            sh.dead[sh.dead_count].at_ns = cm_now_ns()
+            sh.dead[sh.dead_count].reason = reason
+            sh.dead[sh.dead_count].detail = detail
+            sh.dead_count += 1
+        else:                    # out of memory: counted below, the record is lost
+            buf_unref(m.content)
+        _inc(&sh.rejected if rejected else &sh.dead_lettered, 1)
+        if 0 <= m.origin < self._n_shards:
+            cm_atomic_add_relaxed_64(&self._shards[m.origin].failed_origin, 1)
 
     # -- sending --------------------------------------------------------------------
 
-    cdef int _enqueue(self, cm_msg *m, int64_t now) noexcept nogil:
-        """Put m (owning its content reference) where it goes; counts it as
-        sent and as exactly one outcome.  Returns SEND_OK, SEND_REJECTED or
-        SEND_DEAD (the message is then in the dead letters)."""
-        self._sent += 1
-        return self._deliver(m, now)
+    cdef int _enqueue(self, cm_shard *sh, cm_msg *m, int64_t now) noexcept nogil:
+        """A send from shard sh's thread: m (owning its content reference)
+        counts as sent here, then goes where it goes.  Returns SEND_OK,
+        SEND_REJECTED or SEND_DEAD (then it is among the dead letters)."""
+        _inc(&sh.sent, 1)
+        return self._route(sh, m, now)
+
+    cdef int _route(self, cm_shard *sh, cm_msg *m, int64_t now) noexcept nogil:
+        cdef int32_t r = m.receiver, owner
+        if r == CLIENT:
+            owner = m.origin if 0 <= m.origin < self._n_shards else 0
+        elif 1 <= r < self._n_agents:
+            owner = self._agents[r].shard
+        else:
+            owner = sh.index
+        if not self._threaded or owner == sh.index:
+            return self._deliver(sh, m, now)
+        m.enqueued_ns = now
+        if mpsc_push(&self._shards[owner].inbound, m):
+            return SEND_OK
+        # the other thread's queue is full: a full mailbox, seen early
+        self._dead_letter(sh, m, DL_MAILBOX_FULL, -1, True)
+        return SEND_REJECTED
 
     cdef int _submit(self, cm_msg *m, int64_t now) noexcept nogil:
-        """A client send: through the batcher when batching is on (the
-        message counts as sent, and in flight until its batch is flushed),
-        else straight to _enqueue."""
+        """A client send (from shard 0's thread): through the batcher when
+        batching is on (the message counts as sent, and in flight until its
+        batch is flushed), else straight to _enqueue."""
+        cdef cm_shard *sh = &self._shards[0]
         if self._flush_size <= 1:
-            return self._enqueue(m, now)
+            return self._enqueue(sh, m, now)
         if self._batch_len == 0:
             self._batch_first_ns = now
-        self._sent += 1
+        _inc(&sh.sent, 1)
         self._batch_buf[self._batch_len] = m[0]
         self._batch_len += 1
         if self._batch_len >= self._flush_size:
@@ -564,57 +658,72 @@ cdef class Router:
         cdef int64_t k, n = self._batch_len
         self._batch_len = 0
         for k in range(n):
-            self._deliver(&self._batch_buf[k], now)
+            self._route(&self._shards[0], &self._batch_buf[k], now)
         if n:
             self._flushes += 1
 
-    cdef inline void _flush_due(self, int64_t now) noexcept nogil:
+    cdef inline void _flush_due(self, cm_shard *sh, int64_t now) noexcept nogil:
         """Flush when the oldest batched send has waited flush_timeout, or
         when nothing else is left to do (a batch never waits on an idle
         router)."""
-        if self._batch_len and (self._runq_count == 0 or (
+        if self._batch_len and (sh.runq_count == 0 or (
                 self._flush_timeout > 0 and now - self._batch_first_ns >= self._flush_timeout)):
             self._flush(now)
 
-    cdef int _deliver(self, cm_msg *m, int64_t now) noexcept nogil:
+    cdef int _deliver(self, cm_shard *sh, cm_msg *m, int64_t now) noexcept nogil:
+        """Put m in its receiver's mailbox (owned by sh) or the client's
+        inbox, or among sh's dead letters; counts the outcome in sh."""
         cdef int32_t r = m.receiver
         cdef cm_agent *a
         m.enqueued_ns = now
         if r == CLIENT:
-            self._delivered += 1
-            self._client_received += 1
             if m.in_reply_to != 0:
-                hdr_record_or_overflow(&self._round_trip._h, now - m.origin_ns, 1)
-            if self._keep_replies and not self._discard_replies and self._to_inbox(m):
-                return SEND_OK
-            buf_unref(m.content)
+                hdr_record_or_overflow(&sh.round_trip, now - m.origin_ns, 1)
+            if (self._keep_replies and not self._discard_replies and sh.index == 0
+                    and self._to_inbox(m)):
+                pass
+            else:
+                buf_unref(m.content)
+            _inc(&sh.client_received, 1)
+            _inc(&sh.delivered, 1)
             return SEND_OK
         if r < 0 or r >= self._n_agents or self._agents[r].state == STATE_FREE:
-            self._dead_letter(m, DL_UNKNOWN_RECEIVER, -1, False)
+            self._dead_letter(sh, m, DL_UNKNOWN_RECEIVER, -1, False)
             return SEND_DEAD
         a = &self._agents[r]
         if a.state != STATE_READY:
-            self._dead_letter(m, DL_STOPPED, -1, False)
+            self._dead_letter(sh, m, DL_STOPPED, -1, False)
             return SEND_DEAD
         if a.count == a.ring_cap and not self._grow_ring(a):
-            self._dead_letter(m, DL_MAILBOX_FULL, -1, True)
+            self._dead_letter(sh, m, DL_MAILBOX_FULL, -1, True)
             return SEND_REJECTED
         a.ring[(a.head + a.count) % a.ring_cap] = m[0]
         a.count += 1
         if not a.scheduled:
             a.scheduled = 1
-            self._schedule(r)
+            self._schedule(&self._shards[a.shard], r)
         return SEND_OK
 
-    cdef inline int64_t _new_id(self) noexcept nogil:
-        self._next_id += 1
-        return self._next_id
+    cdef int64_t _drain_inbound(self, cm_shard *sh) noexcept nogil:
+        """Take what other threads sent sh's agents into their mailboxes."""
+        cdef cm_msg m
+        cdef int64_t n = 0
+        if sh.inbound.cells == NULL:
+            return 0
+        while mpsc_pop(&sh.inbound, &m):
+            self._deliver(sh, &m, m.enqueued_ns)
+            n += 1
+        return n
 
-    cdef void _reply(self, int32_t aid, cm_msg *req, cm_buf *content, int32_t performative,
-                     int64_t now) noexcept nogil:
+    cdef inline int64_t _new_id(self, cm_shard *sh) noexcept nogil:
+        sh.next_id += 1
+        return sh.next_id * self._n_shards + sh.index      # unique across shards
+
+    cdef void _reply(self, cm_shard *sh, int32_t aid, cm_msg *req, cm_buf *content,
+                     int32_t performative, int64_t now) noexcept nogil:
         """Send content (a reference the caller gives up) back to req's sender."""
         cdef cm_msg r
-        r.id = self._new_id()
+        r.id = self._new_id(sh)
         r.conversation_id = req.conversation_id
         r.reply_with = 0
         r.in_reply_to = req.reply_with if req.reply_with != 0 else req.id
@@ -624,93 +733,96 @@ cdef class Router:
         r.receiver = req.sender
         r.performative = performative
         r.hops = req.hops + 1
+        r.origin = req.origin
+        r.pad = 0
         if content != NULL and content.length > self._max_content:
-            self._sent += 1
-            self._dead_letter(&r, DL_TOO_LARGE, -1, False)
+            _inc(&sh.sent, 1)
+            self._dead_letter(sh, &r, DL_TOO_LARGE, -1, False)
             return
-        self._enqueue(&r, now)
+        self._enqueue(sh, &r, now)
 
     # -- handling ---------------------------------------------------------------------
+    # Order matters for counting: a message an agent sends is counted as sent
+    # before the message it handled is counted as delivered, so that the
+    # router is never seen with nothing in flight while work remains.
 
-    cdef int _handle(self, int32_t aid, cm_msg *m) except -1:
-        """Handle one message taken from agent aid's mailbox (owning its
-        content reference).  Returns 1 when the agent faulted."""
+    cdef void _handle_native(self, cm_shard *sh, int32_t aid, cm_msg *m, int64_t t0) noexcept nogil:
+        """Handle one message (owning its content reference) in a native agent."""
         cdef cm_agent *a = &self._agents[aid]
-        cdef int64_t t0 = cm_now_ns(), t1
+        cdef int64_t t1
         cdef uint64_t result
-        cdef int32_t target
         cdef bint fault = 0
-        hdr_record_or_overflow(&self._queue_time._h, t0 - m.enqueued_ns, 1)
         a.counter += 1
         if a.kind == KIND_ECHO:
             t1 = cm_now_ns()
-            self._reply(aid, m, m.content, PERF_INFORM, t1)
+            self._reply(sh, aid, m, m.content, PERF_INFORM, t1)
             m.content = NULL
         elif a.kind == KIND_SINK:
             t1 = cm_now_ns()
         elif a.kind == KIND_FORWARD:
             t1 = cm_now_ns()
-            target = <int32_t>a.param
             if m.reply_with == 0:
                 m.reply_with = m.id       # the reply still answers the original request
-            m.id = self._new_id()
-            m.receiver = target
+            m.id = self._new_id(sh)
+            m.receiver = <int32_t>a.param
             m.hops += 1
-            self._delivered += 1          # this hop is done; the forward is a new send
             a.handled += 1
-            hdr_record_or_overflow(&self._handling_time._h, t1 - t0, 1)
-            hdr_record_or_overflow(&self._delivery._h, t1 - m.origin_ns, 1)
-            self._enqueue(m, t1)
-            return 0
+            hdr_record_or_overflow(&sh.handling_time, t1 - t0, 1)
+            hdr_record_or_overflow(&sh.delivery, t1 - m.origin_ns, 1)
+            self._enqueue(sh, m, t1)      # the forward is a new send ...
+            _inc(&sh.delivered, 1)        # ... and this hop is done
+            return
         elif a.kind == KIND_COMPUTE:
             result = compute_work(_content_seed(m.content), a.param)
             t1 = cm_now_ns()
-            self._reply(aid, m, buf_new(<char *>&result, 8), PERF_INFORM, t1)
+            self._reply(sh, aid, m, buf_new(<char *>&result, 8), PERF_INFORM, t1)
         elif a.kind == KIND_FAIL_EVERY_N:
             t1 = cm_now_ns()
             if a.counter % a.param == 0:
                 fault = 1
             else:
-                self._reply(aid, m, m.content, PERF_INFORM, t1)
+                self._reply(sh, aid, m, m.content, PERF_INFORM, t1)
                 m.content = NULL
-        elif a.kind == KIND_PYTHON:
-            return self._handle_python(aid, m, t0)
         else:
             t1 = cm_now_ns()
             fault = 1
         if fault:
-            self._fault(aid, m, DL_FAULT, -1, t1)
-            return 1
+            a.faults += 1
+            self._dead_letter(sh, m, DL_FAULT, -1, False)
+            # a fresh instance: a native agent's state is its counter
+            a.counter = 0
+            a.restarts += 1
+            _inc(&sh.restarts, 1)
+            hdr_record_or_overflow(&sh.recovery_time, cm_now_ns() - t1, 1)
+            return
         a.handled += 1
-        self._delivered += 1
-        hdr_record_or_overflow(&self._handling_time._h, t1 - t0, 1)
-        hdr_record_or_overflow(&self._delivery._h, t1 - m.origin_ns, 1)
+        hdr_record_or_overflow(&sh.handling_time, t1 - t0, 1)
+        hdr_record_or_overflow(&sh.delivery, t1 - m.origin_ns, 1)
         buf_unref(m.content)
+        _inc(&sh.delivered, 1)
+
+    cdef int _handle(self, cm_shard *sh, int32_t aid, cm_msg *m) except -1:
+        """Handle one message taken from agent aid's mailbox, on sh's thread."""
+        cdef int64_t t0 = cm_now_ns()
+        hdr_record_or_overflow(&sh.queue_time, t0 - m.enqueued_ns, 1)
+        if self._agents[aid].kind == KIND_PYTHON:
+            return self._handle_python(sh, aid, m, t0)
+        self._handle_native(sh, aid, m, t0)
         return 0
 
-    cdef void _fault(self, int32_t aid, cm_msg *m, int32_t reason, int32_t detail, int64_t t_fault) noexcept:
-        """The agent faulted on m: m becomes a dead letter, the agent is
-        restarted with a fresh instance and the recovery time recorded."""
-        cdef cm_agent *a = &self._agents[aid]
-        a.faults += 1
-        self._dead_letter(m, reason, detail, False)
-        self._restart(aid)
-        hdr_record_or_overflow(&self._recovery_time._h, cm_now_ns() - t_fault, 1)
-
-    cdef void _restart(self, int32_t aid) noexcept:
+    cdef void _restart_python(self, cm_shard *sh, int32_t aid) noexcept:
         cdef cm_agent *a = &self._agents[aid]
         a.counter = 0
         a.restarts += 1
-        self._restarts += 1
-        if a.kind == KIND_PYTHON:
-            try:
-                self._fresh_python_instance(a.pyslot, True)
-            except BaseException as e:
-                # The factory failed: the agent cannot be ready again.
-                self._stop_agent(aid, DL_STOPPED)
-                self._py_texts.append(f"restart failed: {type(e).__name__}: {e}")
+        _inc(&sh.restarts, 1)
+        try:
+            self._fresh_python_instance(a.pyslot, True)
+        except BaseException as e:
+            # The factory failed: the agent cannot be ready again.
+            self._stop_agent(aid, DL_STOPPED)
+            self._py_texts.append(f"restart failed: {type(e).__name__}: {e}")
 
-    cdef int _handle_python(self, int32_t aid, cm_msg *m, int64_t t0) except -1:
+    cdef int _handle_python(self, cm_shard *sh, int32_t aid, cm_msg *m, int64_t t0) except -1:
         cdef list slot = <list>self._py_agents[self._agents[aid].pyslot]
         cdef Message msg = _message_from(m)
         cdef int64_t t1
@@ -718,57 +830,64 @@ cdef class Router:
         cdef cm_buf *content
         cdef const unsigned char[::1] view
         cdef cm_agent *a
+        self._agents[aid].counter += 1
         try:
             reply = slot[0](msg)
         except BaseException as e:
             t1 = cm_now_ns()
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
-                # not the agent's fault: put the message back and stop the run
-                self._dead_letter(m, DL_FAULT, self._text(f"interrupted: {type(e).__name__}"), False)
+                # not the agent's fault: keep the message and stop the run
+                self._dead_letter(sh, m, DL_FAULT, self._text(f"interrupted: {type(e).__name__}"), False)
                 raise
-            self._fault(aid, m, DL_FAULT, self._text(f"{type(e).__name__}: {e}"), t1)
+            self._agents[aid].faults += 1
+            self._dead_letter(sh, m, DL_FAULT, self._text(f"{type(e).__name__}: {e}"), False)
+            self._restart_python(sh, aid)
+            hdr_record_or_overflow(&sh.recovery_time, cm_now_ns() - t1, 1)
             return 1
         t1 = cm_now_ns()
         if type(reply) is Message:
             # replying with a message (the request itself, say) shares its
             # content: no copy
-            self._reply(aid, m, buf_ref((<Message>reply)._m.content), PERF_INFORM, t1)
+            self._reply(sh, aid, m, buf_ref((<Message>reply)._m.content), PERF_INFORM, t1)
         elif reply is not None:
             try:
                 view = reply
             except (TypeError, ValueError, BufferError):
-                self._dead_letter(m, DL_BAD_REPLY, self._text(
+                self._dead_letter(sh, m, DL_BAD_REPLY, self._text(
                     f"python agent {aid} returned {type(reply).__name__}; expected bytes-like "
                     "content or None" + (" (encode the str)" if isinstance(reply, str) else "")), False)
                 self._agents[aid].handled += 1
                 return 0
             content = buf_new(<const char *>&view[0] if view.shape[0] else NULL, view.shape[0])
-            self._reply(aid, m, content, PERF_INFORM, t1)
+            self._reply(sh, aid, m, content, PERF_INFORM, t1)
         a = &self._agents[aid]       # handlers may spawn agents: the array may have moved
         a.handled += 1
-        self._delivered += 1
-        hdr_record_or_overflow(&self._handling_time._h, t1 - t0, 1)
-        hdr_record_or_overflow(&self._delivery._h, t1 - m.origin_ns, 1)
+        hdr_record_or_overflow(&sh.handling_time, t1 - t0, 1)
+        hdr_record_or_overflow(&sh.delivery, t1 - m.origin_ns, 1)
         buf_unref(m.content)
+        _inc(&sh.delivered, 1)
         return 0
 
     cdef int32_t _text(self, str text) except -2:
         self._py_texts.append(text)
         return <int32_t>(len(self._py_texts) - 1)
 
-    cdef int64_t _run(self, int64_t limit) except -1:
-        """Handle messages until no agent has any, or limit were handled."""
+    cdef int64_t _run(self, cm_shard *sh, int64_t limit) except -1:
+        """Handle sh's messages until none is left, or limit were handled
+        (the calling thread's loop: it may run Python agents)."""
         cdef int64_t done = 0
         cdef int32_t aid, k, n
         cdef cm_agent *a
         cdef cm_msg m
         while done < limit:
-            self._flush_due(cm_now_ns() if self._batch_len else 0)
-            if self._runq_count == 0:
+            if sh.index == 0:
+                self._flush_due(sh, cm_now_ns() if self._batch_len else 0)
+            self._drain_inbound(sh)
+            if sh.runq_count == 0:
                 break
-            aid = self._runq[self._runq_head]
-            self._runq_head = (self._runq_head + 1) % self._runq_cap
-            self._runq_count -= 1
+            aid = sh.runq[sh.runq_head]
+            sh.runq_head = (sh.runq_head + 1) % sh.runq_cap
+            sh.runq_count -= 1
             a = &self._agents[aid]
             n = <int32_t>min(<int64_t>a.count, <int64_t>self._batch, limit - done)
             for k in range(n):
@@ -778,20 +897,105 @@ cdef class Router:
                 m = a.ring[a.head]
                 a.head = (a.head + 1) % a.ring_cap
                 a.count -= 1
-                self._handle(aid, &m)
+                self._handle(sh, aid, &m)
                 done += 1
             a = &self._agents[aid]
             if a.count and a.state == STATE_READY:
-                self._schedule(aid)
+                self._schedule(sh, aid)
             else:
                 a.scheduled = 0
         return done
+
+    cdef int64_t _run_native(self, cm_shard *sh, int64_t limit) noexcept nogil:
+        """_run for a worker's shard, which holds native agents only."""
+        cdef int64_t done = 0, t0
+        cdef int32_t aid, k, n
+        cdef cm_agent *a
+        cdef cm_msg m
+        while done < limit:
+            self._drain_inbound(sh)
+            if sh.runq_count == 0:
+                break
+            aid = sh.runq[sh.runq_head]
+            sh.runq_head = (sh.runq_head + 1) % sh.runq_cap
+            sh.runq_count -= 1
+            a = &self._agents[aid]
+            n = <int32_t>min(<int64_t>a.count, <int64_t>self._batch, limit - done)
+            for k in range(n):
+                if a.count == 0:
+                    break
+                m = a.ring[a.head]
+                a.head = (a.head + 1) % a.ring_cap
+                a.count -= 1
+                t0 = cm_now_ns()
+                hdr_record_or_overflow(&sh.queue_time, t0 - m.enqueued_ns, 1)
+                self._handle_native(sh, aid, &m, t0)
+                done += 1
+            if a.count:
+                self._schedule(sh, aid)
+            else:
+                a.scheduled = 0
+        return done
+
+    cdef bint _quiescent(self) noexcept nogil:
+        """Nothing in flight anywhere: every outcome counter is read before
+        every sent counter, so a message sent meanwhile cannot be missed."""
+        cdef int64_t outcomes = 0, sent = 0
+        cdef int32_t i
+        for i in range(self._n_shards):
+            outcomes += (cm_atomic_load_acquire_64(&self._shards[i].delivered)
+                         + cm_atomic_load_acquire_64(&self._shards[i].dead_lettered)
+                         + cm_atomic_load_acquire_64(&self._shards[i].rejected))
+        for i in range(self._n_shards):
+            sent += cm_atomic_load_acquire_64(&self._shards[i].sent)
+        return sent == outcomes and self._batch_len == 0
+
+    cdef void _worker_loop(self, cm_shard *sh) noexcept nogil:
+        cdef int idle = 0
+        while not cm_atomic_load_64(&self._stop):
+            if self._run_native(sh, 4096):
+                idle = 0
+            else:
+                idle += 1
+                if idle < 200:
+                    cm_cpu_relax()
+                else:
+                    cm_sleep_ns(20000)      # nothing to do: let the other threads run
+
+    def _worker_main(self, int index):
+        with nogil:
+            self._worker_loop(&self._shards[index])
+
+    cdef _start_workers(self):
+        import threading
+        cm_atomic_store_64(&self._stop, 0)
+        self._threaded = 1
+        threads = []
+        for i in range(1, self._n_shards):
+            t = threading.Thread(target=self._worker_main, args=(i,), daemon=True,
+                                 name=f"caxton_meter-router-{i}")
+            t.start()
+            threads.append(t)
+        return threads
+
+    cdef _stop_workers(self, list threads):
+        cm_atomic_store_64(&self._stop, 1)
+        for t in threads:
+            t.join()
+        self._threaded = 0
+        # what the workers left in queues on their way out is delivered now
+        cdef int32_t i
+        for i in range(self._n_shards):
+            self._drain_inbound(&self._shards[i])
+
 
     # -- agents ---------------------------------------------------------------------------
 
     cdef int32_t _new_agent(self, int32_t kind, int64_t param, int32_t pyslot) except -1:
         cdef int32_t aid = self._n_agents
         cdef cm_agent *a
+        if self._threaded:
+            raise RuntimeError("spawn: cannot spawn while the router's workers run")
         self._grow_agents(<int64_t>aid + 1)
         a = &self._agents[aid]
         memset(a, 0, sizeof(cm_agent))
@@ -799,6 +1003,9 @@ cdef class Router:
         a.param = param
         a.pyslot = pyslot
         a.state = STATE_READY
+        # Python agents run on the calling thread (shard 0); native agents
+        # are dealt round the workers
+        a.shard = 0 if (kind == KIND_PYTHON or self._workers == 0) else 1 + (aid - 1) % self._workers
         self._n_agents += 1
         return aid
 
@@ -818,6 +1025,8 @@ cdef class Router:
         8-byte result) or "fail-every-n" (echo, but faults on every
         ``every``-th message since its last restart).  Returns the agent id,
         or a list of ids when count > 1."""
+        if self._threaded:
+            raise RuntimeError("spawn: cannot spawn while the router's workers run")
         code = _NATIVE_KINDS.get(kind)
         if code is None:
             raise ValueError(f"spawn_native: unknown kind {kind!r}; expected one of "
@@ -883,6 +1092,8 @@ cdef class Router:
         instance, and a fresh one when it restarts after a fault.  Otherwise
         the same object serves, and its ``restart()`` method, if it has one,
         is called on a restart.  Returns the id, or a list when count > 1."""
+        if self._threaded:
+            raise RuntimeError("spawn: cannot spawn while the router's workers run")
         n = _index(count)
         if n < 1:
             raise ValueError(f"spawn_python: count must be >= 1, got {n}")
@@ -916,7 +1127,7 @@ cdef class Router:
             m = a.ring[a.head]
             a.head = (a.head + 1) % a.ring_cap
             a.count -= 1
-            self._dead_letter(&m, reason, -1, False)
+            self._dead_letter(&self._shards[a.shard], &m, reason, -1, False)
         free(a.ring)
         a.ring = NULL
         a.ring_cap = 0
@@ -926,6 +1137,8 @@ cdef class Router:
     def stop(self, agents):
         """Stop an agent (an id) or several (an iterable of ids).  Messages
         still in their mailboxes are dead-lettered ("receiver stopped")."""
+        if self._threaded:
+            raise RuntimeError("stop: cannot stop agents while the router's workers run")
         ids = [agents] if isinstance(agents, int) else list(agents)
         for aid in ids:
             self._check_agent(aid, "stop")
@@ -1085,7 +1298,7 @@ cdef class Router:
         ids = []
         try:
             for r in receivers:
-                m.id = self._new_id()
+                m.id = self._new_id(&self._shards[0])
                 m.conversation_id = conv
                 m.reply_with = rw
                 m.in_reply_to = 0
@@ -1095,11 +1308,13 @@ cdef class Router:
                 m.receiver = <int32_t>r if -1 <= r <= INT32_MAX_AGENTS else -1
                 m.performative = perf
                 m.hops = 0
+                m.origin = 0
+                m.pad = 0
                 if self._raise_on_full and 1 <= r < self._n_agents:
                     if self._full(<int32_t>r):
                         buf_unref(m.content)
-                        self._sent += 1
-                        self._rejected += 1
+                        _inc(&self._shards[0].sent, 1)
+                        _inc(&self._shards[0].rejected, 1)
                         raise BackpressureError(f"send: agent {r}'s mailbox is full "
                                                 f"({self._mailbox_capacity} messages)")
                 rc = self._submit(&m, now)
@@ -1120,11 +1335,42 @@ cdef class Router:
         cdef int64_t limit = INT64_MAX if max_messages is None else _index(max_messages)
         if limit < 0:
             raise ValueError(f"run: max_messages must be >= 0, got {limit}")
+        if self._workers and max_messages is not None:
+            raise ValueError("run: max_messages needs workers=0 (with worker threads, run() "
+                             "runs until nothing is left)")
         self._running = 1
         try:
-            return self._run(limit)
+            if not self._workers:
+                return self._run(&self._shards[0], limit)
+            return self._run_threaded()
         finally:
             self._running = 0
+
+    cdef int64_t _outcomes(self) noexcept nogil:
+        cdef int64_t n = 0
+        cdef int32_t i
+        for i in range(self._n_shards):
+            n += (cm_atomic_load_acquire_64(&self._shards[i].delivered)
+                  + cm_atomic_load_acquire_64(&self._shards[i].dead_lettered)
+                  + cm_atomic_load_acquire_64(&self._shards[i].rejected))
+        return n
+
+    cdef int64_t _run_threaded(self) except -1:
+        """Workers run the native agents; this thread runs shard 0 (the
+        Python agents, the client's inbox) until nothing is in flight."""
+        cdef int64_t before = self._outcomes()
+        cdef cm_shard *sh = &self._shards[0]
+        threads = self._start_workers()
+        try:
+            while True:
+                if self._run(sh, 4096) == 0:
+                    if self._quiescent():
+                        break
+                    with nogil:                   # the workers do not need the GIL
+                        cm_sleep_ns(20000)
+        finally:
+            self._stop_workers(threads)
+        return self._outcomes() - before
 
     def flush(self):
         """Deliver the batched client sends now; returns how many."""
@@ -1175,12 +1421,16 @@ cdef class Router:
     @property
     def counts(self):
         cdef RouterCounts c = RouterCounts.__new__(RouterCounts)
-        c.sent = self._sent
-        c.delivered = self._delivered
-        c.dead_lettered = self._dead_lettered
-        c.rejected = self._rejected
-        c.in_flight = self._sent - self._delivered - self._dead_lettered - self._rejected
-        c.restarts = self._restarts
+        cdef int32_t i
+        cdef cm_shard *sh
+        for i in range(self._n_shards):
+            sh = &self._shards[i]
+            c.sent += sh.sent
+            c.delivered += sh.delivered
+            c.dead_lettered += sh.dead_lettered
+            c.rejected += sh.rejected
+            c.restarts += sh.restarts
+        c.in_flight = c.sent - c.delivered - c.dead_lettered - c.rejected
         return c
 
     def dead_letters(self):
@@ -1188,45 +1438,69 @@ cdef class Router:
         its reason (rejected sends appear with reason "mailbox full")."""
         out = []
         cdef int64_t k
+        cdef int32_t i
         cdef DeadLetter d
-        for k in range(self._dead_count):
-            d = DeadLetter.__new__(DeadLetter)
-            d.message = _message_from(&self._dead[k].msg)
-            reason = _REASONS.get(self._dead[k].reason, "?")
-            if self._dead[k].detail >= 0:
-                reason += ": " + self._py_texts[self._dead[k].detail]
-            elif self._dead[k].reason == DL_FAULT:
-                aid = self._dead[k].msg.receiver
-                reason += f": {_KIND_NAMES.get(self._agents[aid].kind, '?')} agent {aid} faulted"
-            d.reason = reason
-            d.at_ns = self._dead[k].at_ns
-            out.append(d)
+        cdef cm_dead_letter *dl
+        for i in range(self._n_shards):
+            for k in range(self._shards[i].dead_count):
+                dl = &self._shards[i].dead[k]
+                d = DeadLetter.__new__(DeadLetter)
+                d.message = _message_from(&dl.msg)
+                reason = _REASONS.get(dl.reason, "?")
+                if dl.detail >= 0:
+                    reason += ": " + self._py_texts[dl.detail]
+                elif dl.reason == DL_FAULT:
+                    aid = dl.msg.receiver
+                    reason += f": {_KIND_NAMES.get(self._agents[aid].kind, '?')} agent {aid} faulted"
+                d.reason = reason
+                d.at_ns = dl.at_ns
+                out.append(d)
+        if self._n_shards > 1:
+            out.sort(key=lambda dead: dead.at_ns)
         return out
+
+    cdef Histogram _merged(self, int which):
+        """A snapshot of one of the shards' histograms, merged."""
+        cdef Histogram h = Histogram(1, _LATENCY_HIGHEST, self._significant_figures)
+        cdef int32_t i
+        cdef cm_hdr *src
+        for i in range(self._n_shards):
+            src = (&self._shards[i].round_trip if which == 0 else
+                   &self._shards[i].delivery if which == 1 else
+                   &self._shards[i].queue_time if which == 2 else
+                   &self._shards[i].handling_time if which == 3 else
+                   &self._shards[i].recovery_time)
+            hdr_add_same_layout(&h._h, src)
+        return h
 
     @property
     def round_trip(self):
-        """Request sent -> reply delivered to the client, ns."""
-        return self._round_trip
+        """Request sent -> reply delivered to the client, ns (a snapshot)."""
+        return self._merged(0)
 
     @property
     def delivery(self):
-        """Exchange start -> handled by the receiving agent, ns, each hop."""
-        return self._delivery
+        """Exchange start -> handled by the receiving agent, ns, each hop (a snapshot)."""
+        return self._merged(1)
 
     @property
     def queue_time(self):
-        """Time messages waited in mailboxes, ns."""
-        return self._queue_time
+        """Time messages waited in mailboxes, ns (a snapshot)."""
+        return self._merged(2)
 
     @property
     def handling_time(self):
-        """Time agents spent handling a message, ns."""
-        return self._handling_time
+        """Time agents spent handling a message, ns (a snapshot)."""
+        return self._merged(3)
 
     @property
     def recovery_time(self):
-        """Fault -> agent ready again, ns."""
-        return self._recovery_time
+        """Fault -> agent ready again, ns (a snapshot)."""
+        return self._merged(4)
+
+    @property
+    def workers(self):
+        return self._workers
 
     @property
     def spawn_time(self):

@@ -41,6 +41,12 @@ static __inline void *cm_atomic_load_ptr(void **p) {
 static __inline void cm_atomic_store_ptr(void **p, void *v) {
     InterlockedExchangePointer((PVOID volatile *)p, v);
 }
+static __inline void cm_atomic_store_release_64(int64_t *p, int64_t v) {
+    InterlockedExchange64((volatile LONG64 *)p, v);
+}
+static __inline int64_t cm_atomic_load_acquire_64(int64_t *p) {
+    return InterlockedOr64((volatile LONG64 *)p, 0);
+}
 static __inline void cm_cpu_relax(void) { YieldProcessor(); }
 static __inline int cm_clz64(uint64_t v) {
     unsigned long index;
@@ -74,6 +80,14 @@ static inline void *cm_atomic_load_ptr(void **p) {
 }
 static inline void cm_atomic_store_ptr(void **p, void *v) {
     __atomic_store_n(p, v, __ATOMIC_SEQ_CST);
+}
+/* A single writer's counter that other threads read: a plain store on x86,
+ * ordered after the writer's earlier stores. */
+static inline void cm_atomic_store_release_64(int64_t *p, int64_t v) {
+    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+static inline int64_t cm_atomic_load_acquire_64(int64_t *p) {
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }
 static inline void cm_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

@@ -10,6 +10,8 @@ cdef extern from "cm_atomic.h" nogil:
     bint cm_atomic_cas_64(int64_t *p, int64_t *expected, int64_t desired)
     void *cm_atomic_load_ptr(void **p)
     void cm_atomic_store_ptr(void **p, void *v)
+    void cm_atomic_store_release_64(int64_t *p, int64_t v)
+    int64_t cm_atomic_load_acquire_64(int64_t *p)
     void cm_cpu_relax()
     int cm_clz64(uint64_t v)
 
