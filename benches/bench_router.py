@@ -151,7 +151,26 @@ def run(cfg: Config) -> list[Row]:
             py_sink.best >= 2e6, higher_is_better=True, section=section),
         Row("  asyncio alternative without recording, request/response", "/s", alt_bare,
             higher_is_better=True, section=section),
-    ] + batching_figures(cfg) + spawn_figures(cfg)
+    ] + worker_figures(cfg, rep) + batching_figures(cfg) + spawn_figures(cfg)
+
+
+def worker_figures(cfg: Config, rep: int) -> list[Row]:
+    """Native echo on worker threads without the GIL: two workers against
+    one, the same agents and load."""
+    total = 400_000 if cfg.quick else 4_000_000
+
+    def rate(workers: int) -> float:
+        r = Router(keep_replies=False, workers=workers)
+        ids = r.spawn_native("echo", count=AGENTS)
+        res = closed_loop(r, ids, total, window=WINDOW)
+        assert res.completed == total and r.counts.in_flight == 0
+        return res.messages_per_second
+
+    one = best_rate(lambda: rate(1), rep)
+    two = best_rate(lambda: rate(2), rep)
+    section = "8c. worker threads: native echo, 2 workers vs 1 (same agents, same load)"
+    return [Row("2 worker threads vs 1", "/s", two, one, ">=1.7x", two.best / one.best >= 1.7,
+                higher_is_better=True, section=section)]
 
 
 def batching_figures(cfg: Config) -> list[Row]:
