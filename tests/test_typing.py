@@ -46,6 +46,16 @@ r: int = asyncio.run(g(1))
 with cm.HistogramLogWriter("/dev/null") as w:
     w.output_interval_histogram(h, start_time=0.0, end_time=1.0)
 now: int = cm.now_ns()
+
+router = cm.Router(workers=0, on_full="raise")
+echo: int = router.spawn_native("echo")
+py: int = router.spawn_python(lambda m: m.content.upper())
+reply = router.request(echo, b"x")
+if reply is not None:
+    data: bytes = reply.content
+    view = memoryview(reply)
+counts: cm.RouterCounts = router.counts
+p99_rt: int = router.round_trip.value_at_percentile(99)
 """
 
 BAD = """
@@ -57,6 +67,7 @@ p: str = h.value_at_percentile(50)
 def f(x: int) -> str:
     return str(x)
 f("no")
+r = cm.Router(on_full="drop")
 """
 
 
@@ -80,6 +91,7 @@ def test_stubs_reject_wrong_use(tmp_path):
     assert 'Argument 1 to "record" of "Histogram" has incompatible type "str"' in result.stdout
     assert 'Incompatible types in assignment (expression has type "int", variable has type "str")' in result.stdout
     assert 'Argument 1 to "f" has incompatible type "str"' in result.stdout
+    assert 'Argument "on_full" to "Router" has incompatible type' in result.stdout
 
 
 def test_the_package_is_clean_under_mypy_strict(tmp_path):

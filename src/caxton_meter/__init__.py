@@ -6,10 +6,19 @@ modules.  Importing the package is cheap: numpy and the plotting and
 statistics libraries load when first used.
 """
 from ._core import (
+    PERFORMATIVES,
+    AgentInfo,
+    BackpressureError,
+    Checkpoint,
     ClockInfo,
+    DeadLetter,
     Histogram,
     HistogramDecodeError,
+    Message,
     Recorder,
+    Router,
+    RouterCounts,
+    RoutingError,
     Timer,
     clock_info,
     now_ns,
@@ -47,7 +56,16 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
     from ._hdrlog import HistogramLogError, HistogramLogReader, HistogramLogWriter, read_log
 
 __all__ = [
+    "PERFORMATIVES",
+    "AgentInfo",
+    "BackpressureError",
+    "Checkpoint",
     "ClockInfo",
+    "DeadLetter",
+    "Message",
+    "Router",
+    "RouterCounts",
+    "RoutingError",
     "Histogram",
     "HistogramDecodeError",
     "HistogramLogError",
