@@ -126,6 +126,47 @@ def spawn_figures(cfg: Config) -> list[Row]:
     ]
 
 
+class _Flaky:
+    """A Python agent that raises on every 10th message: a fresh instance
+    (this class is its factory) comes up after each fault."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def handle(self, m):
+        self.n += 1
+        if self.n % 10 == 0:
+            raise RuntimeError("every 10th")
+        return m
+
+
+def recovery_and_python_figures(cfg: Config) -> list[Row]:
+    total = 100_000 if cfg.quick else 1_000_000
+    section = "9b. recovery (fault -> agent ready) and Python agents' spawn and memory"
+    rows = []
+    for label, spawn in (("native fail-every-n", lambda r: r.spawn_native("fail-every-n", every=10,
+                                                                          count=AGENTS)),
+                         ("Python agent, fresh instance", lambda r: r.spawn_python(_Flaky, count=AGENTS))):
+        r = Router(keep_replies=False)
+        res = closed_loop(r, spawn(r), total, window=WINDOW)
+        assert res.failed == r.recovery_time.total_count > 0
+        p50, p99 = r.recovery_time.percentiles([50, 99])
+        rows.append(Row(f"recovery, {label}: p50 / p99", "ns", f"{p50:,} / {p99:,} ns",
+                        target="<=100 us", ok=p99 <= 100_000, section=section))
+    n = 10_000 if cfg.quick else 100_000
+    gc.collect()
+    before = rss()
+    r = Router()
+    t0 = perf_counter_ns()
+    r.spawn_python(_Flaky, count=n)
+    per_agent = (perf_counter_ns() - t0) / n
+    grown = (rss() - before) / n
+    rows.append(Row(f"spawn_python(class, count={n:,}), per agent", "ns",
+                    Timing(per_agent, per_agent), section=section))
+    rows.append(Row("memory per Python agent (RSS growth / N)", "B", round(grown, 1), section=section))
+    return rows
+
+
 def run(cfg: Config) -> list[Row]:
     total = 200_000 if cfg.quick else 2_000_000
     alt_total = 50_000 if cfg.quick else 300_000
@@ -151,7 +192,8 @@ def run(cfg: Config) -> list[Row]:
             py_sink.best >= 2e6, higher_is_better=True, section=section),
         Row("  asyncio alternative without recording, request/response", "/s", alt_bare,
             higher_is_better=True, section=section),
-    ] + worker_figures(cfg, rep) + batching_figures(cfg) + spawn_figures(cfg)
+    ] + (worker_figures(cfg, rep) + batching_figures(cfg) + spawn_figures(cfg)
+         + recovery_and_python_figures(cfg))
 
 
 def worker_figures(cfg: Config, rep: int) -> list[Row]:
