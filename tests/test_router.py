@@ -624,3 +624,73 @@ def test_workers_refuse_what_cannot_run_concurrently():
     with pytest.raises(ValueError, match="workers must be within"):
         Router(workers=-1)
     assert r.request(echo, b"still fine").content == b"still fine"
+
+
+# --- WebAssembly agents ----------------------------------------------------------------------------
+
+def wasm_module(name, **options):
+    from caxton_meter import agents
+    from caxton_meter._core import WasmModule
+
+    with open(agents.path(name)) as f:
+        return WasmModule(f.read(), **options)
+
+
+@pytest.fixture(scope="module")
+def echo_wasm():
+    return wasm_module("echo")
+
+
+def test_wasm_agents_reply_compute_and_fault(echo_wasm):
+    r = Router()
+    e = r.spawn_wasm(echo_wasm, capabilities="wasm-echo")
+    comp = r.spawn_wasm(wasm_module("compute"), units=2500)
+    trap = r.spawn_wasm(wasm_module("trap"))
+    loop = r.spawn_wasm(wasm_module("loop", epoch_deadline_ms=20))
+    assert r.agent(e).kind == "wasm"
+    assert r.request("wasm-echo", b"hello").content == b"hello"
+    # the same work as the native compute agent, to the bit
+    assert r.request(comp, b"seed").content == compute_reference(b"seed", 2500)
+    native = r.spawn_native("compute", units=2500)
+    assert r.request(native, b"seed").content == r.request(comp, b"seed").content
+    assert r.request(trap, b"x") is None
+    assert r.request(loop, b"x") is None               # stopped by its epoch deadline
+    assert [d.reason for d in r.dead_letters()] == [
+        "agent fault: wasm trap: unreachable", "agent fault: wasm trap: interrupt"]
+    for agent in (trap, loop):
+        info = r.agent(agent)
+        assert (info.faults, info.restarts, info.state) == (1, 1, "ready")
+    assert r.recovery_time.total_count == 2
+    c = conserved(r)
+    assert c.in_flight == 0 and c.dead_lettered == 2
+
+
+def test_wasm_agents_on_workers_keep_counts_exact(echo_wasm):
+    r = Router(workers=2, keep_replies=False)
+    agents = r.spawn_wasm(echo_wasm, count=6)
+    res = closed_loop(r, agents, 60_000, window=64, content=b"x" * 64)
+    c = conserved(r)
+    assert (res.completed, c.in_flight, c.dead_lettered) == (60_000, 0, 0)
+    assert sum(r.agent(a).handled for a in agents) == 60_000
+
+
+def test_wasm_checkpoint_and_restore(echo_wasm):
+    r = Router()
+    comp = r.spawn_wasm(wasm_module("compute"), units=10)
+    cp = r.checkpoint(comp)
+    assert cp.kind == "wasm" and cp.size > 0
+    assert r.restore(comp, cp) >= 0
+    assert r.request(comp, b"k").content == compute_reference(b"k", 10)
+    with pytest.raises(ValueError, match="restore:"):
+        r.restore(comp, type(cp).__new__(type(cp)))
+
+
+def test_spawn_wasm_bad_input(echo_wasm):
+    r = Router()
+    with pytest.raises(TypeError, match="module must be a WasmModule, got bytes"):
+        r.spawn_wasm(b"\0asm")
+    with pytest.raises(ValueError, match="count must be >= 1"):
+        r.spawn_wasm(echo_wasm, count=0)
+    with pytest.raises(RuntimeError, match="spawn_wasm: .*cm_set_param"):
+        r.spawn_wasm(echo_wasm, units=5)       # echo has no parameter to set
+    assert r.agent_count == 0

@@ -84,6 +84,8 @@ cdef enum:
     DL_BAD_REPLY = 4
     DL_TOO_LARGE = 5
     DL_MAILBOX_FULL = 6
+    DL_WASM_TRAP = 7           # detail: -(100 + the cm_wasm code)
+    DL_WASM_ERROR = 8
 
 cdef dict _REASONS = {
     DL_UNKNOWN_RECEIVER: "unknown receiver",
@@ -92,6 +94,8 @@ cdef dict _REASONS = {
     DL_BAD_REPLY: "bad reply",
     DL_TOO_LARGE: "content too large",
     DL_MAILBOX_FULL: "mailbox full",
+    DL_WASM_TRAP: "agent fault: wasm trap",
+    DL_WASM_ERROR: "wasm agent error",
 }
 
 cdef enum:
@@ -486,6 +490,9 @@ cdef class Router:
                 for k in range(a.count):
                     buf_unref(a.ring[(a.head + k) % a.ring_cap].content)
                 free(a.ring)
+                if a.wasm != NULL:
+                    cm_wasm_destroy(<cm_wasm_instance *>a.wasm)
+                    free(a.wasm)
             free(self._agents)
         for k in range(self._inbox_count):
             buf_unref(self._inbox[(self._inbox_head + k) % self._inbox_cap].content)
@@ -783,6 +790,9 @@ cdef class Router:
             else:
                 self._reply(sh, aid, m, m.content, PERF_INFORM, t1)
                 m.content = NULL
+        elif a.kind == KIND_WASM:
+            self._handle_wasm(sh, aid, m, t0)
+            return
         else:
             t1 = cm_now_ns()
             fault = 1
@@ -800,6 +810,64 @@ cdef class Router:
         hdr_record_or_overflow(&sh.delivery, t1 - m.origin_ns, 1)
         buf_unref(m.content)
         _inc(&sh.delivered, 1)
+
+    cdef void _handle_wasm(self, cm_shard *sh, int32_t aid, cm_msg *m, int64_t t0) noexcept nogil:
+        """A WebAssembly agent handles m: its reply is copied out of its
+        memory; a trap is a fault (dead letter, a fresh instance); an agent
+        error dead-letters the message and leaves the agent as it was."""
+        cdef cm_agent *a = &self._agents[aid]
+        cdef cm_wasm_instance *inst = <cm_wasm_instance *>a.wasm
+        cdef cm_wasm_module *module
+        cdef char *reply
+        cdef int64_t reply_len = 0, t1
+        cdef int code = 0, rc
+        cdef char err[256]
+        rc = cm_wasm_handle(inst, m.content.data if m.content != NULL else <char *>"",
+                            m.content.length if m.content != NULL else 0,
+                            &reply, &reply_len, &code, err, sizeof(err))
+        t1 = cm_now_ns()
+        if rc == 0:
+            self._reply(sh, aid, m, buf_new(reply, reply_len), PERF_INFORM, t1)
+            a.handled += 1
+            hdr_record_or_overflow(&sh.handling_time, t1 - t0, 1)
+            hdr_record_or_overflow(&sh.delivery, t1 - m.origin_ns, 1)
+            buf_unref(m.content)
+            _inc(&sh.delivered, 1)
+            return
+        if code > 9:          # the agent refused the message: it stays as it is
+            self._dead_letter(sh, m, DL_WASM_ERROR, -(100 + code), False)
+            return
+        # a trap: the instance's state is suspect; a fresh one takes over
+        a.faults += 1
+        self._dead_letter(sh, m, DL_WASM_TRAP, -(100 + code), False)
+        module = inst.module
+        cm_wasm_module_ref(module)
+        cm_wasm_destroy(inst)
+        rc = cm_wasm_spawn(module, inst, err, sizeof(err))
+        if rc == 0 and a.param:
+            rc = cm_wasm_set_param(inst, a.param, &code, err, sizeof(err))
+        cm_wasm_module_unref(module)
+        a.counter = 0
+        a.restarts += 1
+        _inc(&sh.restarts, 1)
+        if rc != 0:
+            self._stop_native(sh, aid)     # cannot come back: stopped, mailbox dead-lettered
+            return
+        hdr_record_or_overflow(&sh.recovery_time, cm_now_ns() - t1, 1)
+
+    cdef void _stop_native(self, cm_shard *sh, int32_t aid) noexcept nogil:
+        cdef cm_agent *a = &self._agents[aid]
+        cdef cm_msg m
+        a.state = STATE_STOPPED
+        while a.count:
+            m = a.ring[a.head]
+            a.head = (a.head + 1) % a.ring_cap
+            a.count -= 1
+            self._dead_letter(sh, &m, DL_STOPPED, -1, False)
+        if a.wasm != NULL:
+            cm_wasm_destroy(<cm_wasm_instance *>a.wasm)
+            free(a.wasm)
+            a.wasm = NULL
 
     cdef int _handle(self, cm_shard *sh, int32_t aid, cm_msg *m) except -1:
         """Handle one message taken from agent aid's mailbox, on sh's thread."""
@@ -1085,6 +1153,55 @@ cdef class Router:
         slot[0] = handler
         slot[2] = instance
 
+    def spawn_wasm(self, module, *, count=1, capabilities=(), units=None):
+        """Spawn ``count`` WebAssembly agents of ``module`` (a WasmModule):
+        each has its own Store (memory cap, epoch deadline, fuel) and runs on
+        the router's workers like a native agent.  ``units`` is passed to the
+        module's ``cm_set_param`` (the compute agent's work).  A trap is a
+        fault: the message is dead-lettered with the trap's kind and a fresh
+        instance takes over.  Returns the id, or a list when count > 1."""
+        if self._threaded:
+            raise RuntimeError("spawn: cannot spawn while the router's workers run")
+        if not isinstance(module, WasmModule):
+            raise TypeError(f"spawn_wasm: module must be a WasmModule, got {type(module).__name__}")
+        n = _index(count)
+        if n < 1:
+            raise ValueError(f"spawn_wasm: count must be >= 1, got {n}")
+        cdef int64_t param = 0
+        if units is not None:
+            param = _index(units)
+            if param < 0:
+                raise ValueError(f"spawn_wasm: units must be >= 0, got {param}")
+        cdef cm_wasm_module *m = (<WasmModule>module)._m
+        cdef cm_wasm_instance *inst
+        cdef char err[256]
+        cdef int code = 0, rc
+        cdef int32_t first = self._n_agents, aid
+        cdef int64_t t0
+        cdef Py_ssize_t i
+        self._grow_agents(<int64_t>self._n_agents + n)
+        for i in range(n):
+            t0 = cm_now_ns()
+            inst = <cm_wasm_instance *>calloc(1, sizeof(cm_wasm_instance))
+            if inst == NULL:
+                raise MemoryError("spawn_wasm: cannot allocate an agent")
+            with nogil:
+                rc = cm_wasm_spawn(m, inst, err, sizeof(err))
+                if rc == 0 and units is not None:
+                    rc = cm_wasm_set_param(inst, param, &code, err, sizeof(err))
+                    if rc != 0:
+                        cm_wasm_destroy(inst)
+            if rc != 0:
+                free(inst)
+                raise RuntimeError("spawn_wasm: " + err.decode("utf-8", "replace"))
+            aid = self._new_agent(KIND_WASM, param, -1)
+            self._agents[aid].wasm = inst
+            self._agents[aid].spawn_ns = cm_now_ns() - t0
+            hdr_record_or_overflow(&self._spawn_time._h, self._agents[aid].spawn_ns, 1)
+        ids = range(first, first + n)
+        self._register(ids, capabilities)
+        return first if n == 1 and count == 1 else list(ids)
+
     def spawn_python(self, agent, *, count=1, capabilities=()):
         """Spawn Python agents.  ``agent`` is a callable or an object with
         ``handle(message)``; it returns bytes-like content to reply with, or
@@ -1131,6 +1248,10 @@ cdef class Router:
         free(a.ring)
         a.ring = NULL
         a.ring_cap = 0
+        if a.wasm != NULL:
+            cm_wasm_destroy(<cm_wasm_instance *>a.wasm)
+            free(a.wasm)
+            a.wasm = NULL
         if a.kind == KIND_PYTHON and a.pyslot >= 0:
             self._py_agents[a.pyslot] = [None, None, None]
 
@@ -1175,6 +1296,8 @@ cdef class Router:
             except TypeError:
                 raise TypeError(f"checkpoint: python agent {aid}'s checkpoint() returned "
                                 f"{type(state).__name__}; expected bytes-like") from None
+        elif a.kind == KIND_WASM:
+            state = self._wasm_checkpoint(<cm_wasm_instance *>a.wasm)
         else:
             state = a.counter.to_bytes(8, "little", signed=True)
         cdef Checkpoint c = Checkpoint.__new__(Checkpoint)
@@ -1203,12 +1326,29 @@ cdef class Router:
                 raise TypeError(f"restore: python agent {aid} ({type(instance).__name__}) has no "
                                 "restore(state) method")
             method(checkpoint.state)
+        elif a.kind == KIND_WASM:
+            self._wasm_restore(<cm_wasm_instance *>a.wasm, checkpoint.state)
         else:
             if len(checkpoint.state) != 8:
                 raise ValueError(f"restore: a native agent's state is 8 bytes, got "
                                  f"{len(checkpoint.state)}")
             a.counter = int.from_bytes(checkpoint.state, "little", signed=True)
         return cm_now_ns() - t0
+
+    cdef bytes _wasm_checkpoint(self, cm_wasm_instance *inst):
+        """A WebAssembly agent's memory and exported mutable globals."""
+        cdef int64_t size = cm_wasm_checkpoint_size(inst), got
+        cdef char err[256]
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
+        got = cm_wasm_checkpoint(inst, PyBytes_AS_STRING(out), size, err, sizeof(err))
+        if got < 0:
+            raise RuntimeError("checkpoint: " + err.decode("utf-8", "replace"))
+        return out[:got]
+
+    cdef _wasm_restore(self, cm_wasm_instance *inst, bytes state):
+        cdef char err[256]
+        if cm_wasm_restore(inst, state, len(state), err, sizeof(err)) != 0:
+            raise ValueError("restore: " + err.decode("utf-8", "replace"))
 
     def agent(self, aid):
         """What the router knows of agent ``aid``."""
@@ -1449,6 +1589,8 @@ cdef class Router:
                 reason = _REASONS.get(dl.reason, "?")
                 if dl.detail >= 0:
                     reason += ": " + self._py_texts[dl.detail]
+                elif dl.detail <= -100:
+                    reason += ": " + cm_wasm_kind_name(-dl.detail - 100).decode("ascii", "replace")
                 elif dl.reason == DL_FAULT:
                     aid = dl.msg.receiver
                     reason += f": {_KIND_NAMES.get(self._agents[aid].kind, '?')} agent {aid} faulted"
