@@ -167,6 +167,62 @@ def recovery_and_python_figures(cfg: Config) -> list[Row]:
     return rows
 
 
+def _wasm(name: str, **options):
+    from caxton_meter import WasmModule, agents
+
+    with open(agents.path(name)) as f:
+        return WasmModule(f.read(), **options)
+
+
+def wasm_figures(cfg: Config, rep: int) -> list[Row]:
+    """WebAssembly agents through the router: throughput against the asyncio
+    orchestrator (whose agents are plain Python, the generous comparison),
+    spawn time, memory and recovery."""
+    total = 200_000 if cfg.quick else 2_000_000
+    echo = _wasm("echo")
+    section = "8d. WebAssembly agents (wasmtime, a Store each), one core unless said"
+
+    def rate(workers: int) -> float:
+        r = Router(keep_replies=False, workers=workers)
+        res = closed_loop(r, r.spawn_wasm(echo, count=AGENTS), total, window=WINDOW,
+                          content=b"x" * 64)
+        assert res.completed == total
+        return res.messages_per_second
+
+    one = best_rate(lambda: rate(0), rep)
+    w1 = best_rate(lambda: rate(1), rep)
+    w2 = best_rate(lambda: rate(2), rep)
+    alt = best_rate(lambda: asyncio_orchestrator(50_000 if cfg.quick else 300_000, False, True), rep)
+    rows = [
+        Row("WASM echo agents, request/response, 64 B", "/s", one, alt, ">=1 M/s", one.best >= 1e6,
+            higher_is_better=True, section=section),
+        Row("  2 worker threads vs 1", "/s", w2, w1, higher_is_better=True, section=section),
+    ]
+    n = 2_000 if cfg.quick else 10_000
+    gc.collect()
+    before = rss()
+    r = Router()
+    t0 = perf_counter_ns()
+    r.spawn_wasm(echo, count=n)
+    per_agent = (perf_counter_ns() - t0) / n
+    grown = (rss() - before) / n
+    p50, p99 = r.spawn_time.percentiles([50, 99])
+    rows += [
+        Row(f"spawn_wasm, {n:,} agents in one process, per agent", "ns", Timing(per_agent, per_agent),
+            target="<=30 us", ok=per_agent <= 30_000, section=section),
+        Row("  spawn_time p50 / p99", "ns", f"{p50:,} / {p99:,} ns", section=section),
+        Row("memory per WASM agent (RSS growth / N)", "B", round(grown), target="<=128 KiB",
+            ok=grown <= 128 * 1024, section=section),
+    ]
+    r = Router(keep_replies=False)
+    trap = r.spawn_wasm(_wasm("trap"), count=AGENTS)
+    closed_loop(r, trap, 2_000 if cfg.quick else 20_000, window=AGENTS)
+    p50, p99 = r.recovery_time.percentiles([50, 99])
+    rows.append(Row("recovery after a trap (new Store and instance): p50 / p99", "ns",
+                    f"{p50:,} / {p99:,} ns", target="<=1 ms", ok=p99 <= 1_000_000, section=section))
+    return rows
+
+
 def run(cfg: Config) -> list[Row]:
     total = 200_000 if cfg.quick else 2_000_000
     alt_total = 50_000 if cfg.quick else 300_000
@@ -192,8 +248,8 @@ def run(cfg: Config) -> list[Row]:
             py_sink.best >= 2e6, higher_is_better=True, section=section),
         Row("  asyncio alternative without recording, request/response", "/s", alt_bare,
             higher_is_better=True, section=section),
-    ] + (worker_figures(cfg, rep) + batching_figures(cfg) + spawn_figures(cfg)
-         + recovery_and_python_figures(cfg))
+    ] + (worker_figures(cfg, rep) + batching_figures(cfg) + wasm_figures(cfg, rep)
+         + spawn_figures(cfg) + recovery_and_python_figures(cfg))
 
 
 def worker_figures(cfg: Config, rep: int) -> list[Row]:

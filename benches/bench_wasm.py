@@ -134,9 +134,10 @@ def run(cfg: Config) -> list[Row]:
     py = py_figures(cfg)
 
     rows = [
-        Row("echo 64 B: copy in, cm_handle, reply", "ns", handle, py["echo"], section="per message"),
+        Row("echo 64 B: copy in, cm_handle, reply", "ns", handle, py["echo"],
+            section="10. WASM agents alone, per message (vs wasmtime-py)"),
         Row("  against wasmtime-py's Func.__call__ alone (no copies)", "ns", handle, py["call"],
-            section="per message"),
+            section="10. WASM agents alone, per message (vs wasmtime-py)"),
     ]
 
     gc.collect()
@@ -153,19 +154,19 @@ def run(cfg: Config) -> list[Row]:
     per_spawn = spawn_ns / count
     rows += [
         Row(f"spawn, {count:,} agents from one module (per agent)", "ns",
-            Timing(per_spawn, per_spawn), py["spawn"], section="spawn and memory"),
+            Timing(per_spawn, per_spawn), py["spawn"], section="11. WASM agents alone, spawn and memory (vs wasmtime-py)"),
         Row("  spawn p50 / p99", "ns",
             f"{hist.value_at_percentile(50) / 1e3:.1f} / {hist.value_at_percentile(99) / 1e3:.1f} us",
-            section="spawn and memory"),
+            section="11. WASM agents alone, spawn and memory (vs wasmtime-py)"),
         Row("  RSS per agent, spawned", "KiB", round((r1 - r0) / count / 1024, 1),
-            section="spawn and memory"),
+            section="11. WASM agents alone, spawn and memory (vs wasmtime-py)"),
         Row("  RSS per agent, after one message", "KiB", round((r2 - r0) / count / 1024, 1),
-            section="spawn and memory"),
+            section="11. WASM agents alone, spawn and memory (vs wasmtime-py)"),
         Row("  memory mappings per agent", "", round((m1 - m0) / count, 2),
-            section="spawn and memory"),
-        Row("  first message to each, round robin", "ns", rr_ns / count, section="spawn and memory"),
-        Row("  then round robin over all", "ns", rr2_ns / (5 * count), section="spawn and memory"),
-        Row("  destroy (per agent)", "ns", destroy_ns / count, section="spawn and memory"),
+            section="11. WASM agents alone, spawn and memory (vs wasmtime-py)"),
+        Row("  first message to each, round robin", "ns", rr_ns / count, section="11. WASM agents alone, spawn and memory (vs wasmtime-py)"),
+        Row("  then round robin over all", "ns", rr2_ns / (5 * count), section="11. WASM agents alone, spawn and memory (vs wasmtime-py)"),
+        Row("  destroy (per agent)", "ns", destroy_ns / count, section="11. WASM agents alone, spawn and memory (vs wasmtime-py)"),
     ]
     del agents
 
@@ -179,11 +180,11 @@ def run(cfg: Config) -> list[Row]:
                     + r["first_call_ns"])[len(rec) // 2]
     rows += [
         Row("trap, destroy, spawn, first call", "ns", best(total), py["recover"],
-            section="recovery (unreachable trap)"),
+            section="12. WASM agents alone, recovery (unreachable trap, vs wasmtime-py)"),
         Row("  of which: trap / destroy / spawn / first call", "ns",
             " / ".join(f"{median[k] / 1e3:.1f}" for k in ("trap_ns", "destroy_ns", "spawn_ns",
                                                            "first_call_ns")) + " us",
-            section="recovery (unreachable trap)"),
+            section="12. WASM agents alone, recovery (unreachable trap, vs wasmtime-py)"),
     ]
     return rows
 

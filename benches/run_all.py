@@ -17,10 +17,18 @@ import bench_clock
 import bench_histogram
 import bench_router
 import bench_timer
+import bench_wasm
 import caxton_meter
 from _util import config, parse_args, print_table
 
-BENCHES = (bench_histogram, bench_timer, bench_clock, bench_router)
+BENCHES = (bench_histogram, bench_timer, bench_clock, bench_router, bench_wasm)
+
+
+def _section_order(row) -> tuple[int, str]:
+    """Sections are numbered "8. ...", "8b. ...", "10. ...": by number, then letter."""
+    head = row.section.split(" ", 1)[0].rstrip(".")
+    digits = "".join(ch for ch in head if ch.isdigit())
+    return (int(digits) if digits else 0, head)
 
 
 def main() -> None:
@@ -30,7 +38,7 @@ def main() -> None:
     for bench in BENCHES:
         print(f"running {bench.__name__} ...", file=sys.stderr, flush=True)
         rows += bench.run(cfg)
-    rows.sort(key=lambda r: r.section)     # sections are numbered; the sort is stable
+    rows.sort(key=_section_order)          # the sort is stable: rows keep their order
     print_table(rows, cfg, "caxton_meter benchmarks")
     if args.json:
         meta = {
