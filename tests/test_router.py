@@ -694,3 +694,54 @@ def test_spawn_wasm_bad_input(echo_wasm):
     with pytest.raises(RuntimeError, match="spawn_wasm: .*cm_set_param"):
         r.spawn_wasm(echo_wasm, units=5)       # echo has no parameter to set
     assert r.agent_count == 0
+
+
+RELAY_WAT = """
+;; sends the message's bytes after the first 4 to the agent whose id the
+;; first 4 bytes hold (little-endian), then replies with cm.send's result
+(module
+  (import "cm" "send" (func $send (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "cm_io") (result i32) (i32.const 0x1000))
+  (func (export "cm_handle") (param $ptr i32) (param $len i32) (result i32)
+    (i32.store (local.get $ptr)
+      (call $send (i32.load (local.get $ptr))
+                  (i32.add (local.get $ptr) (i32.const 4))
+                  (i32.sub (local.get $len) (i32.const 4))))
+    (i32.const 4)))
+"""
+
+
+def test_wasm_agents_send_through_the_router():
+    from caxton_meter._core import WasmModule
+
+    for workers in (0, 2):
+        r = Router(workers=workers)
+        sink = r.spawn_native("sink")
+        relay = r.spawn_wasm(WasmModule(RELAY_WAT))
+        reply = r.request(relay, sink.to_bytes(4, "little") + b"payload")
+        assert int.from_bytes(reply.content, "little", signed=True) == 0     # accepted
+        assert r.agent(sink).handled == 1
+        r.request(relay, (999).to_bytes(4, "little") + b"lost?")
+        [dead] = r.dead_letters()
+        assert dead.reason == "unknown receiver" and dead.message.sender == relay
+        assert dead.message.content == b"lost?"
+        c = conserved(r)
+        assert c.in_flight == 0
+
+
+def test_per_agent_histograms():
+    for workers in (0, 2):
+        r = Router(per_agent_histograms=True, workers=workers, keep_replies=False)
+        fast = r.spawn_native("echo")
+        slow = r.spawn_native("compute", units=200_000)
+        closed_loop(r, [fast, fast, fast, slow], 400, window=4)
+        (fq, fh), (sq, sh) = r.agent_histograms(fast), r.agent_histograms(slow)
+        assert (fh.total_count, sh.total_count) == (300, 100)
+        assert fq.total_count == 300 and sq.total_count == 100
+        assert sh.value_at_percentile(50) > fh.value_at_percentile(50)
+        assert fh.total_count + sh.total_count == r.handling_time.total_count
+    plain = Router()
+    e = plain.spawn_native("echo")
+    with pytest.raises(ValueError, match="keeps no per-agent histograms"):
+        plain.agent_histograms(e)

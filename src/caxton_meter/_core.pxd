@@ -100,7 +100,8 @@ cdef struct cm_agent:
     int32_t pyslot             # index of the Python-side object (Python agents), else -1
     int32_t shard              # the shard (thread) that owns the agent
     void *wasm                 # a WebAssembly agent's cm_wasm_instance, else NULL
-    char pad[32]               # 128 bytes: agents of different threads share no cache line
+    cm_hdr *hists              # per-agent [queue time, handling time], when asked for
+    char pad[24]               # 128 bytes: agents of different threads share no cache line
 
 
 cdef struct cm_dead_letter:

@@ -287,6 +287,35 @@ cdef class RouterCounts:
         return "RouterCounts(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
 
 
+# --- what a WebAssembly agent sends (cm.send) during one call ---------------------------
+
+cdef enum:
+    _WASM_MAX_SENDS = 64       # per call; more are refused (-1), the agent is told
+
+cdef struct _wasm_sends:
+    int32_t n
+    int64_t max_content
+    int32_t dst[_WASM_MAX_SENDS]
+    cm_buf *content[_WASM_MAX_SENDS]
+
+
+cdef int32_t _wasm_send_to_outbox(void *ctx, int32_t dst, const char *data, int64_t length) noexcept nogil:
+    """cm.send's host side: the message is copied out of the agent's memory
+    and routed when the call returns.  0 accepted, -1 refused (too many in
+    one call, too large, or no memory)."""
+    cdef _wasm_sends *out = <_wasm_sends *>ctx
+    cdef cm_buf *b
+    if out.n >= _WASM_MAX_SENDS or length > out.max_content or length < 0:
+        return -1
+    b = buf_new(data, length)
+    if b == NULL:
+        return -1
+    out.dst[out.n] = dst
+    out.content[out.n] = b
+    out.n += 1
+    return 0
+
+
 # --- the multi-producer queue between threads (Vyukov's bounded queue) ----------------
 
 cdef int mpsc_init(cm_mpsc *q, int64_t capacity) noexcept nogil:
@@ -333,6 +362,14 @@ cdef bint mpsc_pop(cm_mpsc *q, cm_msg *out) noexcept nogil:
     return 1
 
 
+cdef void _free_hists(cm_agent *a) noexcept nogil:
+    if a.hists != NULL:
+        free(a.hists[0].counts)
+        free(a.hists[1].counts)
+        free(a.hists)
+        a.hists = NULL
+
+
 cdef inline void _inc(int64_t *counter, int64_t by) noexcept nogil:
     # one writer; release: a reader that sees this also sees what came before
     cm_atomic_store_release_64(counter, counter[0] + by)
@@ -377,6 +414,9 @@ cdef class Router:
     - ``keep_replies``: keep what agents send to the client for ``receive()``;
       with False they are counted and timed, then released.
     - ``batch_size``: messages an agent handles per turn before the next agent's.
+    - ``per_agent_histograms``: also record each agent's queue and handling
+      times in histograms of its own (2 significant figures, ~72 KiB an
+      agent): see ``agent_histograms()``.
     - ``flush_size``, ``flush_timeout`` (seconds): the MessageBatcher.  With
       flush_size > 1 the client's sends wait in a batch that is delivered
       when it holds flush_size messages, when its oldest has waited
@@ -390,6 +430,7 @@ cdef class Router:
     cdef cm_shard *_shards         # [0]: the calling thread; [1..workers]: the workers
     cdef int32_t _n_shards
     cdef int32_t _workers
+    cdef bint _per_agent           # each agent has its own queue/handling histograms
     cdef int64_t _stop             # tells the workers to return (atomic)
     cdef bint _threaded            # workers are running: cross-shard sends use queues
     cdef cm_msg *_inbox            # the client's received messages
@@ -419,7 +460,8 @@ cdef class Router:
 
     def __cinit__(self, *, workers=0, mailbox_capacity=1024, on_full="reject",
                   on_unknown="dead_letter", max_content=1 << 20, keep_replies=True, batch_size=64,
-                  significant_figures=3, flush_size=1, flush_timeout=0.0):
+                  significant_figures=3, flush_size=1, flush_timeout=0.0,
+                  per_agent_histograms=False):
         nw = _index(workers)
         if not 0 <= nw <= MAX_WORKERS:
             raise ValueError(f"Router: workers must be within [0, {MAX_WORKERS}], got {nw}")
@@ -457,6 +499,7 @@ cdef class Router:
         self._keep_replies = bool(keep_replies)
         self._batch = bs
         self._workers = nw
+        self._per_agent = bool(per_agent_histograms)
         self._shards = <cm_shard *>calloc(nw + 1, sizeof(cm_shard))
         if self._shards == NULL:
             raise MemoryError("Router: cannot allocate its shards")
@@ -493,6 +536,7 @@ cdef class Router:
                 if a.wasm != NULL:
                     cm_wasm_destroy(<cm_wasm_instance *>a.wasm)
                     free(a.wasm)
+                _free_hists(a)
             free(self._agents)
         for k in range(self._inbox_count):
             buf_unref(self._inbox[(self._inbox_head + k) % self._inbox_cap].content)
@@ -774,7 +818,7 @@ cdef class Router:
             m.receiver = <int32_t>a.param
             m.hops += 1
             a.handled += 1
-            hdr_record_or_overflow(&sh.handling_time, t1 - t0, 1)
+            self._record_handling(sh, aid, t1 - t0)
             hdr_record_or_overflow(&sh.delivery, t1 - m.origin_ns, 1)
             self._enqueue(sh, m, t1)      # the forward is a new send ...
             _inc(&sh.delivered, 1)        # ... and this hop is done
@@ -806,10 +850,40 @@ cdef class Router:
             hdr_record_or_overflow(&sh.recovery_time, cm_now_ns() - t1, 1)
             return
         a.handled += 1
-        hdr_record_or_overflow(&sh.handling_time, t1 - t0, 1)
+        self._record_handling(sh, aid, t1 - t0)
         hdr_record_or_overflow(&sh.delivery, t1 - m.origin_ns, 1)
         buf_unref(m.content)
         _inc(&sh.delivered, 1)
+
+    cdef inline void _record_queue(self, cm_shard *sh, int32_t aid, int64_t ns) noexcept nogil:
+        hdr_record_or_overflow(&sh.queue_time, ns, 1)
+        if self._agents[aid].hists != NULL:
+            hdr_record_or_overflow(&self._agents[aid].hists[0], ns, 1)
+
+    cdef inline void _record_handling(self, cm_shard *sh, int32_t aid, int64_t ns) noexcept nogil:
+        hdr_record_or_overflow(&sh.handling_time, ns, 1)
+        if self._agents[aid].hists != NULL:
+            hdr_record_or_overflow(&self._agents[aid].hists[1], ns, 1)
+
+    cdef void _send_outbox(self, cm_shard *sh, int32_t aid, _wasm_sends *out, int64_t now) noexcept nogil:
+        """Route what a WebAssembly agent sent with cm.send during a call."""
+        cdef int32_t k
+        cdef cm_msg m
+        for k in range(out.n):
+            m.id = self._new_id(sh)
+            m.conversation_id = 0
+            m.reply_with = 0
+            m.in_reply_to = 0
+            m.origin_ns = now
+            m.content = out.content[k]
+            m.sender = aid
+            m.receiver = out.dst[k]
+            m.performative = PERF_INFORM
+            m.hops = 0
+            m.origin = sh.index
+            m.pad = 0
+            self._enqueue(sh, &m, now)
+        out.n = 0
 
     cdef void _handle_wasm(self, cm_shard *sh, int32_t aid, cm_msg *m, int64_t t0) noexcept nogil:
         """A WebAssembly agent handles m: its reply is copied out of its
@@ -822,14 +896,22 @@ cdef class Router:
         cdef int64_t reply_len = 0, t1
         cdef int code = 0, rc
         cdef char err[256]
+        cdef _wasm_sends out
+        out.n = 0
+        out.max_content = self._max_content
+        cm_wasm_set_sender(inst, _wasm_send_to_outbox, &out)
         rc = cm_wasm_handle(inst, m.content.data if m.content != NULL else <char *>"",
                             m.content.length if m.content != NULL else 0,
                             &reply, &reply_len, &code, err, sizeof(err))
+        cm_wasm_set_sender(inst, NULL, NULL)
         t1 = cm_now_ns()
+        # what the agent sent before it returned (or trapped) goes out, and
+        # is counted as sent before the message it handled counts as done
+        self._send_outbox(sh, aid, &out, t1)
         if rc == 0:
             self._reply(sh, aid, m, buf_new(reply, reply_len), PERF_INFORM, t1)
             a.handled += 1
-            hdr_record_or_overflow(&sh.handling_time, t1 - t0, 1)
+            self._record_handling(sh, aid, t1 - t0)
             hdr_record_or_overflow(&sh.delivery, t1 - m.origin_ns, 1)
             buf_unref(m.content)
             _inc(&sh.delivered, 1)
@@ -872,7 +954,7 @@ cdef class Router:
     cdef int _handle(self, cm_shard *sh, int32_t aid, cm_msg *m) except -1:
         """Handle one message taken from agent aid's mailbox, on sh's thread."""
         cdef int64_t t0 = cm_now_ns()
-        hdr_record_or_overflow(&sh.queue_time, t0 - m.enqueued_ns, 1)
+        self._record_queue(sh, aid, t0 - m.enqueued_ns)
         if self._agents[aid].kind == KIND_PYTHON:
             return self._handle_python(sh, aid, m, t0)
         self._handle_native(sh, aid, m, t0)
@@ -930,7 +1012,7 @@ cdef class Router:
             self._reply(sh, aid, m, content, PERF_INFORM, t1)
         a = &self._agents[aid]       # handlers may spawn agents: the array may have moved
         a.handled += 1
-        hdr_record_or_overflow(&sh.handling_time, t1 - t0, 1)
+        self._record_handling(sh, aid, t1 - t0)
         hdr_record_or_overflow(&sh.delivery, t1 - m.origin_ns, 1)
         buf_unref(m.content)
         _inc(&sh.delivered, 1)
@@ -996,7 +1078,7 @@ cdef class Router:
                 a.head = (a.head + 1) % a.ring_cap
                 a.count -= 1
                 t0 = cm_now_ns()
-                hdr_record_or_overflow(&sh.queue_time, t0 - m.enqueued_ns, 1)
+                self._record_queue(sh, aid, t0 - m.enqueued_ns)
                 self._handle_native(sh, aid, &m, t0)
                 done += 1
             if a.count:
@@ -1074,6 +1156,12 @@ cdef class Router:
         # Python agents run on the calling thread (shard 0); native agents
         # are dealt round the workers
         a.shard = 0 if (kind == KIND_PYTHON or self._workers == 0) else 1 + (aid - 1) % self._workers
+        if self._per_agent:
+            a.hists = <cm_hdr *>calloc(2, sizeof(cm_hdr))
+            if (a.hists == NULL or hdr_init(&a.hists[0], 1, _LATENCY_HIGHEST, 2)
+                    or hdr_init(&a.hists[1], 1, _LATENCY_HIGHEST, 2)):
+                _free_hists(a)
+                raise MemoryError("spawn: cannot allocate the agent's histograms")
         self._n_agents += 1
         return aid
 
@@ -1349,6 +1437,22 @@ cdef class Router:
         cdef char err[256]
         if cm_wasm_restore(inst, state, len(state), err, sizeof(err)) != 0:
             raise ValueError("restore: " + err.decode("utf-8", "replace"))
+
+    def agent_histograms(self, aid):
+        """Agent ``aid``'s (queue_time, handling_time) histograms, in ns (a
+        snapshot); needs ``per_agent_histograms=True``."""
+        aid = self._check_agent(aid, "agent_histograms")
+        if not self._per_agent:
+            raise ValueError("agent_histograms: the router keeps no per-agent histograms "
+                             "(Router(per_agent_histograms=True))")
+        cdef cm_agent *a = &self._agents[<int32_t>aid]
+        out = []
+        cdef Histogram h
+        for k in range(2):
+            h = Histogram(1, _LATENCY_HIGHEST, 2)
+            hdr_add_same_layout(&h._h, &a.hists[k])
+            out.append(h)
+        return tuple(out)
 
     def agent(self, aid):
         """What the router knows of agent ``aid``."""
