@@ -745,3 +745,22 @@ def test_per_agent_histograms():
     e = plain.spawn_native("echo")
     with pytest.raises(ValueError, match="keeps no per-agent histograms"):
         plain.agent_histograms(e)
+
+
+def test_a_wasm_agent_out_of_fuel_or_over_its_memory_cap_is_handled():
+    r = Router()
+    runaway = r.spawn_wasm(wasm_module("loop", fuel=100_000, epoch_deadline_ms=None))
+    assert r.request(runaway, b"spin") is None
+    [dead] = r.dead_letters()
+    assert dead.reason == "agent fault: wasm trap: out of fuel"
+    assert r.agent(runaway).restarts == 1
+    conserved(r)
+    alloc = r.spawn_wasm(wasm_module("alloc", memory_limit=256 * 1024))
+    grown = r.request(alloc, (1).to_bytes(4, "little"))
+    assert int.from_bytes(grown.content, "little", signed=True) == 1       # pages before
+    capped = r.request(alloc, (10).to_bytes(4, "little"))
+    assert int.from_bytes(capped.content, "little", signed=True) == -1     # over the cap
+    assert r.request(alloc, b"") is None           # the agent refuses: not a fault
+    assert r.dead_letters()[-1].reason.startswith("wasm agent error: ")
+    assert r.agent(alloc).restarts == 0
+    conserved(r)
