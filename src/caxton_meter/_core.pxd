@@ -72,7 +72,8 @@ cdef struct cm_msg:
     int64_t conversation_id
     int64_t reply_with
     int64_t in_reply_to
-    int64_t origin_ns          # when the exchange began (the request's send)
+    int64_t origin_ns          # when the exchange began: the request's intended send time
+    int64_t issued_ns          # when the request was really sent (later, if the sender lagged)
     int64_t enqueued_ns        # when this hop entered its mailbox
     cm_buf *content
     int32_t sender
@@ -147,6 +148,7 @@ cdef struct cm_shard:
     int64_t next_id
     int64_t failed_origin      # exchanges begun here that ended as dead letters (any thread adds)
     cm_hdr round_trip
+    cm_hdr round_trip_uncorrected   # from the real send: what coordinated omission hides
     cm_hdr delivery
     cm_hdr queue_time
     cm_hdr handling_time

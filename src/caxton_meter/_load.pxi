@@ -44,6 +44,7 @@ cdef inline void _drive_send(Router router, cm_shard *sh, cm_drive *d, int64_t n
     m.reply_with = 0
     m.in_reply_to = 0
     m.origin_ns = now
+    m.issued_ns = now
     m.content = buf_ref(d.content)
     m.sender = CLIENT
     m.receiver = d.targets[d.sent % d.n_targets]
@@ -237,3 +238,296 @@ cdef int64_t _closed_loop_threaded(Router router, list shards, cm_drive *drives,
         router._threaded = 0
         for i in range(router._n_shards):
             router._drain_inbound(&router._shards[i])
+
+
+# --- the open loop: arrivals paced by a schedule, latency from intended times -------------
+#
+# k6's constant-arrival-rate and ramping-arrival-rate: a list of stages
+# {target rate, duration}, the rate moving linearly from the previous target
+# to each stage's target (a stage of duration 0 jumps).  Arrival n (0-based)
+# is due when the expected number of arrivals since the start reaches n.
+# Latency counts from that intended time, the way wrk2 avoids coordinated
+# omission; the histogram from the real send is kept beside it.  A request
+# due while max_in_flight are outstanding is dropped and counted (k6's
+# dropped_iterations), never silently skipped.
+
+cdef struct cm_stage:
+    double r0                  # arrivals per second at the stage's start ...
+    double r1                  # ... and at its end
+    int64_t d_ns
+
+
+cdef struct cm_schedule:
+    cm_stage *stages
+    int32_t n
+    int32_t k                  # the current stage
+    double c_prev              # arrivals expected before stage k
+    int64_t stage_start_ns     # stage k's start, from the run's start
+
+
+@cython.cdivision(True)
+cdef bint schedule_time(cm_schedule *s, int64_t n, int64_t *t_out) noexcept nogil:
+    """The time (ns from the start) arrival n is due; 0 past the last stage.
+    n must not decrease from call to call."""
+    cdef cm_stage *st
+    cdef double d, expected, need, a, b, t, disc
+    while s.k < s.n:
+        st = &s.stages[s.k]
+        d = st.d_ns / 1e9
+        expected = (st.r0 + st.r1) / 2.0 * d
+        need = <double>n - s.c_prev
+        if d > 0 and need < expected:
+            a = (st.r1 - st.r0) / (2.0 * d)
+            b = st.r0
+            if need <= 0:
+                t = 0.0
+            elif fabs(a) * need < 1e-9 * b:         # constant rate (or as good as)
+                t = need / b
+            else:                                   # a t^2 + b t = need, the stable root
+                disc = b * b + 4.0 * a * need
+                t = 2.0 * need / (b + sqrt(disc if disc > 0 else 0.0))
+            t_out[0] = s.stage_start_ns + <int64_t>(t * 1e9)
+            return 1
+        s.c_prev += expected
+        s.stage_start_ns += st.d_ns
+        s.k += 1
+    return 0
+
+
+cdef class LoadInterval:
+    """One interval of a load run.  Immutable."""
+    cdef readonly int64_t start_ns
+    cdef readonly int64_t end_ns
+    cdef readonly int64_t sent
+    cdef readonly int64_t completed
+    cdef readonly int64_t failed
+    cdef readonly int64_t dropped
+    cdef readonly Histogram latency
+
+    def __repr__(self):
+        return (f"LoadInterval(start_ns={self.start_ns}, end_ns={self.end_ns}, sent={self.sent}, "
+                f"completed={self.completed}, failed={self.failed}, dropped={self.dropped}, "
+                f"p99={self.latency.value_at_percentile(99)})")
+
+
+cdef class OpenLoopResult:
+    """What an open-loop run measured.  Immutable."""
+    cdef readonly int64_t requests         # sent
+    cdef readonly int64_t completed
+    cdef readonly int64_t failed
+    cdef readonly int64_t dropped          # due while max_in_flight were outstanding
+    cdef readonly int64_t planned          # arrivals the schedule held
+    cdef readonly int64_t elapsed_ns
+    cdef readonly int64_t duration_ns      # the schedule's length
+    cdef readonly Histogram latency        # from intended send times
+    cdef readonly Histogram latency_uncorrected
+    cdef readonly Histogram send_jitter    # real send - intended send
+    cdef readonly tuple intervals
+
+    @property
+    def achieved_rate(self):
+        """Requests sent per second of the schedule."""
+        return self.requests * 1e9 / self.duration_ns if self.duration_ns else 0.0
+
+    @property
+    def intended_rate(self):
+        return self.planned * 1e9 / self.duration_ns if self.duration_ns else 0.0
+
+    def __repr__(self):
+        return (f"OpenLoopResult(requests={self.requests}, completed={self.completed}, "
+                f"failed={self.failed}, dropped={self.dropped}, planned={self.planned}, "
+                f"achieved_rate={self.achieved_rate:,.1f}/s)")
+
+
+cdef Histogram _shard_snapshot(Router router, bint one_way):
+    cdef Histogram h = Histogram(1, _LATENCY_HIGHEST, router._significant_figures)
+    hdr_add_same_layout(&h._h, &router._shards[0].delivery if one_way else &router._shards[0].round_trip)
+    return h
+
+
+cdef Histogram _histogram_difference(Histogram later, Histogram earlier):
+    """later - earlier, for cumulative snapshots of one histogram."""
+    cdef Histogram h = Histogram(later._h.lowest_discernible_value, later._h.highest_trackable_value,
+                                 later._h.significant_figures)
+    cdef int64_t i, c, last = _max_index(&later._h)
+    for i in range(last + 1):
+        c = later._h.counts[i] - (earlier._h.counts[i] if i < earlier._h.counts_len else 0)
+        if c > 0:
+            hdr_record(&h._h, hdr_value_at_index(&h._h, i), c)
+    return h
+
+
+def open_loop(Router router not None, targets, stages, *, start_rate=None, max_in_flight=1_000_000,
+              content=b"", interval=1.0, one_way=False):
+    """Send requests from the client to ``targets`` (agent ids, round robin)
+    at the arrival rate ``stages`` describe: a sequence of (target rate per
+    second, duration in seconds); the rate moves linearly from
+    ``start_rate`` (default: the first target) through each target, and a
+    stage of duration 0 jumps.  [(1000, 10)] is a constant 1000/s for 10 s.
+
+    Latency is measured from each request's intended send time
+    (``latency``) and from its real send (``latency_uncorrected``); the
+    send jitter is kept; requests due while ``max_in_flight`` are
+    outstanding are dropped and counted.  Every ``interval`` seconds the
+    run's sent, completed, failed and dropped counts and latency histogram
+    are kept (``intervals``).  Runs the router on this thread (workers=0)."""
+    if router._workers:
+        raise ValueError("open_loop: drives a router without workers (workers=0); "
+                         "a threaded open loop is not built yet")
+    if router._running:
+        raise RuntimeError("open_loop: the router is already running")
+    ids = [_index(t) for t in targets]
+    if not ids:
+        raise ValueError("open_loop: targets is empty")
+    for aid in ids:
+        if not 1 <= aid < router._n_agents or router._agents[<int32_t>aid].state != STATE_READY:
+            raise ValueError(f"open_loop: target {aid} is not a live agent")
+    plan = []
+    for index, stage in enumerate(stages):
+        try:
+            rate, seconds = stage
+            rate, seconds = float(rate), float(seconds)
+        except (TypeError, ValueError):
+            raise ValueError(f"open_loop: stage {index} must be (rate per second, duration in seconds), "
+                             f"got {stage!r}") from None
+        if not (rate >= 0 and math.isfinite(rate)):
+            raise ValueError(f"open_loop: stage {index}'s rate must be >= 0, got {rate!r}")
+        if not (seconds >= 0 and math.isfinite(seconds)):
+            raise ValueError(f"open_loop: stage {index}'s duration must be >= 0, got {seconds!r}")
+        plan.append((rate, seconds))
+    if not plan or sum(d for _, d in plan) <= 0:
+        raise ValueError("open_loop: the stages last no time; give at least one duration > 0")
+    first = plan[0][0] if start_rate is None else float(start_rate)
+    if not (first >= 0 and math.isfinite(first)):
+        raise ValueError(f"open_loop: start_rate must be >= 0, got {first!r}")
+    cdef int64_t cap = _index(max_in_flight)
+    if cap < 1:
+        raise ValueError(f"open_loop: max_in_flight must be >= 1, got {cap}")
+    cdef double every = float(interval)
+    if not (every > 0 and math.isfinite(every)):
+        raise ValueError(f"open_loop: interval must be > 0 seconds, got {every!r}")
+    cdef const unsigned char[::1] view = content
+    if view.shape[0] > router._max_content:
+        raise RoutingError(f"open_loop: content of {view.shape[0]} bytes is larger than "
+                           f"max_content {router._max_content}")
+
+    cdef cm_schedule sch
+    memset(&sch, 0, sizeof(cm_schedule))
+    sch.n = len(plan)
+    sch.stages = <cm_stage *>calloc(sch.n, sizeof(cm_stage))
+    cdef Py_ssize_t n_targets = len(ids), k
+    cdef int32_t *tv = <int32_t *>malloc(n_targets * sizeof(int32_t))
+    cdef cm_buf *buf = buf_new(<const char *>&view[0] if view.shape[0] else NULL, view.shape[0])
+    if sch.stages == NULL or tv == NULL or buf == NULL:
+        free(sch.stages); free(tv); buf_unref(buf)
+        raise MemoryError()
+    cdef double previous = first
+    cdef int64_t duration_ns = 0
+    for k in range(sch.n):
+        sch.stages[k].r0 = previous
+        sch.stages[k].r1 = plan[k][0]
+        sch.stages[k].d_ns = <int64_t>(plan[k][1] * 1e9)
+        duration_ns += sch.stages[k].d_ns
+        previous = plan[k][0]
+    for k in range(n_targets):
+        tv[k] = <int32_t>ids[k]
+
+    cdef cm_shard *sh = &router._shards[0]
+    cdef cm_msg m
+    cdef int64_t n = 0, sent = 0, dropped = 0, completed = 0, failed = 0, planned = 0
+    cdef int64_t t0, now, due = 0, rel = 0, ran, gap, interval_ns = <int64_t>(every * 1e9)
+    cdef int64_t next_boundary, start_received = sh.client_received, start_delivered = sh.delivered
+    cdef int64_t start_failed = cm_atomic_load_64(&sh.failed_origin)
+    cdef int64_t i_start, i_sent = 0, i_completed = 0, i_failed = 0, i_dropped = 0
+    cdef bint more
+    cdef Histogram jitter = Histogram(1, _LATENCY_HIGHEST, router._significant_figures)
+    cdef Histogram before = _shard_snapshot(router, one_way)
+    cdef Histogram before_uncorrected = Histogram(1, _LATENCY_HIGHEST, router._significant_figures)
+    hdr_add_same_layout(&before_uncorrected._h, &sh.round_trip_uncorrected)
+    cdef Histogram mark = before, snap
+    cdef LoadInterval iv
+    cdef OpenLoopResult result = OpenLoopResult.__new__(OpenLoopResult)
+    intervals = []
+    router._running = 1
+    router._discard_replies = 1
+    try:
+        more = schedule_time(&sch, 0, &rel)
+        t0 = cm_now_ns()
+        i_start = t0
+        next_boundary = t0 + interval_ns
+        while True:
+            now = cm_now_ns()
+            while more and t0 + rel <= now:
+                due = t0 + rel
+                planned += 1
+                if sent - completed - failed >= cap:
+                    dropped += 1
+                else:
+                    m.id = router._new_id(sh)
+                    m.conversation_id = 0
+                    m.reply_with = 0
+                    m.in_reply_to = 0
+                    m.origin_ns = due              # latency counts from here
+                    m.issued_ns = now
+                    m.content = buf_ref(buf)
+                    m.sender = CLIENT
+                    m.receiver = tv[sent % n_targets]
+                    m.performative = PERF_REQUEST
+                    m.hops = 0
+                    m.origin = 0
+                    m.pad = 0
+                    router._submit(&m, now)
+                    hdr_record_or_overflow(&jitter._h, now - due, 1)
+                    sent += 1
+                n += 1
+                more = schedule_time(&sch, n, &rel) and rel < duration_ns
+            ran = router._run(sh, router._batch * n_targets)
+            completed = (sh.delivered - start_delivered) if one_way else (sh.client_received - start_received)
+            failed = cm_atomic_load_64(&sh.failed_origin) - start_failed
+            now = cm_now_ns()
+            if now >= next_boundary or (not more and completed + failed >= sent):
+                snap = _shard_snapshot(router, one_way)
+                iv = LoadInterval.__new__(LoadInterval)
+                iv.start_ns = i_start
+                iv.end_ns = now
+                iv.sent = sent - i_sent
+                iv.completed = completed - i_completed
+                iv.failed = failed - i_failed
+                iv.dropped = dropped - i_dropped
+                iv.latency = _histogram_difference(snap, mark)
+                intervals.append(iv)
+                mark = snap
+                i_start, i_sent, i_completed, i_failed, i_dropped = now, sent, completed, failed, dropped
+                next_boundary += interval_ns
+                while next_boundary <= now:
+                    next_boundary += interval_ns
+            if not more and (completed + failed >= sent or ran == 0):
+                break
+            if ran == 0 and more:
+                gap = t0 + rel - cm_now_ns()
+                # sleep most of a long gap and spin the rest: a sleep can
+                # wake ~50 us late (the kernel's timer slack)
+                if gap > 250_000:
+                    with nogil:
+                        cm_sleep_ns(gap - 150_000)
+        result.elapsed_ns = cm_now_ns() - t0
+    finally:
+        router._running = 0
+        router._discard_replies = 0
+        buf_unref(buf)
+        free(tv)
+        free(sch.stages)
+    cdef Histogram after_uncorrected = Histogram(1, _LATENCY_HIGHEST, router._significant_figures)
+    hdr_add_same_layout(&after_uncorrected._h, &sh.round_trip_uncorrected)
+    result.requests = sent
+    result.completed = completed
+    result.failed = failed
+    result.dropped = dropped
+    result.planned = planned
+    result.duration_ns = duration_ns
+    result.latency = _histogram_difference(_shard_snapshot(router, one_way), before)
+    result.latency_uncorrected = (result.latency.copy() if one_way else
+                                  _histogram_difference(after_uncorrected, before_uncorrected))
+    result.send_jitter = jitter
+    result.intervals = tuple(intervals)
+    return result

@@ -507,6 +507,8 @@ cdef class Router:
         for i in range(nw + 1):
             self._shards[i].index = i
             if (hdr_init(&self._shards[i].round_trip, 1, _LATENCY_HIGHEST, significant_figures)
+                    or hdr_init(&self._shards[i].round_trip_uncorrected, 1, _LATENCY_HIGHEST,
+                                significant_figures)
                     or hdr_init(&self._shards[i].delivery, 1, _LATENCY_HIGHEST, significant_figures)
                     or hdr_init(&self._shards[i].queue_time, 1, _LATENCY_HIGHEST, significant_figures)
                     or hdr_init(&self._shards[i].handling_time, 1, _LATENCY_HIGHEST, significant_figures)
@@ -553,6 +555,7 @@ cdef class Router:
                         buf_unref(m.content)
                     free(sh.inbound.cells)
                 free(sh.round_trip.counts)
+                free(sh.round_trip_uncorrected.counts)
                 free(sh.delivery.counts)
                 free(sh.queue_time.counts)
                 free(sh.handling_time.counts)
@@ -730,6 +733,7 @@ cdef class Router:
         if r == CLIENT:
             if m.in_reply_to != 0:
                 hdr_record_or_overflow(&sh.round_trip, now - m.origin_ns, 1)
+                hdr_record_or_overflow(&sh.round_trip_uncorrected, now - m.issued_ns, 1)
             if (self._keep_replies and not self._discard_replies and sh.index == 0
                     and self._to_inbox(m)):
                 pass
@@ -779,6 +783,7 @@ cdef class Router:
         r.reply_with = 0
         r.in_reply_to = req.reply_with if req.reply_with != 0 else req.id
         r.origin_ns = req.origin_ns
+        r.issued_ns = req.issued_ns
         r.content = content
         r.sender = aid
         r.receiver = req.sender
@@ -875,6 +880,7 @@ cdef class Router:
             m.reply_with = 0
             m.in_reply_to = 0
             m.origin_ns = now
+            m.issued_ns = now
             m.content = out.content[k]
             m.sender = aid
             m.receiver = out.dst[k]
@@ -1547,6 +1553,7 @@ cdef class Router:
                 m.reply_with = rw
                 m.in_reply_to = 0
                 m.origin_ns = now
+                m.issued_ns = now
                 m.content = buf_ref(buf)
                 m.sender = CLIENT
                 m.receiver = <int32_t>r if -1 <= r <= INT32_MAX_AGENTS else -1
@@ -1712,6 +1719,7 @@ cdef class Router:
         cdef cm_hdr *src
         for i in range(self._n_shards):
             src = (&self._shards[i].round_trip if which == 0 else
+                   &self._shards[i].round_trip_uncorrected if which == 5 else
                    &self._shards[i].delivery if which == 1 else
                    &self._shards[i].queue_time if which == 2 else
                    &self._shards[i].handling_time if which == 3 else
@@ -1723,6 +1731,13 @@ cdef class Router:
     def round_trip(self):
         """Request sent -> reply delivered to the client, ns (a snapshot)."""
         return self._merged(0)
+
+    @property
+    def round_trip_uncorrected(self):
+        """The round trip from each request's real send, where round_trip
+        counts from its intended send: the two differ when a paced sender
+        lagged (coordinated omission), ns (a snapshot)."""
+        return self._merged(5)
 
     @property
     def delivery(self):

@@ -1,0 +1,117 @@
+"""The compiled load loops: the open loop's schedule (k6's arrival-rate
+semantics), coordinated-omission correction, dropped requests and intervals."""
+import time
+
+import pytest
+
+from caxton_meter import Router
+from caxton_meter._core import closed_loop, open_loop
+
+
+def test_a_constant_rate_sends_exactly_the_planned_requests():
+    r = Router(keep_replies=False)
+    echoes = r.spawn_native("echo", count=4)
+    res = open_loop(r, echoes, [(2000, 0.5)], interval=0.1)
+    assert res.planned == res.requests == 1000          # 2000/s for 0.5 s
+    assert res.completed == 1000 and res.failed == res.dropped == 0
+    assert res.achieved_rate == pytest.approx(2000)
+    assert res.latency.total_count == res.latency_uncorrected.total_count == 1000
+    assert res.send_jitter.total_count == 1000
+    # the intervals partition the run
+    assert sum(iv.sent for iv in res.intervals) == 1000
+    assert sum(iv.completed for iv in res.intervals) == 1000
+    assert sum(iv.latency.total_count for iv in res.intervals) == 1000
+    assert 4 <= len(res.intervals) <= 7
+    assert all(a.end_ns == b.start_ns for a, b in zip(res.intervals, res.intervals[1:]))
+
+
+def test_ramping_stages_follow_k6s_linear_rate():
+    r = Router(keep_replies=False)
+    sink = r.spawn_native("sink")
+    # 0 -> 4000/s over 0.5 s (1000 arrivals), 0.25 s at 4000/s (1000), a jump
+    # to 1000/s held 0.2 s (200)
+    res = open_loop(r, [sink], [(4000, 0.5), (4000, 0.25), (1000, 0), (1000, 0.2)],
+                    start_rate=0, one_way=True)
+    assert res.planned == pytest.approx(2200, abs=2)
+    assert res.requests == res.completed == res.planned
+    firsts = [iv.sent for iv in res.intervals]
+    assert sum(firsts) == res.requests
+
+
+def test_requests_due_while_the_window_is_full_are_dropped_and_counted():
+    r = Router(keep_replies=False)
+
+    def slow(m):
+        time.sleep(0.002)
+        return m
+
+    a = r.spawn_python(slow)
+    res = open_loop(r, [a], [(2000, 0.3)], max_in_flight=1)
+    assert res.planned == 600
+    assert res.dropped > 0
+    assert res.requests + res.dropped == res.planned
+    assert res.completed == res.requests
+    assert sum(iv.dropped for iv in res.intervals) == res.dropped
+
+
+def test_coordinated_omission_is_measured_not_hidden():
+    """A target that stalls for 100 ms once every 1000 requests, at 1000/s:
+    about 10% of the requests are due while it stalls, their latencies
+    spread evenly over 0-100 ms.  From intended send times the percentiles
+    in that top 10% follow: p(100 - x) = 100 ms * (1 - x / 10%)."""
+    r = Router(keep_replies=False)
+
+    class Stalls:
+        n = 0
+
+        def handle(self, m):
+            self.n += 1
+            if self.n % 1000 == 500:
+                time.sleep(0.1)
+            return m
+
+    agent = r.spawn_python(Stalls())
+    res = open_loop(r, [agent], [(1000, 3.0)])
+    assert res.completed == 3000 and res.dropped == 0
+    ms = 1_000_000
+    expected = {95.0: 50 * ms, 97.0: 70 * ms, 99.0: 90 * ms}
+    for p, value in expected.items():
+        assert abs(res.latency.value_at_percentile(p) - value) < 6 * ms, p
+    assert res.latency.value_at_percentile(80) < 2 * ms
+    # measured from the real sends, the stall shows in one request per stall
+    assert res.latency_uncorrected.value_at_percentile(99) < 2 * ms
+    # and a closed loop waits for each reply: the stall hides just the same
+    closed = Router(keep_replies=False)
+    c_agent = closed.spawn_python(Stalls())
+    closed_loop(closed, [c_agent], 3000, window=1)
+    assert closed.round_trip.value_at_percentile(99) < 2 * ms
+
+
+@pytest.mark.parametrize("stages, kwargs, message", [
+    ([], {}, "the stages last no time"),
+    ([(100, 0)], {}, "the stages last no time"),
+    ([(-1, 1)], {}, "stage 0's rate must be >= 0"),
+    ([(10, float("nan"))], {}, "stage 0's duration must be >= 0"),
+    ([(10, 1), "x"], {}, "stage 1 must be \\(rate per second, duration in seconds\\)"),
+    ([(10, 1)], {"max_in_flight": 0}, "max_in_flight must be >= 1"),
+    ([(10, 1)], {"interval": 0}, "interval must be > 0 seconds"),
+    ([(10, 1)], {"start_rate": -5}, "start_rate must be >= 0"),
+])
+def test_open_loop_bad_input(stages, kwargs, message):
+    r = Router()
+    e = r.spawn_native("echo")
+    with pytest.raises(ValueError, match=message):
+        open_loop(r, [e], stages, **kwargs)
+    assert r.counts.sent == 0
+
+
+def test_open_loop_refuses_what_it_cannot_drive():
+    r = Router()
+    with pytest.raises(ValueError, match="targets is empty"):
+        open_loop(r, [], [(1, 1)])
+    with pytest.raises(ValueError, match="target 3 is not a live agent"):
+        open_loop(r, [3], [(1, 1)])
+    threaded = Router(workers=1)
+    e = threaded.spawn_native("echo")
+    with pytest.raises(ValueError, match="without workers"):
+        open_loop(threaded, [e], [(1, 1)])
