@@ -214,6 +214,13 @@ def wasm_figures(cfg: Config, rep: int) -> list[Row]:
         Row("memory per WASM agent (RSS growth / N)", "B", round(grown), target="<=128 KiB",
             ok=grown <= 128 * 1024, section=section),
     ]
+    r = Router()
+    comp = r.spawn_wasm(_wasm("compute"), units=100)
+    r.request(comp, b"warm")
+    cps = [r.checkpoint(comp) for _ in range(20)]
+    restores = [r.restore(comp, cps[0]) for _ in range(20)]
+    rows.append(Row(f"checkpoint / restore of a WASM agent ({cps[0].size:,} B of state)", "ns",
+                    f"{min(c.elapsed_ns for c in cps):,} / {min(restores):,} ns", section=section))
     r = Router(keep_replies=False)
     trap = r.spawn_wasm(_wasm("trap"), count=AGENTS)
     closed_loop(r, trap, 2_000 if cfg.quick else 20_000, window=AGENTS)

@@ -15,13 +15,14 @@ from importlib.metadata import version
 
 import bench_clock
 import bench_histogram
+import bench_load
 import bench_router
 import bench_timer
 import bench_wasm
 import caxton_meter
 from _util import config, parse_args, print_table
 
-BENCHES = (bench_histogram, bench_timer, bench_clock, bench_router, bench_wasm)
+BENCHES = (bench_histogram, bench_timer, bench_clock, bench_router, bench_wasm, bench_load)
 
 
 def _section_order(row) -> tuple[int, str]:
