@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import NamedTuple
 
 import psutil
 
@@ -18,15 +19,20 @@ from caxton_meter._sampling import ResourceSampler
 from _util import Config, Row, Timing, main, time_calls
 
 
-def naive_sampler(interval: float, seconds: float) -> tuple[float, int, float]:
-    """(CPU % of one core, samples taken, mean wall ns per sample) of the
-    sampler one writes first: sleep, read, repeat.  Its ticks drift by the
-    cost of each read and each late wake-up."""
+class Figures(NamedTuple):
+    overhead_percent: float     # CPU of the sampling, % of one core over the window
+    sample_ns: float            # mean wall time of one periodic sample
+    lag_ms: float               # the most a sample came after its intended tick
+
+
+def naive_sampler(interval: float, seconds: float) -> Figures:
+    """The sampler one writes first: a thread that sleeps the interval, then
+    reads.  Its ticks drift by the cost of each read and each late wake-up."""
     p = psutil.Process()
     p.cpu_percent()                       # primes psutil's previous reading
     samples: list[tuple[float, float, int, int]] = []
     stop = threading.Event()
-    cost = [0.0, 0]
+    cost = [0.0, 0.0]
 
     def run() -> None:
         cpu0 = time.thread_time()
@@ -41,31 +47,30 @@ def naive_sampler(interval: float, seconds: float) -> tuple[float, int, float]:
         cost[1] = spent
 
     thread = threading.Thread(target=run, daemon=True)
-    start = time.perf_counter()
+    start = time.monotonic()
     thread.start()
     time.sleep(seconds)
     stop.set()
     thread.join()
-    elapsed = time.perf_counter() - start
-    return 100 * cost[0] / elapsed, len(samples), cost[1] / max(len(samples), 1)
+    elapsed = time.monotonic() - start
+    lag = max(t - (start + (i + 1) * interval) for i, (t, *_) in enumerate(samples))
+    return Figures(100 * cost[0] / elapsed, cost[1] / len(samples), lag * 1e3)
 
 
-def ours(interval: float, seconds: float) -> tuple[float, int, float, float]:
-    """(overhead % of one core, periodic samples, mean wall ns per sample,
-    mean wall ns per USS read) of ResourceSampler over the same window."""
-    with ResourceSampler(interval) as sampler:
+def ours(interval: float, seconds: float, uss: bool) -> tuple[Figures, float | None]:
+    """ResourceSampler's figures over the same window, and the mean wall ns
+    of one USS read when uss."""
+    with ResourceSampler(interval, uss=uss) as sampler:
         time.sleep(seconds)
     p = sampler.profile
-    assert p is not None and p.sample_cost_us is not None and p.uss_cost_us is not None
-    return (p.overhead_percent, len(p.samples) - 1 + p.missed_ticks,
-            p.sample_cost_us * 1e3, p.uss_cost_us * 1e3)
+    assert p is not None and p.sample_cost_us is not None
+    figures = Figures(p.overhead_percent, p.sample_cost_us * 1e3, p.max_lag * 1e3)
+    return figures, None if p.uss_cost_us is None else p.uss_cost_us * 1e3
 
 
 def run(cfg: Config) -> list[Row]:
-    sampler = ResourceSampler(0.1)
-    sampler.start()                       # _read needs the start reading's state
-    sampler.stop()
-    read_one_sample = sampler._read       # status, cpu_times, memory_info, num_threads
+    # the sampler's own reading: status, cpu_times, memory_info, num_threads
+    read_one_sample = ResourceSampler(0.1)._read
     proc = psutil.Process()
 
     def without_oneshot() -> None:
@@ -78,23 +83,32 @@ def run(cfg: Config) -> list[Row]:
         [read_one_sample, lambda: psutil.Process().memory_info(), proc.memory_info,
          without_oneshot, proc.memory_full_info], cfg)
 
-    # The sampler's overhead: both samplers in turn, rounds interleaved so
-    # that a busy spell of the shared machine hits both alike.
+    # The sampler's overhead: the samplers in turn, rounds interleaved so
+    # that a busy spell of the shared machine hits them alike.
     interval, seconds = 0.1, (0.5 if cfg.quick else 2.0)
     rounds = 2 if cfg.quick else 3
-    mine, naive = [], []
+    rss_only: list[Figures] = []
+    with_uss: list[Figures] = []
+    uss_ns: list[float] = []
+    naive: list[Figures] = []
     for _ in range(rounds):
-        mine.append(ours(interval, seconds))
+        rss_only.append(ours(interval, seconds, uss=False)[0])
+        figures, uss_read = ours(interval, seconds, uss=True)
+        with_uss.append(figures)
+        assert uss_read is not None
+        uss_ns.append(uss_read)
         naive.append(naive_sampler(interval, seconds))
 
     def timing(values: list[float]) -> Timing:
         values = sorted(values)
         return Timing(values[0], values[len(values) // 2])
 
+    def field(runs: list[Figures], name: str) -> Timing:
+        return timing([getattr(f, name) for f in runs])
+
     section = "15. resource sampling, one reading of this process (vs plain psutil calls)"
     section_b = (f"15b. the sampler at 10 Hz over {seconds:g} s, best of {rounds} "
                  "(vs a naive sleep-then-read sampler thread)")
-    expected = round(seconds / interval)
     return [
         Row("one sample: RSS + CPU times + threads + status, oneshot()", "ns", t_sample,
             t_new_rss, section=section),
@@ -104,14 +118,16 @@ def run(cfg: Config) -> list[Row]:
             section=section),
         Row("USS read memory_full_info() (vs RSS read memory_info())", "ns", t_uss, t_rss,
             section=section),
-        Row("sampler overhead, % of one core", "%", timing([m[0] for m in mine]),
-            timing([n[0] for n in naive]), section=section_b),
-        Row(f"ticks in the window (intended {expected}; naive drifts)", "",
-            max(m[1] for m in mine), max(n[1] for n in naive), section=section_b),
-        Row("wall time of one sample inside the running sampler (idle between ticks)", "ns",
-            timing([m[2] for m in mine]), timing([n[2] for n in naive]), section=section_b),
-        Row("wall time of one USS read inside the sampler (start and end)", "ns",
-            timing([m[3] for m in mine]), section=section_b),
+        Row("sampler overhead, % of one core (uss=False)", "%", field(rss_only, "overhead_percent"),
+            field(naive, "overhead_percent"), section=section_b),
+        Row("  the same with USS at both ends (default)", "%", field(with_uss, "overhead_percent"),
+            field(naive, "overhead_percent"), section=section_b),
+        Row("wall time of one sample in the running sampler (cold between ticks)", "ns",
+            field(rss_only, "sample_ns"), field(naive, "sample_ns"), section=section_b),
+        Row("wall time of one USS read in the running sampler", "ns", timing(uss_ns),
+            section=section_b),
+        Row("most a sample came after its tick, ms (paced vs sleep drift)", "ms",
+            field(rss_only, "lag_ms"), field(naive, "lag_ms"), section=section_b),
     ]
 
 

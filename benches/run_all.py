@@ -17,12 +17,14 @@ import bench_clock
 import bench_histogram
 import bench_load
 import bench_router
+import bench_sampling
 import bench_timer
 import bench_wasm
 import caxton_meter
 from _util import config, parse_args, print_table
 
-BENCHES = (bench_histogram, bench_timer, bench_clock, bench_router, bench_wasm, bench_load)
+BENCHES = (bench_histogram, bench_timer, bench_clock, bench_router, bench_wasm, bench_load,
+           bench_sampling)
 
 
 def _section_order(row) -> tuple[int, str]:
