@@ -115,3 +115,62 @@ def test_open_loop_refuses_what_it_cannot_drive():
     e = threaded.spawn_native("echo")
     with pytest.raises(ValueError, match="without workers"):
         open_loop(threaded, [e], [(1, 1)])
+
+
+# --- a Python callable as the target, and the schedule on its own --------------------------------
+
+from caxton_meter._core import Schedule, open_loop_call  # noqa: E402
+
+
+def test_open_loop_call_paces_counts_errors_and_corrects_for_stalls():
+    calls = []
+
+    def target(tag):
+        calls.append(tag)
+        if len(calls) % 50 == 0:
+            raise KeyError("every 50th")
+        if len(calls) == 101:
+            time.sleep(0.05)          # one stall: the calls due meanwhile are late
+
+    res = open_loop_call(target, [(1000, 0.5)], args=("t",), interval=0.1)
+    assert res.planned == res.requests == len(calls) == 500 and calls[0] == "t"
+    assert res.failed == 10 and res.errors == {"KeyError": 10}
+    assert res.completed == 490 and res.dropped == 0 and not res.interrupted
+    assert res.latency.total_count == res.latency_uncorrected.total_count == 490
+    # ~50 calls were due during the 50 ms stall: from their intended starts,
+    # the top of the distribution reaches tens of ms; from their real starts not
+    assert res.latency.value_at_percentile(99) > 20_000_000
+    assert res.latency_uncorrected.value_at_percentile(99) < 5_000_000
+    assert sum(iv.sent for iv in res.intervals) == 500
+    assert sum(iv.failed for iv in res.intervals) == 10
+
+
+def test_open_loop_call_drops_what_is_too_late():
+    def slow():
+        time.sleep(0.01)
+
+    res = open_loop_call(slow, [(1000, 0.2)], max_lateness=0.001)
+    assert res.planned == 200
+    assert res.dropped > 100 and res.requests + res.dropped == 200
+    assert res.completed == res.requests
+
+
+def test_open_loop_call_bad_input():
+    with pytest.raises(TypeError, match="fn must be callable"):
+        open_loop_call(42, [(1, 1)])
+    with pytest.raises(ValueError, match="stage 0's rate must be >= 0"):
+        open_loop_call(print, [(-1, 1)])
+    with pytest.raises(ValueError, match="max_lateness must be >= 0"):
+        open_loop_call(print, [(1, 1)], max_lateness=-1)
+
+
+def test_schedule_gives_k6s_due_times():
+    s = Schedule([(1000, 1.0)])
+    assert [s.due_ns(n) for n in range(3)] == [0, 1_000_000, 2_000_000]
+    assert s.due_ns(999) == 999_000_000 and s.due_ns(1000) is None
+    ramp = Schedule([(2000, 1.0)], start_rate=0)        # 1000 arrivals, the n-th at sqrt(n/1000) s
+    assert ramp.due_ns(250) == pytest.approx(500_000_000, rel=1e-6)
+    assert ramp.due_ns(999) < 1_000_000_000 and ramp.due_ns(1000) is None
+    with pytest.raises(ValueError, match="in order"):
+        ramp.due_ns(10)
+    assert s.duration_ns == 1_000_000_000

@@ -294,6 +294,76 @@ cdef bint schedule_time(cm_schedule *s, int64_t n, int64_t *t_out) noexcept nogi
     return 0
 
 
+cdef list _parse_stages(stages, start_rate, str what):
+    """Stages [(target rate per second, seconds), ...] checked, as
+    [(start rate, end rate, ns)] with each stage starting at the previous
+    target."""
+    plan = []
+    for index, stage in enumerate(stages):
+        try:
+            rate, seconds = stage
+            rate, seconds = float(rate), float(seconds)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}: stage {index} must be (rate per second, duration in seconds), "
+                             f"got {stage!r}") from None
+        if not (rate >= 0 and math.isfinite(rate)):
+            raise ValueError(f"{what}: stage {index}'s rate must be >= 0, got {rate!r}")
+        if not (seconds >= 0 and math.isfinite(seconds)):
+            raise ValueError(f"{what}: stage {index}'s duration must be >= 0, got {seconds!r}")
+        plan.append((rate, seconds))
+    if not plan or sum(d for _, d in plan) <= 0:
+        raise ValueError(f"{what}: the stages last no time; give at least one duration > 0")
+    previous = plan[0][0] if start_rate is None else float(start_rate)
+    if not (previous >= 0 and math.isfinite(previous)):
+        raise ValueError(f"{what}: start_rate must be >= 0, got {previous!r}")
+    out = []
+    for rate, seconds in plan:
+        out.append((previous, rate, <int64_t>(seconds * 1e9)))
+        previous = rate
+    return out
+
+
+cdef int64_t _fill_schedule(cm_schedule *sch, list plan) except -1:
+    """Lay plan out in sch (its stages allocated: free(sch.stages)); returns
+    the schedule's length in ns."""
+    cdef Py_ssize_t k
+    cdef int64_t total = 0
+    memset(sch, 0, sizeof(cm_schedule))
+    sch.n = len(plan)
+    sch.stages = <cm_stage *>calloc(sch.n, sizeof(cm_stage))
+    if sch.stages == NULL:
+        raise MemoryError()
+    for k in range(sch.n):
+        sch.stages[k].r0, sch.stages[k].r1, sch.stages[k].d_ns = plan[k]
+        total += sch.stages[k].d_ns
+    return total
+
+
+cdef class Schedule:
+    """The arrival schedule of an open loop, for loops outside the core (an
+    asyncio driver): ``due_ns(n)`` is when arrival n (0, 1, 2, ...) is due,
+    in ns from the start, or None past the end.  Stages as open_loop's."""
+    cdef cm_schedule _s
+    cdef readonly int64_t duration_ns
+    cdef int64_t _last
+
+    def __cinit__(self, stages, *, start_rate=None):
+        self.duration_ns = _fill_schedule(&self._s, _parse_stages(stages, start_rate, "Schedule"))
+        self._last = -1
+
+    def __dealloc__(self):
+        free(self._s.stages)
+
+    def due_ns(self, n):
+        cdef int64_t k = _index(n), t = 0
+        if k < self._last:
+            raise ValueError(f"due_ns: arrivals are asked in order; {k} after {self._last}")
+        self._last = k
+        if schedule_time(&self._s, k, &t) and t < self.duration_ns:
+            return t
+        return None
+
+
 cdef class LoadInterval:
     """One interval of a load run.  Immutable."""
     cdef readonly int64_t start_ns
@@ -323,6 +393,8 @@ cdef class OpenLoopResult:
     cdef readonly Histogram latency_uncorrected
     cdef readonly Histogram send_jitter    # real send - intended send
     cdef readonly tuple intervals
+    cdef readonly dict errors              # exception type name -> count (callable targets)
+    cdef readonly bint interrupted         # stopped early (Ctrl-C): the result is partial
 
     @property
     def achieved_rate(self):
@@ -382,24 +454,7 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     for aid in ids:
         if not 1 <= aid < router._n_agents or router._agents[<int32_t>aid].state != STATE_READY:
             raise ValueError(f"open_loop: target {aid} is not a live agent")
-    plan = []
-    for index, stage in enumerate(stages):
-        try:
-            rate, seconds = stage
-            rate, seconds = float(rate), float(seconds)
-        except (TypeError, ValueError):
-            raise ValueError(f"open_loop: stage {index} must be (rate per second, duration in seconds), "
-                             f"got {stage!r}") from None
-        if not (rate >= 0 and math.isfinite(rate)):
-            raise ValueError(f"open_loop: stage {index}'s rate must be >= 0, got {rate!r}")
-        if not (seconds >= 0 and math.isfinite(seconds)):
-            raise ValueError(f"open_loop: stage {index}'s duration must be >= 0, got {seconds!r}")
-        plan.append((rate, seconds))
-    if not plan or sum(d for _, d in plan) <= 0:
-        raise ValueError("open_loop: the stages last no time; give at least one duration > 0")
-    first = plan[0][0] if start_rate is None else float(start_rate)
-    if not (first >= 0 and math.isfinite(first)):
-        raise ValueError(f"open_loop: start_rate must be >= 0, got {first!r}")
+    plan = _parse_stages(stages, start_rate, "open_loop")
     cdef int64_t cap = _index(max_in_flight)
     if cap < 1:
         raise ValueError(f"open_loop: max_in_flight must be >= 1, got {cap}")
@@ -412,23 +467,13 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
                            f"max_content {router._max_content}")
 
     cdef cm_schedule sch
-    memset(&sch, 0, sizeof(cm_schedule))
-    sch.n = len(plan)
-    sch.stages = <cm_stage *>calloc(sch.n, sizeof(cm_stage))
+    cdef int64_t duration_ns = _fill_schedule(&sch, plan)
     cdef Py_ssize_t n_targets = len(ids), k
     cdef int32_t *tv = <int32_t *>malloc(n_targets * sizeof(int32_t))
     cdef cm_buf *buf = buf_new(<const char *>&view[0] if view.shape[0] else NULL, view.shape[0])
-    if sch.stages == NULL or tv == NULL or buf == NULL:
+    if tv == NULL or buf == NULL:
         free(sch.stages); free(tv); buf_unref(buf)
         raise MemoryError()
-    cdef double previous = first
-    cdef int64_t duration_ns = 0
-    for k in range(sch.n):
-        sch.stages[k].r0 = previous
-        sch.stages[k].r1 = plan[k][0]
-        sch.stages[k].d_ns = <int64_t>(plan[k][1] * 1e9)
-        duration_ns += sch.stages[k].d_ns
-        previous = plan[k][0]
     for k in range(n_targets):
         tv[k] = <int32_t>ids[k]
 
@@ -530,4 +575,106 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
                                   _histogram_difference(after_uncorrected, before_uncorrected))
     result.send_jitter = jitter
     result.intervals = tuple(intervals)
+    result.errors = {}
+    return result
+
+
+def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, interval=1.0):
+    """Call ``fn(*args)`` at the arrival rate ``stages`` describe (as
+    open_loop's), one call at a time, from a loop compiled in the core.
+
+    Each call's latency is measured from its intended start (``latency``)
+    and from its real start (``latency_uncorrected``): a call that runs long
+    makes the next ones late, and the corrected figures show it.  A call due
+    more than ``max_lateness`` seconds ago is dropped and counted instead of
+    made (None: never drop).  An exception counts as a failure by its type
+    (``errors``), not a crash.  Ctrl-C ends the run early with the result so
+    far (``interrupted``)."""
+    if not callable(fn):
+        raise TypeError(f"open_loop_call: fn must be callable, got {type(fn).__name__}")
+    args = tuple(args)
+    plan = _parse_stages(stages, start_rate, "open_loop_call")
+    cdef double every = float(interval)
+    if not (every > 0 and math.isfinite(every)):
+        raise ValueError(f"open_loop_call: interval must be > 0 seconds, got {every!r}")
+    cdef int64_t late_ns = -1
+    if max_lateness is not None:
+        if not (float(max_lateness) >= 0 and math.isfinite(float(max_lateness))):
+            raise ValueError(f"open_loop_call: max_lateness must be >= 0 seconds, got {max_lateness!r}")
+        late_ns = <int64_t>(float(max_lateness) * 1e9)
+    cdef cm_schedule sch
+    cdef int64_t duration_ns = _fill_schedule(&sch, plan)
+    cdef int64_t n = 0, sent = 0, dropped = 0, completed = 0, failed = 0, planned = 0
+    cdef int64_t t0, now, due, rel = 0, end, gap, interval_ns = <int64_t>(every * 1e9)
+    cdef int64_t next_boundary, i_start, i_sent = 0, i_completed = 0, i_failed = 0, i_dropped = 0
+    cdef bint more, interrupted = 0
+    cdef Histogram latency = Histogram(1, _LATENCY_HIGHEST, 3)
+    cdef Histogram uncorrected = Histogram(1, _LATENCY_HIGHEST, 3)
+    cdef Histogram jitter = Histogram(1, _LATENCY_HIGHEST, 3)
+    cdef Histogram window = Histogram(1, _LATENCY_HIGHEST, 3)
+    cdef LoadInterval iv
+    cdef OpenLoopResult result = OpenLoopResult.__new__(OpenLoopResult)
+    errors = {}
+    intervals = []
+    try:
+        more = schedule_time(&sch, 0, &rel)
+        t0 = cm_now_ns()
+        i_start = t0
+        next_boundary = t0 + interval_ns
+        while True:
+            now = cm_now_ns()
+            if more and t0 + rel <= now:
+                due = t0 + rel
+                planned += 1
+                if late_ns >= 0 and now - due > late_ns:
+                    dropped += 1
+                else:
+                    sent += 1
+                    hdr_record_or_overflow(&jitter._h, now - due, 1)
+                    try:
+                        fn(*args)
+                    except KeyboardInterrupt:
+                        interrupted = 1
+                        break
+                    except Exception as e:
+                        failed += 1
+                        name = type(e).__name__
+                        errors[name] = errors.get(name, 0) + 1
+                    else:
+                        end = cm_now_ns()
+                        completed += 1
+                        hdr_record_or_overflow(&latency._h, end - due, 1)
+                        hdr_record_or_overflow(&uncorrected._h, end - now, 1)
+                        hdr_record_or_overflow(&window._h, end - due, 1)
+                n += 1
+                more = schedule_time(&sch, n, &rel) and rel < duration_ns
+            now = cm_now_ns()
+            if now >= next_boundary or not more:
+                iv = LoadInterval.__new__(LoadInterval)
+                iv.start_ns, iv.end_ns = i_start, now
+                iv.sent, iv.completed = sent - i_sent, completed - i_completed
+                iv.failed, iv.dropped = failed - i_failed, dropped - i_dropped
+                iv.latency = window
+                intervals.append(iv)
+                window = Histogram(1, _LATENCY_HIGHEST, 3)
+                i_start, i_sent, i_completed, i_failed, i_dropped = now, sent, completed, failed, dropped
+                while next_boundary <= now:
+                    next_boundary += interval_ns
+            if not more:
+                break
+            gap = t0 + rel - cm_now_ns()
+            if gap > 250_000:        # sleep most of a long gap and spin the rest
+                with nogil:
+                    cm_sleep_ns(gap - 150_000)
+    except KeyboardInterrupt:       # between calls
+        interrupted = 1
+    finally:
+        free(sch.stages)
+    result.elapsed_ns = cm_now_ns() - t0
+    result.requests, result.completed, result.failed = sent, completed, failed
+    result.dropped, result.planned, result.duration_ns = dropped, planned, duration_ns
+    result.latency, result.latency_uncorrected, result.send_jitter = latency, uncorrected, jitter
+    result.intervals = tuple(intervals)
+    result.errors = errors
+    result.interrupted = interrupted
     return result
