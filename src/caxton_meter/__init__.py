@@ -32,6 +32,11 @@ __version__ = "0.1.0"
 
 # Loaded on first use (PEP 562), so that ``import caxton_meter`` stays cheap.
 _LAZY = {
+    "ResourceProfile": "._sampling",
+    "ResourceSample": "._sampling",
+    "ResourceSampler": "._sampling",
+    "cpu_per_agent": "._sampling",
+    "memory_per_agent": "._sampling",
     "HistogramLogError": "._hdrlog",
     "HistogramLogReader": "._hdrlog",
     "HistogramLogWriter": "._hdrlog",
@@ -57,6 +62,13 @@ def __dir__() -> list[str]:
 TYPE_CHECKING = False    # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:        # for type checkers and readers: the lazy names
     from ._hdrlog import HistogramLogError, HistogramLogReader, HistogramLogWriter, read_log
+    from ._sampling import (
+        ResourceProfile,
+        ResourceSample,
+        ResourceSampler,
+        cpu_per_agent,
+        memory_per_agent,
+    )
 
 __all__ = [
     "PERFORMATIVES",
@@ -81,6 +93,8 @@ __all__ = [
     "WasmTrap",
     "__version__",
     "clock_info",
+    "cpu_per_agent",
+    "memory_per_agent",
     "now_ns",
     "read_log",
     "wall_time",
