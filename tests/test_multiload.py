@@ -1,0 +1,94 @@
+"""Load from several processes: each runs the core's open_loop_call at 1/N
+of the rate; the parent merges their histograms (sent in the V2 encoding)
+exactly.  Targets are stdlib functions, importable in spawned children."""
+import os
+
+import pytest
+
+from caxton_meter import Histogram
+from caxton_meter._core import open_loop_call
+from caxton_meter._multiload import MultiLoadResult, WorkerError, run_processes
+
+
+def test_two_processes_share_the_rate_and_merge_exactly():
+    res = run_processes("os:getpid", [(1000, 0.5)], processes=2, interval=0.1)
+    assert isinstance(res, MultiLoadResult)
+    parts = res.processes
+    assert len(parts) == 2 and [p.process for p in parts] == [0, 1]
+    assert len({p.pid for p in parts} | {os.getpid()}) == 3       # two other processes
+    for p in parts:                           # 500/s each for 0.5 s
+        assert p.planned == p.requests == p.completed == 250 and p.dropped == 0
+        assert sum(iv.sent for iv in p.intervals) == 250
+    # totals are the sums
+    for field in ("planned", "requests", "completed", "failed", "dropped"):
+        assert getattr(res, field) == sum(getattr(p, field) for p in parts), field
+    assert res.planned == 500 and res.errors == {} and not res.interrupted
+    assert res.achieved_rate == pytest.approx(1000)
+    # the merged histograms are the workers' added: counts and every bucket
+    for field in ("latency", "latency_uncorrected", "send_jitter"):
+        merged = getattr(res, field)
+        assert merged.total_count == sum(getattr(p, field).total_count for p in parts) == 500
+        by_hand = Histogram(1, 3_600_000_000_000, 3)
+        for p in parts:
+            by_hand.add(Histogram.decode(getattr(p, field).encode()))
+        assert merged == by_hand, field
+        assert merged.max == max(getattr(p, field).max for p in parts)
+
+
+def test_worker_errors_from_calls_are_counted_and_merged():
+    # int("x") raises ValueError in every call of every worker
+    res = run_processes("builtins:int", [(200, 0.25)], processes=2, args=("x",))
+    assert res.planned == res.requests == res.failed == 50
+    assert res.errors == {"ValueError": 50}
+    assert sum(p.errors["ValueError"] for p in res.processes) == 50
+    assert res.completed == 0 and res.latency.total_count == 0
+
+
+def test_one_process_counts_as_one_open_loop_call_run():
+    stages = [(400, 0.25), (800, 0.25)]
+    res = run_processes(os.getpid, stages, processes=1)        # a picklable callable
+    single = open_loop_call(os.getpid, stages)
+    assert len(res.processes) == 1
+    for field in ("planned", "requests", "completed", "failed", "dropped"):
+        assert getattr(res, field) == getattr(single, field), field
+    assert res.latency.total_count == single.latency.total_count == single.completed
+    assert res.duration_ns == single.duration_ns
+
+
+@pytest.mark.parametrize("spec, error", [
+    ("nomodule:fn", "ModuleNotFoundError: No module named 'nomodule'"),
+    ("os:nosuchfn", "AttributeError: module 'os' has no attribute 'nosuchfn'"),
+    ("os:sep", "TypeError: 'os:sep' is a str, not callable"),
+])
+def test_a_target_that_cannot_be_loaded_raises_naming_the_spec(spec, error):
+    with pytest.raises(WorkerError) as info:
+        run_processes(spec, [(100, 0.1)], processes=2)
+    message = str(info.value)
+    assert isinstance(info.value, RuntimeError)
+    assert f"while loading {spec!r}" in message and error in message
+    assert "process 0 of 2" in message and "process 1 of 2" in message
+    assert [f.process for f in info.value.failures] == [0, 1]
+    assert all(f.phase == "loading" and f.traceback for f in info.value.failures)
+
+
+def test_a_worker_that_dies_is_reported_not_merged_without_it():
+    with pytest.raises(WorkerError, match=r"process 0 of 1 \(pid \d+\) failed while running "
+                                          r"'os:_exit': ProcessExit: .*exit code 3"):
+        run_processes("os:_exit", [(100, 0.1)], processes=1, args=(3,))
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="processes must be >= 1, got 0"):
+        run_processes("os:getpid", [(1, 1)], processes=0)
+    with pytest.raises(TypeError, match="processes must be an int"):
+        run_processes("os:getpid", [(1, 1)], processes=1.5)
+    with pytest.raises(ValueError, match="fn_spec must be 'module:function', got 'os.getpid'"):
+        run_processes("os.getpid", [(1, 1)])
+    with pytest.raises(TypeError, match="fn_spec must be a 'module:function' string or a callable"):
+        run_processes(42, [(1, 1)])
+    with pytest.raises(ValueError, match="run_processes: stage 0's rate must be >= 0"):
+        run_processes("os:getpid", [(-1, 1)])
+    with pytest.raises(ValueError, match="interval must be > 0 seconds"):
+        run_processes("os:getpid", [(1, 1)], interval=0)
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        run_processes(lambda: None, [(1, 1)])
