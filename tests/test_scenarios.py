@@ -1,0 +1,315 @@
+"""The guide's scenarios: quick runs give complete graded results; grading
+against the targets table; thresholds; config validation; Ctrl-C."""
+import dataclasses
+import math
+import re
+
+import pytest
+
+from caxton_meter import Histogram, ResourceProfile
+from caxton_meter import _scenarios as sc
+from caxton_meter._core import closed_loop as core_closed_loop
+from caxton_meter._scenarios import (
+    DEFAULT_THRESHOLDS,
+    SCENARIOS,
+    CrashRecoveryConfig,
+    Grade,
+    LatencyConfig,
+    MessageThroughputConfig,
+    Metric,
+    ScenarioResult,
+    TaskProcessingConfig,
+    Threshold,
+    grade,
+    resolve_thresholds,
+)
+
+MS = 1_000_000
+
+GRADED = {
+    "message_throughput": {"throughput", "latency_p50", "latency_p99"},
+    "task_processing": {"throughput", "latency_p50", "latency_p99"},
+    "latency": {"latency_p50", "latency_p99"},
+    "crash_recovery": {"recovery_time_max"},
+}
+HISTOGRAMS = {
+    "message_throughput": {"round_trip", "queue_time", "handling_time"},
+    "task_processing": {"round_trip", "queue_time", "handling_time"},
+    "latency": {"latency", "latency_uncorrected", "send_jitter"},
+    "crash_recovery": {"recovery_time", "round_trip"},
+}
+
+
+# --- every scenario, quick -------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_every_scenario_runs_quick_and_returns_a_complete_result(name):
+    config_class, run = SCENARIOS[name]
+    config = config_class.quick()
+    res = run(config)
+    assert isinstance(res, ScenarioResult)
+    assert res.scenario == name and not res.partial
+    assert res.config == dataclasses.asdict(config)
+    graded = {m.name for m in res.metrics if m.grade is not None}
+    assert graded == GRADED[name]
+    for m in res.metrics:
+        assert isinstance(m.value, float) and not math.isnan(m.value), m
+    assert res.worst_grade is not None and res.passed == (res.worst_grade is not Grade.FAILED)
+    assert set(res.histograms) == HISTOGRAMS[name]
+    for key, encoded in res.histograms.items():
+        h = Histogram.decode(encoded)
+        assert h == res.histogram(key)
+    assert isinstance(res.resources, ResourceProfile)
+    assert res.resources.samples
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.partial = True
+
+
+def test_throughput_counts_every_message_and_its_round_trip():
+    res = sc.run_message_throughput(MessageThroughputConfig.quick(messages=500))
+    assert res.metric("completed").value == 500 and res.metric("failed").value == 0
+    assert Histogram.decode(res.histograms["round_trip"]).total_count == 500
+    assert res.notes == ()
+
+
+def test_throughput_with_python_agents_and_without_sampling():
+    res = sc.run_message_throughput(
+        MessageThroughputConfig.quick(agent_kind="python", messages=300, sample_resources=False))
+    assert res.metric("completed").value == 300
+    assert res.resources is None
+
+
+def test_task_processing_defaults_are_the_guides():
+    c = TaskProcessingConfig()
+    assert (c.agents, c.tasks, c.window) == (10, 1000, 1000)
+    assert MessageThroughputConfig().messages == 10_000
+    res = sc.run_task_processing(TaskProcessingConfig.quick(tasks=50))
+    assert res.metric("throughput").unit == "tasks/s"
+    assert res.metric("completed").value == 50
+
+
+def test_latency_reports_every_percentile_and_intervals():
+    res = sc.run_latency(LatencyConfig.quick(rate=1000.0, duration=0.3))
+    names = [m.name for m in res.metrics]
+    for p in ("latency_p50", "latency_p90", "latency_p95", "latency_p99", "latency_p99_9",
+              "latency_max"):
+        assert p in names
+    values = [res.metric(p).value for p in ("latency_p50", "latency_p90", "latency_p95",
+                                            "latency_p99", "latency_p99_9")]
+    assert values == sorted(values) and values[-1] <= res.metric("latency_max").value
+    assert res.metric("requests").value == 300
+    corrected = res.histogram("latency")
+    assert corrected.total_count == res.histogram("latency_uncorrected").total_count == 300
+    assert res.intervals and sum(iv.sent for iv in res.intervals) == 300
+    assert sum(Histogram.decode(iv.latency).total_count for iv in res.intervals) == 300
+
+
+def test_crash_recovery_counts_faults_dead_letters_and_recoveries():
+    res = sc.run_crash_recovery(CrashRecoveryConfig.quick(messages=1000, agents=4, fail_every=10))
+    # 250 messages per agent, every 10th faults
+    assert res.metric("faults").value == 4 * 25
+    assert res.metric("dead_letters").value == 100 == res.metric("recoveries").value
+    assert res.metric("failed").value == 100 and res.metric("completed").value == 900
+    assert res.histogram("recovery_time").total_count == 100
+    assert res.metric("recovery_time_max").grade is not None
+    assert res.notes == ()
+
+
+def test_crash_recovery_without_a_crash_says_so():
+    res = sc.run_crash_recovery(CrashRecoveryConfig.quick(messages=10, fail_every=1000))
+    assert res.metric("recovery_time_max").grade is None
+    assert any("no agent crashed" in n for n in res.notes)
+
+
+# --- grading ---------------------------------------------------------------------------
+
+def test_default_thresholds_are_the_guides_table_in_base_units():
+    t = DEFAULT_THRESHOLDS
+    assert set(t) == {"throughput", "latency_p50", "latency_p99", "spawn_time",
+                      "memory_per_agent", "cpu_per_agent", "recovery_time"}
+    assert (t["throughput"].target, t["throughput"].acceptable, t["throughput"].critical) == \
+        (100_000, 50_000, 10_000)
+    assert t["throughput"].higher_is_better
+    assert (t["latency_p50"].target, t["latency_p50"].critical) == (1 * MS, 10 * MS)
+    assert (t["latency_p99"].acceptable, t["spawn_time"].critical) == (50 * MS, 1000 * MS)
+    assert t["memory_per_agent"].acceptable == 50_000_000
+    assert t["cpu_per_agent"].critical == 25
+    assert t["recovery_time"].acceptable == 120 * 1000 * MS
+    assert all(name == th.metric for name, th in t.items())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        t["throughput"].target = 1
+
+
+@pytest.mark.parametrize("value, expected", [
+    (0, Grade.TARGET),
+    (1 * MS - 1, Grade.TARGET),
+    (1 * MS, Grade.ACCEPTABLE),       # "< 1 ms": at the bound is not the target
+    (5 * MS - 1, Grade.ACCEPTABLE),
+    (5 * MS, Grade.CRITICAL),
+    (10 * MS - 1, Grade.CRITICAL),
+    (10 * MS, Grade.FAILED),          # "< 10 ms" critical: at it is beyond it
+    (10**12, Grade.FAILED),
+])
+def test_lower_is_better_grading_boundaries(value, expected):
+    assert grade(DEFAULT_THRESHOLDS["latency_p50"], value) is expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    (1e9, Grade.TARGET),
+    (100_000, Grade.TARGET),          # "100K msg/s": at least that
+    (99_999.9, Grade.ACCEPTABLE),
+    (50_000, Grade.ACCEPTABLE),
+    (49_999, Grade.CRITICAL),
+    (10_000, Grade.CRITICAL),
+    (9_999.99, Grade.FAILED),
+    (0, Grade.FAILED),
+])
+def test_higher_is_better_grading_boundaries(value, expected):
+    assert grade(DEFAULT_THRESHOLDS["throughput"], value) is expected
+
+
+def test_grade_refuses_nan():
+    with pytest.raises(ValueError, match="'latency_p99' is NaN"):
+        grade(DEFAULT_THRESHOLDS["latency_p99"], math.nan)
+
+
+def test_passed_and_worst_grade():
+    def result(*grades):
+        ms = tuple(Metric(f"m{i}", 1.0, "ns", g) for i, g in enumerate(grades))
+        return ScenarioResult("x", {}, ms, {})
+
+    assert result(Grade.TARGET, None, Grade.CRITICAL).worst_grade is Grade.CRITICAL
+    assert result(Grade.TARGET, Grade.CRITICAL).passed
+    r = result(Grade.ACCEPTABLE, Grade.FAILED)
+    assert r.worst_grade is Grade.FAILED and not r.passed
+    assert result(None).worst_grade is None and result(None).passed
+
+
+def test_custom_thresholds_override_some_and_keep_the_rest():
+    strict = Threshold("latency_p50", "ns", 1, 2, 3)
+    merged = resolve_thresholds({"latency_p50": strict})
+    assert merged["latency_p50"] is strict
+    assert merged["latency_p99"] is DEFAULT_THRESHOLDS["latency_p99"]
+    impossible = Threshold("throughput", "msg/s", 1e15, 1e14, 1e13, higher_is_better=True)
+    res = sc.run_message_throughput(MessageThroughputConfig.quick(sample_resources=False),
+                                    thresholds={"latency_p50": strict, "throughput": impossible})
+    assert res.metric("latency_p50").grade is Grade.FAILED      # nothing routes in < 3 ns
+    assert res.metric("throughput").grade is Grade.FAILED
+    assert not res.passed
+    # the defaults are untouched
+    assert DEFAULT_THRESHOLDS["latency_p50"].target == 1 * MS
+
+
+def test_unknown_threshold_name_lists_the_valid_ones():
+    bogus = Threshold("latency_p42", "ns", 1, 2, 3)
+    with pytest.raises(ValueError, match=r"unknown threshold metric\(s\) 'latency_p42'; "
+                                         r"valid names: cpu_per_agent, latency_p50, "
+                                         r"latency_p99, memory_per_agent, recovery_time, "
+                                         r"spawn_time, throughput"):
+        sc.run_latency(LatencyConfig.quick(), thresholds={"latency_p42": bogus})
+    with pytest.raises(ValueError, match="is a threshold for 'latency_p99'"):
+        resolve_thresholds({"latency_p50": DEFAULT_THRESHOLDS["latency_p99"]})
+    with pytest.raises(TypeError, match="must be a Threshold"):
+        resolve_thresholds({"latency_p50": 5})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(target=5, acceptable=1, critical=10), "target <= acceptable <= critical"),
+    (dict(target=1, acceptable=5, critical=10, higher_is_better=True),
+     "target >= acceptable >= critical"),
+    (dict(target=-1, acceptable=5, critical=10), "target must be a finite number >= 0, got -1"),
+    (dict(target=1, acceptable=math.inf, critical=10),
+     "acceptable must be a finite number >= 0, got inf"),
+])
+def test_bad_thresholds(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Threshold("latency_p50", "ns", **kwargs)
+
+
+# --- bad configs -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls, kwargs, message", [
+    (MessageThroughputConfig, dict(messages=0), "MessageThroughputConfig: messages must be >= 1, got 0"),
+    (MessageThroughputConfig, dict(messages=-5), "messages must be >= 1, got -5"),
+    (MessageThroughputConfig, dict(agents=0), "MessageThroughputConfig: agents must be >= 1, got 0"),
+    (MessageThroughputConfig, dict(window=0), "window must be >= 1, got 0"),
+    (MessageThroughputConfig, dict(message_size=-1), "message_size must be >= 0, got -1"),
+    (MessageThroughputConfig, dict(agent_kind="wasm"),
+     "agent_kind must be one of 'native', 'python', got 'wasm'"),
+    (MessageThroughputConfig, dict(sample_interval=0), "sample_interval must be a finite number > 0, got 0"),
+    (TaskProcessingConfig, dict(tasks=0), "TaskProcessingConfig: tasks must be >= 1, got 0"),
+    (TaskProcessingConfig, dict(agents=-1), "agents must be >= 1, got -1"),
+    (TaskProcessingConfig, dict(units=0), "units must be >= 1, got 0"),
+    (TaskProcessingConfig, dict(window=0), "window must be >= 1, got 0"),
+    (LatencyConfig, dict(rate=0), "LatencyConfig: rate must be a finite number > 0, got 0"),
+    (LatencyConfig, dict(rate=-100.0), "rate must be a finite number > 0, got -100.0"),
+    (LatencyConfig, dict(rate=math.nan), "rate must be a finite number > 0, got nan"),
+    (LatencyConfig, dict(duration=0), "LatencyConfig: duration must be a finite number > 0, got 0"),
+    (LatencyConfig, dict(duration=-1.5), "duration must be a finite number > 0, got -1.5"),
+    (LatencyConfig, dict(duration=math.inf), "duration must be a finite number > 0, got inf"),
+    (LatencyConfig, dict(agents=0), "agents must be >= 1, got 0"),
+    (LatencyConfig, dict(max_in_flight=0), "max_in_flight must be >= 1, got 0"),
+    (LatencyConfig, dict(interval=0), "interval must be a finite number > 0, got 0"),
+    (CrashRecoveryConfig, dict(messages=0), "CrashRecoveryConfig: messages must be >= 1, got 0"),
+    (CrashRecoveryConfig, dict(fail_every=0), "fail_every must be >= 1, got 0"),
+    (CrashRecoveryConfig, dict(agents=0), "agents must be >= 1, got 0"),
+    (CrashRecoveryConfig, dict(window=-2), "window must be >= 1, got -2"),
+])
+def test_bad_config_values(cls, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
+        cls(**kwargs)
+    assert str(info.value).startswith(f"{cls.__name__}: ") and str(info.value).endswith(message)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        cls.quick(**kwargs)       # the quick profile validates too
+
+
+@pytest.mark.parametrize("cls, kwargs, message", [
+    (MessageThroughputConfig, dict(messages=1.5), "messages must be an int, not float"),
+    (MessageThroughputConfig, dict(agents=True), "agents must be an int, not bool"),
+    (LatencyConfig, dict(rate="fast"), "rate must be a number, not str"),
+    (TaskProcessingConfig, dict(sample_resources=1), "sample_resources must be a bool"),
+])
+def test_bad_config_types(cls, kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        cls(**kwargs)
+
+
+def test_configs_are_frozen_and_quick_is_smaller():
+    for name, (cls, _) in SCENARIOS.items():
+        full, quick = cls(), cls.quick()
+        assert full != quick, name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            full.agents = 3
+    assert LatencyConfig.quick().duration < LatencyConfig().duration
+
+
+# --- Ctrl-C ----------------------------------------------------------------------------
+
+def test_an_interrupt_returns_the_partial_result(monkeypatch):
+    def interrupted_loop(router, targets, total, **kwargs):
+        core_closed_loop(router, targets, total // 2, **kwargs)    # half ran, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sc, "closed_loop", interrupted_loop)
+    res = sc.run_message_throughput(MessageThroughputConfig.quick(messages=1000))
+    assert res.partial
+    assert res.metric("completed").value == 500
+    assert res.histogram("round_trip").total_count == 500
+    assert res.metric("throughput").grade is not None
+    assert res.resources is not None           # the sampler was stopped
+    assert any("interrupted" in n for n in res.notes)
+    assert any("500 of 1000 requests ended" in n for n in res.notes)
+
+
+def test_an_interrupted_open_loop_keeps_the_routers_latency(monkeypatch):
+    real = sc.open_loop
+
+    def interrupted_loop(router, targets, stages, **kwargs):
+        real(router, targets, [(1000.0, 0.1)], **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sc, "open_loop", interrupted_loop)
+    res = sc.run_latency(LatencyConfig.quick(sample_resources=False))
+    assert res.partial and res.intervals == ()
+    assert res.histogram("latency").total_count == 100
+    assert res.metric("latency_p99").grade is not None
