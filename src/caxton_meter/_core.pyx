@@ -2,8 +2,9 @@
 """The compiled core of caxton_meter.
 
 One extension module, built from the parts included below: the clock, the
-HDR histogram and its codec, the interval recorder, and the timer.  C
-declarations live in _core.pxd and includes/.
+HDR histogram and its codec, the interval recorder, the timer, the
+WebAssembly agents (wasmtime's C API), the agent router and the load loops.
+C declarations live in _core.pxd and includes/.
 """
 cimport cython
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, uintptr_t, INT64_MAX, INT64_MIN

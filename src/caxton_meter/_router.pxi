@@ -922,7 +922,7 @@ cdef class Router:
             buf_unref(m.content)
             _inc(&sh.delivered, 1)
             return
-        if code > 9:          # the agent refused the message: it stays as it is
+        if code > CM_WASM_HOST_TRAP:     # not a trap: the agent stays as it is
             self._dead_letter(sh, m, DL_WASM_ERROR, -(100 + code), False)
             return
         # a trap: the instance's state is suspect; a fresh one takes over
