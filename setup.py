@@ -1,7 +1,7 @@
 """Builds the compiled core; everything else lives in pyproject.toml.
 
 Knobs (environment variables):
-  CAXTON_METER_DEBUG=1      -O0 -g, Cython line tracing off, assertions on
+  CAXTON_METER_DEBUG=1      -O0 -g, C assertions on
   CAXTON_METER_SANITIZE=asan|ubsan   build the core with a sanitizer
 """
 import os
