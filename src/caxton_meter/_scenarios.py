@@ -50,21 +50,29 @@ from ._sampling import ResourceProfile, ResourceSampler
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "SCENARIOS",
+    "BurstTrafficConfig",
     "CrashRecoveryConfig",
     "Grade",
+    "HorizontalScalingConfig",
     "Interval",
     "LatencyConfig",
+    "LoadTestConfig",
     "Metric",
     "MessageThroughputConfig",
     "ScenarioResult",
     "TaskProcessingConfig",
     "Threshold",
+    "WasmOverheadConfig",
     "grade",
     "resolve_thresholds",
+    "run_burst_traffic",
     "run_crash_recovery",
+    "run_horizontal_scaling",
     "run_latency",
+    "run_load_test",
     "run_message_throughput",
     "run_task_processing",
+    "run_wasm_overhead",
 ]
 
 _MS = 1_000_000           # ns
@@ -405,10 +413,15 @@ def _python_echo(message: Any) -> Any:
     return message
 
 
+def _ids(spawned: Any) -> list[int]:
+    """The ids of a spawn: an int for count=1, an iterable of ids otherwise."""
+    return [spawned] if isinstance(spawned, int) else list(spawned)
+
+
 def _spawn_echoes(router: Router, kind: str, count: int) -> list[int]:
     if kind == "native":
-        return list(router.spawn_native("echo", count=count))
-    return list(router.spawn_python(_python_echo, count=count))
+        return _ids(router.spawn_native("echo", count=count))
+    return _ids(router.spawn_python(_python_echo, count=count))
 
 
 class _Run:
@@ -637,15 +650,535 @@ def run_crash_recovery(config: CrashRecoveryConfig | None = None, *,
         (), run.resources, run.partial, tuple(run.notes))
 
 
-Config = MessageThroughputConfig | TaskProcessingConfig | LatencyConfig | CrashRecoveryConfig
+
+
+# -- scaling, load, burst and WASM scenarios ---------------------------------------------
+
+_ScaleKind = Literal["native", "python", "wasm"]
+_SCALE_KINDS: tuple[str, ...] = ("native", "python", "wasm")
+
+
+def _non_negative_number(owner: str, name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{owner}: {name} must be a number, not {type(value).__name__}")
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{owner}: {name} must be a finite number >= 0, got {value!r}")
+
+
+def _sample_flags(owner: str, sample_resources: object, sample_interval: object) -> None:
+    if not isinstance(sample_resources, bool):
+        raise TypeError(f"{owner}: sample_resources must be a bool, "
+                        f"not {type(sample_resources).__name__}")
+    _positive_number(owner, "sample_interval", sample_interval)
+
+
+def _wasm_module(name: str) -> Any:
+    from . import agents
+    from ._core import WasmModule
+    return WasmModule(agents.path(name).read_text())
+
+
+def _spawn_kind(router: Router, kind: str, count: int, module: Any) -> list[int]:
+    if kind == "wasm":
+        return _ids(router.spawn_wasm(module, count=count))
+    return _spawn_echoes(router, kind, count)
+
+
+def _memory_now(interval: float) -> ResourceProfile:
+    """A momentary memory reading (USS when readable), after a collection."""
+    import gc
+    gc.collect()
+    sampler = ResourceSampler(interval)
+    sampler.start()
+    return sampler.stop()
+
+
+@dataclass(frozen=True)
+class HorizontalScalingConfig:
+    """The guide's horizontal scaling: for each count in ``agent_counts``
+    (1, 10, 100, 1000, 10,000; ascending, distinct) spawn that many echo
+    agents ("native", "python" or "wasm") in a fresh router and route
+    ``messages`` (10,000) through them, ``window`` in flight at once."""
+    agent_counts: tuple[int, ...] = (1, 10, 100, 1000, 10_000)
+    agent_kind: _ScaleKind = "native"
+    messages: int = 10_000
+    window: int = 1000
+    message_size: int = 64
+    sample_resources: bool = True
+    sample_interval: float = 0.1
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        counts = self.agent_counts
+        if not isinstance(counts, tuple):
+            raise TypeError(f"{owner}: agent_counts must be a tuple of ints, "
+                            f"not {type(counts).__name__}")
+        if not counts:
+            raise ValueError(f"{owner}: agent_counts must not be empty")
+        for i, n in enumerate(counts):
+            _int_at_least(owner, f"agent_counts[{i}]", n)
+        if any(b <= a for a, b in zip(counts, counts[1:])):
+            raise ValueError(f"{owner}: agent_counts must be strictly ascending, got {counts!r}")
+        _choice(owner, "agent_kind", self.agent_kind, _SCALE_KINDS)
+        _int_at_least(owner, "messages", self.messages)
+        _int_at_least(owner, "window", self.window)
+        _int_at_least(owner, "message_size", self.message_size, 0)
+        _sample_flags(owner, self.sample_resources, self.sample_interval)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> HorizontalScalingConfig:
+        """A seconds-long variant (1, 10 and 100 agents, 500 messages each)."""
+        return dataclasses.replace(cls(agent_counts=(1, 10, 100), messages=500, window=100),
+                                   **changes)
+
+
+def run_horizontal_scaling(config: HorizontalScalingConfig | None = None, *,
+                           thresholds: Mapping[str, Threshold] | None = None) -> ScenarioResult:
+    """Horizontal scaling.  For each point N (a fresh router each):
+
+    * ``spawn_time@N``: the slowest spawn (the router's spawn-time
+      histogram's max), graded as spawn_time: the guide bounds every spawn,
+      so the worst is graded, not a percentile; ``spawn_time_p99@N``
+      ungraded beside it;
+    * ``memory_per_agent@N``: (memory after spawning - before) / N, by
+      :func:`memory_per_agent` (USS when readable, else RSS), graded as
+      memory_per_agent.  At small N this is dominated by allocator
+      granularity (a page or arena may or may not be taken): read the
+      large points.  May be negative (reported as is).  For "wasm" the
+      module is compiled once before the first reading, so its compile is
+      not charged to the agents (the first instance's engine set-up is);
+    * ``throughput@N``: completed round trips per second of a closed loop
+      of ``messages`` over the N agents (round robin), graded as throughput;
+    * ``completed@N``, ``failed@N``.
+
+    Histograms ``spawn_time@N`` and ``round_trip@N``.  An interrupt keeps
+    the points finished before it (partial)."""
+    from ._sampling import memory_per_agent
+    config = config or HorizontalScalingConfig()
+    limits = resolve_thresholds(thresholds)
+    content = b"x" * config.message_size
+    metrics: list[Metric] = []
+    histograms: dict[str, str] = {}
+    run = _Run(config.sample_resources, config.sample_interval)
+    done: list[int] = []
+    # compiled once, before the first reading: the one-time compile is not per agent
+    module = _wasm_module("echo") if config.agent_kind == "wasm" else None
+
+    def points() -> None:
+        for n in config.agent_counts:
+            router = Router(keep_replies=False)
+            before = _memory_now(config.sample_interval)
+            agents = _spawn_kind(router, config.agent_kind, n, module)
+            after = _memory_now(config.sample_interval)
+            spawn = router.spawn_time
+            res = closed_loop(router, agents, config.messages, window=config.window,
+                              content=content)
+            metrics.extend([
+                _graded(f"spawn_time@{n}", spawn.max, "ns", limits, by="spawn_time"),
+                Metric(f"spawn_time_p99@{n}", spawn.value_at_percentile(99), "ns"),
+                _graded(f"memory_per_agent@{n}", memory_per_agent(before, after, n), "bytes",
+                        limits, by="memory_per_agent"),
+                _graded(f"throughput@{n}", res.completed_per_second, "msg/s", limits,
+                        by="throughput"),
+                Metric(f"completed@{n}", res.completed, "messages"),
+                Metric(f"failed@{n}", res.failed, "messages")])
+            histograms[f"spawn_time@{n}"] = spawn.encode()
+            histograms[f"round_trip@{n}"] = router.round_trip.encode()
+            _check_conservation(router, run.notes)
+            done.append(n)
+            del agents, router
+
+    run.call(points)
+    if run.partial:
+        run.notes.append(f"points finished before the interrupt: {done}")
+        # drop the half-recorded metrics of an interrupted point
+        keep = {f"@{n}" for n in done}
+        metrics[:] = [m for m in metrics if m.name[m.name.index("@"):] in keep]
+        histograms = {k: v for k, v in histograms.items() if k[k.index("@"):] in keep}
+    return ScenarioResult("horizontal_scaling", dataclasses.asdict(config), tuple(metrics),
+                          histograms, (), run.resources, run.partial, tuple(run.notes))
+
+
+def _intervals(res: OpenLoopResult) -> tuple[Interval, ...]:
+    return tuple(Interval(iv.start_ns, iv.end_ns, iv.sent, iv.completed, iv.failed,
+                          iv.dropped, iv.latency.encode()) for iv in res.intervals)
+
+
+def _open_loop_counts(res: OpenLoopResult, run: _Run, max_in_flight: int) -> list[Metric]:
+    if res.interrupted:
+        run.partial = True
+        run.notes.append("the open loop was interrupted: the result is partial")
+    if res.dropped:
+        run.notes.append(f"{res.dropped} of {res.planned} planned requests were dropped "
+                         f"(due while max_in_flight={max_in_flight} were outstanding)")
+    if res.errors:
+        run.notes.append("errors: " + ", ".join(f"{k}={v}" for k, v in sorted(res.errors.items())))
+    return [Metric("achieved_rate", res.achieved_rate, "msg/s"),
+            Metric("intended_rate", res.intended_rate, "msg/s"),
+            Metric("requests", res.requests, "requests"),
+            Metric("completed", res.completed, "requests"),
+            Metric("failed", res.failed, "requests"),
+            Metric("dropped", res.dropped, "requests")]
+
+
+def _open_loop_histograms(res: OpenLoopResult) -> dict[str, str]:
+    return {"latency": res.latency.encode(),
+            "latency_uncorrected": res.latency_uncorrected.encode(),
+            "send_jitter": res.send_jitter.encode()}
+
+
+def _interrupted_open_loop(router: Router, run: _Run) -> tuple[list[Metric], dict[str, str]]:
+    run.notes.append("intervals and send jitter are lost with the interrupted loop")
+    latency = router.round_trip
+    return ([Metric("requests", latency.total_count, "requests")],
+            {"latency": latency.encode(),
+             "latency_uncorrected": router.round_trip_uncorrected.encode()})
+
+
+@dataclass(frozen=True)
+class LoadTestConfig:
+    """A load test: an open loop over ``agents`` echo agents ramping
+    linearly from 0 to ``rate`` requests/s over ``ramp_up`` seconds, then
+    holding ``rate`` for ``duration`` seconds; statistics every ``interval``
+    seconds.  Full values: 10,000/s, 60 s ramp-up, 300 s hold (the guide's
+    figures are not in this repository: these are the defaults chosen)."""
+    rate: float = 10_000.0
+    duration: float = 300.0
+    ramp_up: float = 60.0
+    agents: int = 10
+    agent_kind: _AgentKind = "native"
+    message_size: int = 64
+    max_in_flight: int = 100_000
+    interval: float = 1.0
+    sample_resources: bool = True
+    sample_interval: float = 0.1
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        _positive_number(owner, "rate", self.rate)
+        _positive_number(owner, "duration", self.duration)
+        _non_negative_number(owner, "ramp_up", self.ramp_up)
+        _common(owner, self.agents, self.sample_resources, self.sample_interval)
+        _choice(owner, "agent_kind", self.agent_kind, _AGENT_KINDS)
+        _int_at_least(owner, "message_size", self.message_size, 0)
+        _int_at_least(owner, "max_in_flight", self.max_in_flight)
+        _positive_number(owner, "interval", self.interval)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> LoadTestConfig:
+        """A seconds-long variant (to 2000/s over 0.2 s, held 0.4 s, 0.1 s intervals)."""
+        return dataclasses.replace(cls(rate=2000.0, ramp_up=0.2, duration=0.4, interval=0.1),
+                                   **changes)
+
+
+def run_load_test(config: LoadTestConfig | None = None, *,
+                  thresholds: Mapping[str, Threshold] | None = None) -> ScenarioResult:
+    """Load test.  Metrics: ``latency_p50``/``latency_p99`` over the whole
+    run, ramp included (graded; corrected for coordinated omission),
+    ``latency_p90``/``_p95``/``_p99_9``/``_max``; ``achieved_rate``,
+    ``intended_rate``, ``requests``, ``completed``, ``failed`` (errors),
+    ``dropped``.  ``intervals``: each interval's sent, completed, failed,
+    dropped and latency.  Histograms: ``latency``, ``latency_uncorrected``,
+    ``send_jitter``."""
+    config = config or LoadTestConfig()
+    limits = resolve_thresholds(thresholds)
+    router = Router(keep_replies=False)
+    echoes = _spawn_echoes(router, config.agent_kind, config.agents)
+    content = b"x" * config.message_size
+    stages = [(config.rate, config.ramp_up), (config.rate, config.duration)]
+    run = _Run(config.sample_resources, config.sample_interval)
+    res: OpenLoopResult | None = run.call(lambda: open_loop(
+        router, echoes, stages, start_rate=0.0, max_in_flight=config.max_in_flight,
+        content=content, interval=config.interval))
+    intervals: tuple[Interval, ...] = ()
+    if res is not None:
+        counts = _open_loop_counts(res, run, config.max_in_flight)
+        histograms = _open_loop_histograms(res)
+        intervals = _intervals(res)
+        latency = res.latency
+    else:
+        counts, histograms = _interrupted_open_loop(router, run)
+        latency = router.round_trip
+    metrics = _latency_metrics(latency, limits, run.notes, extra=True) + counts
+    _check_conservation(router, run.notes)
+    return ScenarioResult("load_test", dataclasses.asdict(config), tuple(metrics), histograms,
+                          intervals, run.resources, run.partial, tuple(run.notes))
+
+
+@dataclass(frozen=True)
+class BurstTrafficConfig:
+    """The guide's burst traffic: an open loop over ``agents`` echo agents
+    at ``baseline_rate`` (1000/s) for ``before`` seconds, jumping to
+    ``burst_rate`` (50,000/s) for ``burst_duration`` (10 s), then back to
+    the baseline for ``after`` seconds (300 s: long enough to grade a
+    recovery up to the critical bound).  ``recovery_factor`` (1.5) is the
+    tolerance of "back at baseline"; see :func:`run_burst_traffic`."""
+    baseline_rate: float = 1000.0
+    burst_rate: float = 50_000.0
+    burst_duration: float = 10.0
+    before: float = 30.0
+    after: float = 300.0
+    recovery_factor: float = 1.5
+    agents: int = 10
+    agent_kind: _AgentKind = "native"
+    message_size: int = 64
+    max_in_flight: int = 100_000
+    interval: float = 1.0
+    sample_resources: bool = True
+    sample_interval: float = 0.1
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        _positive_number(owner, "baseline_rate", self.baseline_rate)
+        _positive_number(owner, "burst_rate", self.burst_rate)
+        _positive_number(owner, "burst_duration", self.burst_duration)
+        _positive_number(owner, "before", self.before)
+        _positive_number(owner, "after", self.after)
+        _positive_number(owner, "recovery_factor", self.recovery_factor)
+        if self.recovery_factor < 1:
+            raise ValueError(f"{owner}: recovery_factor must be >= 1, got {self.recovery_factor!r}")
+        _common(owner, self.agents, self.sample_resources, self.sample_interval)
+        _choice(owner, "agent_kind", self.agent_kind, _AGENT_KINDS)
+        _int_at_least(owner, "message_size", self.message_size, 0)
+        _int_at_least(owner, "max_in_flight", self.max_in_flight)
+        _positive_number(owner, "interval", self.interval)
+        if self.before < self.interval:
+            raise ValueError(f"{owner}: before ({self.before!r} s) must be at least one interval "
+                             f"({self.interval!r} s): the baseline needs a whole interval")
+
+    @classmethod
+    def quick(cls, **changes: Any) -> BurstTrafficConfig:
+        """A seconds-long variant (500/s, a 5000/s burst for 0.3 s, 0.5 s
+        before and after, 0.1 s intervals)."""
+        return dataclasses.replace(cls(baseline_rate=500.0, burst_rate=5000.0,
+                                       burst_duration=0.3, before=0.5, after=0.5,
+                                       interval=0.1), **changes)
+
+
+def _p99(hs: list[Histogram]) -> float | None:
+    if not hs:
+        return None
+    total = hs[0].copy()
+    for h in hs[1:]:
+        total.add(h)
+    return float(total.value_at_percentile(99)) if total.total_count else None
+
+
+def run_burst_traffic(config: BurstTrafficConfig | None = None, *,
+                      thresholds: Mapping[str, Threshold] | None = None) -> ScenarioResult:
+    """Burst traffic and recovery.  Stages: the baseline for ``before`` s,
+    a 0-duration jump to the burst rate, held ``burst_duration`` s, a jump
+    back, the baseline for ``after`` s.
+
+    Recovery.  The baseline p99 is the p99 of all intervals that end by
+    the burst's start (merged; within the same 1 % slack).  The recovery time is measured from the
+    burst's end to the end of the first interval that starts at or after
+    it (within 1 % of an interval: their boundaries wobble by
+    microseconds), has completions, and whose p99 is at most ``recovery_factor`` x the
+    baseline p99 (an interval's p99 is known only at its end, so the
+    figure is rounded up to interval ends: its resolution is ``interval``).
+    ``recovery_time`` is graded as recovery_time.  If no interval recovers
+    within the run, ``recovery_time`` is the time from the burst's end to
+    the run's end (a lower bound), ``recovered`` is 0, a note says so, and
+    the grade is FAILED only when that lower bound is already beyond the
+    critical bound; otherwise it is ungraded (the run was too short to
+    tell).
+
+    Other metrics (ungraded): ``recovered`` (1/0), ``baseline_latency_p99``,
+    ``burst_latency_p99`` (intervals overlapping the burst),
+    ``latency_p50``/``latency_p99``/... of the whole run, and the open
+    loop's counts.  ``intervals`` as in the load test."""
+    config = config or BurstTrafficConfig()
+    limits = resolve_thresholds(thresholds)
+    router = Router(keep_replies=False)
+    echoes = _spawn_echoes(router, config.agent_kind, config.agents)
+    content = b"x" * config.message_size
+    base, burst = config.baseline_rate, config.burst_rate
+    stages = [(base, config.before), (burst, 0.0), (burst, config.burst_duration),
+              (base, 0.0), (base, config.after)]
+    run = _Run(config.sample_resources, config.sample_interval)
+    res: OpenLoopResult | None = run.call(lambda: open_loop(
+        router, echoes, stages, start_rate=base, max_in_flight=config.max_in_flight,
+        content=content, interval=config.interval))
+    metrics: list[Metric] = []
+    intervals: tuple[Interval, ...] = ()
+    if res is None:
+        counts, histograms = _interrupted_open_loop(router, run)
+        run.notes.append("recovery time not measured: the intervals are lost")
+        latency = router.round_trip
+    else:
+        counts = _open_loop_counts(res, run, config.max_in_flight)
+        histograms = _open_loop_histograms(res)
+        intervals = _intervals(res)
+        latency = res.latency
+        metrics += _recovery_metrics(res, config, limits, run.notes)
+    all_latency = [Metric(m.name, m.value, m.unit)        # graded only as recovery here
+                   for m in _latency_metrics(latency, limits, run.notes, extra=True)]
+    metrics += all_latency + counts
+    _check_conservation(router, run.notes)
+    return ScenarioResult("burst_traffic", dataclasses.asdict(config), tuple(metrics),
+                          histograms, intervals, run.resources, run.partial, tuple(run.notes))
+
+
+def _recovery_metrics(res: OpenLoopResult, config: BurstTrafficConfig,
+                      limits: Mapping[str, Threshold], notes: list[str]) -> list[Metric]:
+    ivs = res.intervals
+    if not ivs:
+        notes.append("no intervals: recovery time not measured")
+        return []
+    t0 = ivs[0].start_ns
+    burst_start = t0 + round(config.before * _S)
+    burst_end = burst_start + round(config.burst_duration * _S)
+    run_end = ivs[-1].end_ns
+    slack = round(config.interval * _S / 100)     # interval ends wobble by microseconds
+    baseline = _p99([iv.latency for iv in ivs if iv.end_ns <= burst_start + slack])
+    during = _p99([iv.latency for iv in ivs if iv.start_ns < burst_end and iv.end_ns > burst_start])
+    out: list[Metric] = []
+    if during is not None:
+        out.append(Metric("burst_latency_p99", during, "ns"))
+    if baseline is None:
+        notes.append("no latency before the burst: no baseline, recovery time not measured")
+        return out
+    out.append(Metric("baseline_latency_p99", baseline, "ns"))
+    bound = config.recovery_factor * baseline
+    for iv in ivs:
+        if iv.start_ns >= burst_end - slack and iv.latency.total_count \
+                and iv.latency.value_at_percentile(99) <= bound:
+            out += [_graded("recovery_time", iv.end_ns - burst_end, "ns", limits),
+                    Metric("recovered", 1, "bool")]
+            return out
+    remainder = max(run_end - burst_end, 0)
+    threshold = limits["recovery_time"]
+    failed = grade(threshold, remainder) is Grade.FAILED
+    notes.append(f"latency did not recover (p99 <= {config.recovery_factor:g} x the baseline "
+                 f"{baseline:.0f} ns) within the {remainder / 1e9:.3g} s after the burst: "
+                 "recovery_time is that remainder, a lower bound"
+                 + ("" if failed else ", left ungraded (the run is too short to grade it)"))
+    out += [Metric("recovery_time", remainder, "ns", Grade.FAILED if failed else None),
+            Metric("recovered", 0, "bool")]
+    return out
+
+
+@dataclass(frozen=True)
+class WasmOverheadConfig:
+    """WASM execution overhead: the bundled WASM compute agent against the
+    native compute agent on the same work (same messages, same ``units``),
+    ``agents`` of each kind, ``messages`` per measurement, ``window`` in
+    flight.  Measured at units=0 (the call alone: echo-like) and at
+    ``heavy_units`` (compute-bound).  The guide gives no figures for this
+    scenario: these defaults are chosen (10,000 messages, 100,000 units)."""
+    messages: int = 10_000
+    heavy_units: int = 100_000
+    agents: int = 1
+    window: int = 100
+    message_size: int = 64
+    check_messages: int = 8
+    sample_resources: bool = True
+    sample_interval: float = 0.1
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        _int_at_least(owner, "messages", self.messages)
+        _int_at_least(owner, "heavy_units", self.heavy_units)
+        _common(owner, self.agents, self.sample_resources, self.sample_interval)
+        _int_at_least(owner, "window", self.window)
+        _int_at_least(owner, "message_size", self.message_size, 0)
+        _int_at_least(owner, "check_messages", self.check_messages)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> WasmOverheadConfig:
+        """A seconds-long variant (1000 messages; heavy_units 5000)."""
+        return dataclasses.replace(cls(messages=1000, heavy_units=5000), **changes)
+
+
+def _spawn_compute(router: Router, kind: str, count: int, units: int, module: Any) -> list[int]:
+    if kind == "wasm":
+        return _ids(router.spawn_wasm(module, count=count, units=units))
+    return _ids(router.spawn_native("compute", count=count, units=units))
+
+
+def run_wasm_overhead(config: WasmOverheadConfig | None = None, *,
+                      thresholds: Mapping[str, Threshold] | None = None) -> ScenarioResult:
+    """WASM execution overhead (no row of the targets table applies:
+    nothing is graded; ``thresholds`` is still validated).
+
+    For units in (0, ``heavy_units``) and each kind, a fresh router:
+    first ``check_messages`` requests (distinct 8-byte prefixes, on a
+    router of their own) whose replies must equal :func:`compute_reference` (a mismatch is noted and
+    ``mismatches`` counts it: the comparison is void then), then a closed
+    loop of ``messages``.  Time per message = the loop's elapsed time /
+    completed.  Metrics: ``native_ns@U``, ``wasm_ns@U`` (per message),
+    ``call_overhead_ns`` = wasm_ns@0 - native_ns@0 (the per-call cost of
+    entering WASM, routing being equal; may be negative within noise),
+    ``compute_ratio`` = wasm_ns@heavy / native_ns@heavy (the
+    compute-bound slowdown), ``handling_p50_native@U``/``_wasm@U`` (the
+    router's per-message handling time, without the loop's overhead), and
+    ``mismatches``.  Histograms ``handling_time_<kind>@U``."""
+    from ._core import compute_reference
+    config = config or WasmOverheadConfig()
+    resolve_thresholds(thresholds)
+    module = _wasm_module("compute")
+    run = _Run(config.sample_resources, config.sample_interval)
+    per_msg: dict[tuple[str, int], float] = {}
+    metrics: list[Metric] = []
+    histograms: dict[str, str] = {}
+    mismatches = 0
+
+    def measure() -> None:
+        nonlocal mismatches
+        for units in (0, config.heavy_units):
+            for kind in ("native", "wasm"):
+                checker = Router(keep_replies=True)
+                agents = _spawn_compute(checker, kind, config.agents, units, module)
+                for i in range(config.check_messages):
+                    content = i.to_bytes(8, "little") + b"w" * max(config.message_size - 8, 0)
+                    reply = checker.request(agents[i % len(agents)], content)
+                    if reply is None or bytes(reply.content) != compute_reference(content, units):
+                        mismatches += 1
+                        run.notes.append(f"{kind} compute agent at units={units}: reply to "
+                                         f"check message {i} differs from compute_reference")
+                del checker
+                router = Router(keep_replies=False)
+                agents = _spawn_compute(router, kind, config.agents, units, module)
+                res = closed_loop(router, agents, config.messages, window=config.window,
+                                  content=b"w" * config.message_size)
+                ns = res.elapsed_ns / res.completed if res.completed else math.nan
+                per_msg[kind, units] = ns
+                if res.failed:
+                    run.notes.append(f"{kind} at units={units}: {res.failed} requests failed")
+                handling = router.handling_time
+                metrics.append(Metric(f"{kind}_ns@{units}", ns, "ns"))
+                metrics.append(Metric(f"handling_p50_{kind}@{units}",
+                                      handling.value_at_percentile(50), "ns"))
+                histograms[f"handling_time_{kind}@{units}"] = handling.encode()
+
+    run.call(measure)
+    if (("wasm", 0) in per_msg) and (("native", 0) in per_msg):
+        metrics.append(Metric("call_overhead_ns", per_msg["wasm", 0] - per_msg["native", 0], "ns"))
+    heavy = config.heavy_units
+    if ("wasm", heavy) in per_msg and ("native", heavy) in per_msg:
+        metrics.append(Metric("compute_ratio", per_msg["wasm", heavy] / per_msg["native", heavy],
+                              "ratio"))
+    metrics.append(Metric("mismatches", mismatches, "messages"))
+    return ScenarioResult("wasm_overhead", dataclasses.asdict(config), tuple(metrics),
+                          histograms, (), run.resources, run.partial, tuple(run.notes))
+
+
+# -- registry ----------------------------------------------------------------------------
+
+Config = (MessageThroughputConfig | TaskProcessingConfig | LatencyConfig | CrashRecoveryConfig
+          | HorizontalScalingConfig | LoadTestConfig | BurstTrafficConfig | WasmOverheadConfig)
 
 SCENARIOS: dict[str, tuple[type[Any], Callable[..., ScenarioResult]]] = {
     "message_throughput": (MessageThroughputConfig, run_message_throughput),
     "task_processing": (TaskProcessingConfig, run_task_processing),
     "latency": (LatencyConfig, run_latency),
     "crash_recovery": (CrashRecoveryConfig, run_crash_recovery),
+    "horizontal_scaling": (HorizontalScalingConfig, run_horizontal_scaling),
+    "load_test": (LoadTestConfig, run_load_test),
+    "burst_traffic": (BurstTrafficConfig, run_burst_traffic),
+    "wasm_overhead": (WasmOverheadConfig, run_wasm_overhead),
 }
 """Scenario name -> (config class, run function); each run function takes
 a config of its class (default: the guide's full values) and
 ``thresholds=``."""
-
