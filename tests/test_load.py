@@ -174,3 +174,61 @@ def test_schedule_gives_k6s_due_times():
     with pytest.raises(ValueError, match="in order"):
         ramp.due_ns(10)
     assert s.duration_ns == 1_000_000_000
+
+
+# --- deadlines and Ctrl-C: the partial result, nothing left in flight --------------------------------
+
+import signal  # noqa: E402
+
+
+def interrupt_after(seconds):
+    """A SIGALRM that raises KeyboardInterrupt, as Ctrl-C would."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    return previous
+
+
+def restore(previous):
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_closed_loop_stops_at_its_deadline_or_on_ctrl_c(workers):
+    r = Router(keep_replies=False, workers=workers)
+    echoes = r.spawn_native("compute", units=2000, count=4)
+    res = closed_loop(r, echoes, 10**9, window=16, deadline=0.2)
+    assert res.deadline_reached and not res.interrupted
+    assert 0 < res.requests < 10**9 and res.completed == res.requests
+    assert r.counts.in_flight == 0
+    previous = interrupt_after(0.2)
+    try:
+        res = closed_loop(r, echoes, 10**9, window=16)
+    finally:
+        restore(previous)
+    assert res.interrupted and not res.deadline_reached
+    assert 0 < res.requests < 10**9 and res.completed == res.requests
+    assert r.counts.in_flight == 0
+
+
+def test_open_loops_stop_at_their_deadline_or_on_ctrl_c():
+    r = Router(keep_replies=False)
+    sinks = r.spawn_native("sink", count=2)
+    res = open_loop(r, sinks, [(1000, 60)], one_way=True, deadline=0.2)
+    assert 150 <= res.planned <= 260 and res.completed == res.requests
+    previous = interrupt_after(0.2)
+    try:
+        res = open_loop(r, sinks, [(1000, 60)], one_way=True)
+    finally:
+        restore(previous)
+    assert res.interrupted and res.planned < 60_000 and res.completed == res.requests
+    assert r.counts.in_flight == 0
+    res = open_loop_call(lambda: None, [(1000, 60)], deadline=0.2)
+    assert 150 <= res.planned <= 260 and not res.interrupted
+    with pytest.raises(ValueError, match="deadline must be > 0 seconds"):
+        open_loop_call(lambda: None, [(1, 1)], deadline=0)
+    with pytest.raises(ValueError, match="deadline must be > 0 seconds"):
+        closed_loop(r, sinks, 10, deadline=-1)

@@ -339,10 +339,15 @@ class LoadResult:
     def messages_per_second(self) -> float: ...
     @property
     def completed_per_second(self) -> float: ...
+    @property
+    def interrupted(self) -> bool: ...
+    @property
+    def deadline_reached(self) -> bool: ...
 
 def closed_loop(
     router: Router, targets: Iterable[int], total: int, *, window: int = 1000,
     content: bytes | bytearray | memoryview = b"", one_way: bool = False,
+    deadline: float | None = None,
 ) -> LoadResult: ...
 def compute_reference(content: bytes, units: int) -> bytes: ...
 
@@ -398,6 +403,7 @@ def open_loop(
     router: Router, targets: Iterable[int], stages: Iterable[tuple[float, float]], *,
     start_rate: float | None = None, max_in_flight: int = 1_000_000,
     content: bytes | bytearray | memoryview = b"", interval: float = 1.0, one_way: bool = False,
+    deadline: float | None = None,
 ) -> OpenLoopResult: ...
 
 class Schedule:
@@ -409,4 +415,5 @@ class Schedule:
 def open_loop_call(
     fn: Callable[..., object], stages: Iterable[tuple[float, float]], *, args: Iterable[object] = (),
     start_rate: float | None = None, max_lateness: float | None = None, interval: float = 1.0,
+    deadline: float | None = None,
 ) -> OpenLoopResult: ...

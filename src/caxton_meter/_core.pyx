@@ -14,7 +14,7 @@ from libc.math cimport sqrt, fabs
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.buffer cimport PyBuffer_FillInfo, PyBUF_WRITABLE
-from cpython.exc cimport PyErr_Occurred, PyErr_Clear
+from cpython.exc cimport PyErr_Occurred, PyErr_Clear, PyErr_CheckSignals
 from cpython.long cimport PyLong_CheckExact
 
 cdef extern from "Python.h":

@@ -9,6 +9,8 @@ cdef class LoadResult:
     cdef readonly int64_t failed         # dead-lettered or rejected on the way
     cdef readonly int64_t messages       # every message routed: requests, replies, forwards
     cdef readonly int64_t elapsed_ns
+    cdef readonly bint interrupted       # Ctrl-C stopped the sending: a partial result
+    cdef readonly bint deadline_reached  # the deadline stopped the sending
 
     @property
     def messages_per_second(self):
@@ -35,6 +37,9 @@ cdef struct cm_drive:
     int64_t sent
     int64_t completed
     int64_t failed
+    int64_t deadline_ns        # stop sending at this clock reading (0: none)
+    int64_t halt               # set by another thread: stop sending (Ctrl-C)
+    bint deadline_reached
 
 
 cdef inline void _drive_send(Router router, cm_shard *sh, cm_drive *d, int64_t now) noexcept nogil:
@@ -70,18 +75,36 @@ cdef inline void _drive_count(cm_shard *sh, cm_drive *d, int64_t start_received,
     d.failed = cm_atomic_load_64(&sh.failed_origin) - start_failed
 
 
+cdef inline void _drive_stop_sending(cm_drive *d) noexcept nogil:
+    # what is in flight still completes; nothing more is sent
+    d.total = d.sent
+
+
 cdef int _drive(Router router, cm_shard *sh, cm_drive *d) except -1:
-    """The calling thread's closed loop (its agents may be Python agents)."""
+    """The calling thread's closed loop (its agents may be Python agents).
+    Returns 1 when Ctrl-C stopped it early (what was in flight completed)."""
     cdef int64_t start_received = sh.client_received, start_delivered = sh.delivered
     cdef int64_t start_failed = cm_atomic_load_64(&sh.failed_origin), now, ran
+    cdef int64_t next_signal_check = 0
+    cdef bint interrupted = 0
     while True:
         now = cm_now_ns()
+        if d.deadline_ns and now >= d.deadline_ns and d.sent < d.total:
+            d.deadline_reached = 1
+            _drive_stop_sending(d)
+        if now >= next_signal_check:          # Ctrl-C, every 10 ms at most
+            next_signal_check = now + 10_000_000
+            try:
+                PyErr_CheckSignals()
+            except KeyboardInterrupt:
+                interrupted = 1
+                _drive_stop_sending(d)
         while d.sent < d.total and d.sent - d.completed - d.failed < d.window:
             _drive_send(router, sh, d, now)
         ran = router._run(sh, router._batch * d.n_targets)
         _drive_count(sh, d, start_received, start_delivered, start_failed)
         if d.sent == d.total and (d.completed + d.failed >= d.total or ran == 0):
-            return 0
+            return interrupted
 
 
 cdef void _drive_native(Router router, cm_shard *sh, cm_drive *d) noexcept nogil:
@@ -91,6 +114,10 @@ cdef void _drive_native(Router router, cm_shard *sh, cm_drive *d) noexcept nogil
     cdef int idle = 0
     while True:
         now = cm_now_ns()
+        if d.sent < d.total and (cm_atomic_load_64(&d.halt)
+                                 or (d.deadline_ns and now >= d.deadline_ns)):
+            d.deadline_reached = not cm_atomic_load_64(&d.halt)
+            _drive_stop_sending(d)
         while d.sent < d.total and d.sent - d.completed - d.failed < d.window:
             _drive_send(router, sh, d, now)
         ran = router._run_native(sh, router._batch * d.n_targets)
@@ -115,7 +142,7 @@ def _drive_worker(Router router, int index, list drives, int slot):
 
 
 def closed_loop(Router router not None, targets, total, *, window=1000, content=b"",
-                one_way=False):
+                one_way=False, deadline=None):
     """Keep ``window`` requests in flight from the client to ``targets``
     (agent ids, round robin) until all ``total`` have ended: completed
     (replied to the client, or, with ``one_way``, handled by their
@@ -124,10 +151,18 @@ def closed_loop(Router router not None, targets, total, *, window=1000, content=
 
     With worker threads, each worker runs its own share of the loop over
     the targets it owns (total and window are split in proportion), as
-    wrk's threads each drive their own connections.  Returns a LoadResult."""
-    cdef int64_t n_total = _index(total), w = _index(window)
+    wrk's threads each drive their own connections.
+
+    ``deadline`` (seconds) or Ctrl-C stop the sending early; what is in
+    flight completes and the partial result comes back (``deadline_reached``,
+    ``interrupted``).  Returns a LoadResult."""
+    cdef int64_t n_total = _index(total), w = _index(window), deadline_ns = 0
     if n_total < 1:
         raise ValueError(f"closed_loop: total must be >= 1, got {n_total}")
+    if deadline is not None:
+        if not (float(deadline) > 0 and math.isfinite(float(deadline))):
+            raise ValueError(f"closed_loop: deadline must be > 0 seconds, got {deadline!r}")
+        deadline_ns = <int64_t>(float(deadline) * 1e9)
     if w < 1:
         raise ValueError(f"closed_loop: window must be >= 1, got {w}")
     ids = [_index(t) for t in targets]
@@ -176,6 +211,7 @@ def closed_loop(Router router not None, targets, total, *, window=1000, content=
             assigned += drives[k].total
             wassigned += drives[k].window
             drives[k].one_way = one_way
+            drives[k].deadline_ns = 0
             # a copy each: one buffer shared by threads would make its
             # reference count a cache line they fight over
             drives[k].content = buf_new(buf.data, buf.length) if n > 1 else buf_ref(buf)
@@ -185,17 +221,20 @@ def closed_loop(Router router not None, targets, total, *, window=1000, content=
             start_sent += router._shards[i].sent
         router._running = 1
         router._discard_replies = 1
+        t0 = cm_now_ns()
+        if deadline_ns:
+            for k in range(n):
+                drives[k].deadline_ns = t0 + deadline_ns
         if not router._workers:
-            t0 = cm_now_ns()
-            _drive(router, &router._shards[0], &drives[0])
+            result.interrupted = _drive(router, &router._shards[0], &drives[0])
             t1 = cm_now_ns()
         else:
-            t0 = cm_now_ns()
-            t1 = _closed_loop_threaded(router, shards, drives, n)
+            t1 = _closed_loop_threaded(router, shards, drives, n, result)
         for k in range(n):
             result.requests += drives[k].sent
             result.completed += drives[k].completed
             result.failed += drives[k].failed
+            result.deadline_reached |= drives[k].deadline_reached
         for i in range(router._n_shards):
             result.messages += router._shards[i].sent
         result.messages -= start_sent
@@ -211,7 +250,8 @@ def closed_loop(Router router not None, targets, total, *, window=1000, content=
         buf_unref(buf)
 
 
-cdef int64_t _closed_loop_threaded(Router router, list shards, cm_drive *drives, Py_ssize_t n) except -1:
+cdef int64_t _closed_loop_threaded(Router router, list shards, cm_drive *drives, Py_ssize_t n,
+                                   LoadResult result) except -1:
     """Each shard with targets drives them on its own thread; the others run
     their agents (forwards may reach them).  Returns when all drives ended."""
     import threading
@@ -228,8 +268,16 @@ cdef int64_t _closed_loop_threaded(Router router, list shards, cm_drive *drives,
     try:
         for t in others + drivers:
             t.start()
-        for t in drivers:
-            t.join()
+        try:
+            for t in drivers:
+                t.join()
+        except KeyboardInterrupt:
+            # the drivers stop sending; what is in flight completes
+            result.interrupted = 1
+            for k in range(n):
+                cm_atomic_store_64(&drives[k].halt, 1)
+            for t in drivers:
+                t.join()
         return cm_now_ns()
     finally:
         cm_atomic_store_64(&router._stop, 1)
@@ -430,7 +478,7 @@ cdef Histogram _histogram_difference(Histogram later, Histogram earlier):
 
 
 def open_loop(Router router not None, targets, stages, *, start_rate=None, max_in_flight=1_000_000,
-              content=b"", interval=1.0, one_way=False):
+              content=b"", interval=1.0, one_way=False, deadline=None):
     """Send requests from the client to ``targets`` (agent ids, round robin)
     at the arrival rate ``stages`` describe: a sequence of (target rate per
     second, duration in seconds); the rate moves linearly from
@@ -442,7 +490,9 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     send jitter is kept; requests due while ``max_in_flight`` are
     outstanding are dropped and counted.  Every ``interval`` seconds the
     run's sent, completed, failed and dropped counts and latency histogram
-    are kept (``intervals``).  Runs the router on this thread (workers=0)."""
+    are kept (``intervals``).  Runs the router on this thread (workers=0).
+    ``deadline`` (seconds) or Ctrl-C end the schedule early; what is in
+    flight completes and the partial result comes back (``interrupted``)."""
     if router._workers:
         raise ValueError("open_loop: drives a router without workers (workers=0); "
                          "a threaded open loop is not built yet")
@@ -455,6 +505,7 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
         if not 1 <= aid < router._n_agents or router._agents[<int32_t>aid].state != STATE_READY:
             raise ValueError(f"open_loop: target {aid} is not a live agent")
     plan = _parse_stages(stages, start_rate, "open_loop")
+    cdef int64_t deadline_ns = _deadline_ns(deadline, "open_loop")
     cdef int64_t cap = _index(max_in_flight)
     if cap < 1:
         raise ValueError(f"open_loop: max_in_flight must be >= 1, got {cap}")
@@ -484,7 +535,8 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     cdef int64_t next_boundary, start_received = sh.client_received, start_delivered = sh.delivered
     cdef int64_t start_failed = cm_atomic_load_64(&sh.failed_origin)
     cdef int64_t i_start, i_sent = 0, i_completed = 0, i_failed = 0, i_dropped = 0
-    cdef bint more
+    cdef bint more, interrupted = 0
+    cdef int64_t next_signal_check = 0
     cdef Histogram jitter = Histogram(1, _LATENCY_HIGHEST, router._significant_figures)
     cdef Histogram before = _shard_snapshot(router, one_way)
     cdef Histogram before_uncorrected = Histogram(1, _LATENCY_HIGHEST, router._significant_figures)
@@ -502,6 +554,15 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
         next_boundary = t0 + interval_ns
         while True:
             now = cm_now_ns()
+            if more and now >= next_signal_check:       # Ctrl-C and the deadline, every 10 ms
+                next_signal_check = now + 10_000_000
+                if deadline_ns and now - t0 >= deadline_ns:
+                    more = 0
+                try:
+                    PyErr_CheckSignals()
+                except KeyboardInterrupt:
+                    interrupted = 1
+                    more = 0
             while more and t0 + rel <= now:
                 due = t0 + rel
                 planned += 1
@@ -576,10 +637,20 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     result.send_jitter = jitter
     result.intervals = tuple(intervals)
     result.errors = {}
+    result.interrupted = interrupted
     return result
 
 
-def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, interval=1.0):
+cdef int64_t _deadline_ns(deadline, str what) except -1:
+    if deadline is None:
+        return 0
+    if not (float(deadline) > 0 and math.isfinite(float(deadline))):
+        raise ValueError(f"{what}: deadline must be > 0 seconds, got {deadline!r}")
+    return <int64_t>(float(deadline) * 1e9)
+
+
+def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, interval=1.0,
+                   deadline=None):
     """Call ``fn(*args)`` at the arrival rate ``stages`` describe (as
     open_loop's), one call at a time, from a loop compiled in the core.
 
@@ -589,11 +660,12 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
     more than ``max_lateness`` seconds ago is dropped and counted instead of
     made (None: never drop).  An exception counts as a failure by its type
     (``errors``), not a crash.  Ctrl-C ends the run early with the result so
-    far (``interrupted``)."""
+    far (``interrupted``), and so does ``deadline`` (seconds)."""
     if not callable(fn):
         raise TypeError(f"open_loop_call: fn must be callable, got {type(fn).__name__}")
     args = tuple(args)
     plan = _parse_stages(stages, start_rate, "open_loop_call")
+    cdef int64_t deadline_ns = _deadline_ns(deadline, "open_loop_call")
     cdef double every = float(interval)
     if not (every > 0 and math.isfinite(every)):
         raise ValueError(f"open_loop_call: interval must be > 0 seconds, got {every!r}")
@@ -623,6 +695,8 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
         next_boundary = t0 + interval_ns
         while True:
             now = cm_now_ns()
+            if deadline_ns and now - t0 >= deadline_ns:
+                more = 0
             if more and t0 + rel <= now:
                 due = t0 + rel
                 planned += 1
