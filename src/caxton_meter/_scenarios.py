@@ -1182,3 +1182,759 @@ SCENARIOS: dict[str, tuple[type[Any], Callable[..., ScenarioResult]]] = {
 """Scenario name -> (config class, run function); each run function takes
 a config of its class (default: the guide's full values) and
 ``thresholds=``."""
+
+
+# -- agent response time, memory, CPU, WASM memory limits, sustained and peak load --------
+
+def _spawn_any(router: Router, kind: str, count: int) -> list[int]:
+    """``count`` echo agents of ``kind`` ("native", "python" or "wasm"; the
+    Python ones can be checkpointed)."""
+    if kind == "wasm":
+        return _ids(router.spawn_wasm(_wasm_module("echo"), count=count))
+    if kind == "python":
+        return _ids(router.spawn_python(_CheckpointableEcho(), count=count))
+    return _ids(router.spawn_native("echo", count=count))
+
+
+class _CheckpointableEcho:
+    """A Python echo agent whose state (a message counter) can be checkpointed."""
+
+    def __init__(self) -> None:
+        self.handled = 0
+
+    def handle(self, message: Any) -> Any:
+        self.handled += 1
+        return message
+
+    def checkpoint(self) -> bytes:
+        return self.handled.to_bytes(8, "little")
+
+    def restore(self, state: bytes) -> None:
+        self.handled = int.from_bytes(state, "little")
+
+
+def _median(values: list[float]) -> float:
+    s = sorted(values)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+@dataclass(frozen=True)
+class AgentResponseTimeConfig:
+    """The guide's agent response time: a closed loop of ``messages``
+    (10,000) over ``agents`` (10) echo agents of ``agent_kind`` ("native",
+    "python" or "wasm"), ``window`` in flight, timed per agent by the
+    router (``Router(per_agent_histograms=True)``)."""
+    messages: int = 10_000
+    agents: int = 10
+    agent_kind: _ScaleKind = "native"
+    window: int = 100
+    message_size: int = 64
+    sample_resources: bool = True
+    sample_interval: float = 0.1
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        _int_at_least(owner, "messages", self.messages)
+        _common(owner, self.agents, self.sample_resources, self.sample_interval)
+        _choice(owner, "agent_kind", self.agent_kind, _SCALE_KINDS)
+        _int_at_least(owner, "window", self.window)
+        _int_at_least(owner, "message_size", self.message_size, 0)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> AgentResponseTimeConfig:
+        """A seconds-long variant (1000 messages)."""
+        return dataclasses.replace(cls(messages=1000), **changes)
+
+
+def run_agent_response_time(config: AgentResponseTimeConfig | None = None, *,
+                            thresholds: Mapping[str, Threshold] | None = None) -> ScenarioResult:
+    """Agent response time.  An agent's response time is its handling time
+    (from the start to the end of its handler, as the router times it);
+    the time a message waited in the agent's mailbox is its queue time,
+    reported beside it (the router keeps the two as separate histograms per
+    agent, so their per-message sum is not available).
+
+    Over the agents that handled a message: ``response_p99_worst`` (the
+    largest per-agent handling p99, graded as latency_p99),
+    ``response_p99_median`` (the median agent's p99), ``response_p50_median``,
+    ``queue_p99_worst``, ``queue_p99_median``; ``agents_measured``,
+    ``completed``, ``failed``, ``throughput`` (ungraded).  Histograms:
+    ``handling_time``, ``queue_time`` (all agents) and
+    ``handling_time_worst`` (the worst agent's)."""
+    config = config or AgentResponseTimeConfig()
+    limits = resolve_thresholds(thresholds)
+    router = Router(keep_replies=False, per_agent_histograms=True)
+    agents = _spawn_any(router, config.agent_kind, config.agents)
+    content = b"x" * config.message_size
+    run = _Run(config.sample_resources, config.sample_interval)
+    res = run.call(lambda: closed_loop(router, agents, config.messages, window=config.window,
+                                       content=content))
+    rate, completed, failed = _closed_loop_rates(res, router, run, config.messages)
+    per_agent: list[tuple[int, Histogram, Histogram]] = []
+    for aid in agents:
+        queue, handling = router.agent_histograms(aid)
+        if handling.total_count:
+            per_agent.append((aid, queue, handling))
+    metrics: list[Metric] = []
+    histograms = {"handling_time": router.handling_time.encode(),
+                  "queue_time": router.queue_time.encode()}
+    if not per_agent:
+        run.notes.append("no agent handled a message: response time is FAILED")
+        metrics.append(Metric("response_p99_worst", math.nan, "ns", Grade.FAILED))
+    else:
+        p99s = [float(h.value_at_percentile(99)) for _, _, h in per_agent]
+        worst = max(range(len(per_agent)), key=lambda i: p99s[i])
+        histograms["handling_time_worst"] = per_agent[worst][2].encode()
+        metrics += [
+            _graded("response_p99_worst", p99s[worst], "ns", limits, by="latency_p99"),
+            Metric("response_p99_median", _median(p99s), "ns"),
+            Metric("response_p50_median",
+                   _median([float(h.value_at_percentile(50)) for _, _, h in per_agent]), "ns"),
+            Metric("queue_p99_worst",
+                   max(float(q.value_at_percentile(99)) for _, q, _ in per_agent), "ns"),
+            Metric("queue_p99_median",
+                   _median([float(q.value_at_percentile(99)) for _, q, _ in per_agent]), "ns"),
+            Metric("worst_agent", per_agent[worst][0], "agent id")]
+        if len(per_agent) < len(agents):
+            run.notes.append(f"{len(agents) - len(per_agent)} of {len(agents)} agents handled "
+                             "no message (fewer messages than agents?)")
+    metrics += [Metric("agents_measured", len(per_agent), "agents"),
+                Metric("completed", completed, "messages"), Metric("failed", failed, "messages"),
+                Metric("throughput", rate, "msg/s")]
+    _check_conservation(router, run.notes)
+    return ScenarioResult("agent_response_time", dataclasses.asdict(config), tuple(metrics),
+                          histograms, (), run.resources, run.partial, tuple(run.notes))
+
+
+def _rss_now() -> int:
+    from ._sampling import _psutil
+    return int(_psutil().Process().memory_info().rss)
+
+
+@dataclass(frozen=True)
+class MemoryProfileConfig:
+    """The guide's memory profile: spawn ``agents`` (100) echo agents of
+    ``agent_kind``, route ``messages`` (1000) through them (``window`` in
+    flight), checkpoint every agent."""
+    agents: int = 100
+    agent_kind: _ScaleKind = "native"
+    messages: int = 1000
+    window: int = 100
+    message_size: int = 64
+    sample_resources: bool = True
+    sample_interval: float = 0.1
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        _common(owner, self.agents, self.sample_resources, self.sample_interval)
+        _choice(owner, "agent_kind", self.agent_kind, _SCALE_KINDS)
+        _int_at_least(owner, "messages", self.messages)
+        _int_at_least(owner, "window", self.window)
+        _int_at_least(owner, "message_size", self.message_size, 0)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> MemoryProfileConfig:
+        """A seconds-long variant (10 agents)."""
+        return dataclasses.replace(cls(agents=10), **changes)
+
+
+def run_memory_profile(config: MemoryProfileConfig | None = None, *,
+                       thresholds: Mapping[str, Threshold] | None = None) -> ScenarioResult:
+    """Memory profile, in four phases on one router (memory read by
+    :func:`memory_per_agent`'s rule: USS when readable, else RSS, after a
+    garbage collection):
+
+    * creation: ``memory_per_agent`` = (memory after spawning - before) / N,
+      graded as memory_per_agent; ``creation_bytes`` the whole growth;
+      for "wasm" the module is compiled before the first reading;
+    * processing: a closed loop of ``messages``; ``processing_rss_growth``
+      = RSS after - RSS before the loop (bytes; may be negative);
+    * checkpoint: every agent checkpointed (the checkpoints kept);
+      ``checkpoint_bytes`` (sum of the states' sizes),
+      ``checkpoint_time_mean``/``_max`` (ns per checkpoint, the router's
+      timing), ``checkpoint_memory`` (memory growth holding them);
+    * ``total_bytes``: memory at the end - memory before spawning.
+
+    Negative differences are reported as is (the allocator may return
+    memory).  Histogram: ``round_trip``."""
+    from ._sampling import memory_per_agent
+    config = config or MemoryProfileConfig()
+    limits = resolve_thresholds(thresholds)
+    n = config.agents
+    content = b"x" * config.message_size
+    run = _Run(config.sample_resources, config.sample_interval)
+    metrics: list[Metric] = []
+    router = Router(keep_replies=False)
+    if config.agent_kind == "wasm":
+        _wasm_module("echo")              # engine set-up before the first reading
+
+    def phases() -> None:
+        start = _memory_now(config.sample_interval)
+        agents = _spawn_any(router, config.agent_kind, n)
+        spawned = _memory_now(config.sample_interval)
+        metrics.extend([
+            _graded("memory_per_agent", memory_per_agent(start, spawned, n), "bytes", limits),
+            Metric("creation_bytes", memory_per_agent(start, spawned, 1), "bytes")])
+        rss0 = _rss_now()
+        res = closed_loop(router, agents, config.messages, window=config.window, content=content)
+        metrics.extend([Metric("processing_rss_growth", _rss_now() - rss0, "bytes"),
+                        Metric("completed", res.completed, "messages"),
+                        Metric("failed", res.failed, "messages")])
+        before_cp = _memory_now(config.sample_interval)
+        checkpoints = [router.checkpoint(a) for a in agents]
+        after_cp = _memory_now(config.sample_interval)
+        times = [c.elapsed_ns for c in checkpoints]
+        metrics.extend([
+            Metric("checkpoint_bytes", sum(c.size for c in checkpoints), "bytes"),
+            Metric("checkpoint_time_mean", sum(times) / len(times), "ns"),
+            Metric("checkpoint_time_max", max(times), "ns"),
+            Metric("checkpoint_memory", memory_per_agent(before_cp, after_cp, 1), "bytes"),
+            Metric("total_bytes", memory_per_agent(start, after_cp, 1), "bytes")])
+        del checkpoints
+
+    run.call(phases)
+    if run.partial:
+        run.notes.append("the phases finished before the interrupt are reported")
+    _check_conservation(router, run.notes)
+    return ScenarioResult("memory_profile", dataclasses.asdict(config), tuple(metrics),
+                          {"round_trip": router.round_trip.encode()}, (), run.resources,
+                          run.partial, tuple(run.notes))
+
+
+@dataclass(frozen=True)
+class CpuProfileConfig:
+    """The guide's CPU profile: ``agents`` (100) echo agents of
+    ``agent_kind``; CPU % while spawning them, over ``idle`` seconds (1 s)
+    with nothing to do, and during a closed loop of ``messages``
+    (100,000; ``window`` in flight).  Each phase has its own sampler at
+    ``sample_interval``."""
+    agents: int = 100
+    agent_kind: _ScaleKind = "native"
+    idle: float = 1.0
+    messages: int = 100_000
+    window: int = 100
+    message_size: int = 64
+    sample_interval: float = 0.1
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        _int_at_least(owner, "agents", self.agents)
+        _choice(owner, "agent_kind", self.agent_kind, _SCALE_KINDS)
+        _positive_number(owner, "idle", self.idle)
+        _int_at_least(owner, "messages", self.messages)
+        _int_at_least(owner, "window", self.window)
+        _int_at_least(owner, "message_size", self.message_size, 0)
+        _positive_number(owner, "sample_interval", self.sample_interval)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> CpuProfileConfig:
+        """A seconds-long variant (10 agents, 0.2 s idle, 200,000 messages,
+        50 ms samples)."""
+        return dataclasses.replace(cls(agents=10, idle=0.2, messages=200_000,
+                                       sample_interval=0.05), **changes)
+
+
+def run_cpu_profile(config: CpuProfileConfig | None = None, *,
+                    thresholds: Mapping[str, Threshold] | None = None) -> ScenarioResult:
+    """CPU profile.  Metrics (CPU % of the process, 100 % = one core, the
+    mean over each phase from its cumulative CPU times): ``cpu_spawning``,
+    ``cpu_idle``, ``cpu_processing``; ``cpu_per_agent`` = cpu_processing /
+    N (:func:`cpu_per_agent`), graded as cpu_per_agent; ``spawn_seconds``,
+    ``throughput`` (ungraded).  The figures include the load generator and
+    the router (one process).  A phase too short for a CPU reading is left
+    out with a note.  ``resources`` is the processing phase's profile.
+    Histogram: ``round_trip``."""
+    from ._sampling import cpu_per_agent
+    config = config or CpuProfileConfig()
+    limits = resolve_thresholds(thresholds)
+    n = config.agents
+    router = Router(keep_replies=False)
+    if config.agent_kind == "wasm":
+        _wasm_module("echo")
+    metrics: list[Metric] = []
+    notes: list[str] = []
+    partial = False
+    processing: ResourceProfile | None = None
+
+    def phase(name: str, work: Callable[[], _C]) -> tuple[_C | None, ResourceProfile]:
+        sampler = ResourceSampler(config.sample_interval)
+        sampler.start()
+        try:
+            out = work()
+        finally:
+            prof = sampler.stop()
+        if prof.mean_cpu_percent is None:
+            notes.append(f"{name}: no CPU reading (the phase was too short)")
+        else:
+            metrics.append(Metric(f"cpu_{name}", prof.mean_cpu_percent, "percent"))
+        return out, prof
+
+    try:
+        started = time.perf_counter_ns()
+        agents, _ = phase("spawning", lambda: _spawn_any(router, config.agent_kind, n))
+        metrics.append(Metric("spawn_seconds", (time.perf_counter_ns() - started) / 1e9, "s"))
+        phase("idle", lambda: time.sleep(config.idle))
+        res, processing = phase("processing", lambda: closed_loop(
+            router, agents or [], config.messages, window=config.window,
+            content=b"x" * config.message_size))
+        if processing.mean_cpu_percent is not None:
+            metrics.append(_graded("cpu_per_agent", cpu_per_agent(processing, n), "percent",
+                                   limits))
+        if res is not None:
+            metrics.append(Metric("throughput", res.completed_per_second, "msg/s"))
+    except KeyboardInterrupt:
+        partial = True
+        notes.append("interrupted (KeyboardInterrupt): the phases finished before it are "
+                     "reported")
+    _check_conservation(router, notes)
+    return ScenarioResult("cpu_profile", dataclasses.asdict(config), tuple(metrics),
+                          {"round_trip": router.round_trip.encode()}, (), processing,
+                          partial, tuple(notes))
+
+
+_PAGE = 65536
+
+
+@dataclass(frozen=True)
+class WasmMemoryLimitsConfig:
+    """WASM memory limits: for each limit in ``limits_mb`` (1, 10, 100,
+    1000 MB, decimal; ascending, each at least one 64 KiB page and at most
+    4 GiB) a bundled alloc agent (``WasmModule(alloc, memory_limit=L)``)
+    grows its memory until ``memory.grow`` refuses, then handles
+    ``messages`` (100) requests at the limit."""
+    limits_mb: tuple[float, ...] = (1, 10, 100, 1000)
+    messages: int = 100
+    window: int = 10
+    sample_resources: bool = True
+    sample_interval: float = 0.1
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        limits = self.limits_mb
+        if not isinstance(limits, tuple):
+            raise TypeError(f"{owner}: limits_mb must be a tuple of numbers, "
+                            f"not {type(limits).__name__}")
+        if not limits:
+            raise ValueError(f"{owner}: limits_mb must not be empty")
+        for i, mb in enumerate(limits):
+            _positive_number(owner, f"limits_mb[{i}]", mb)
+            if not _PAGE <= round(mb * _MB) <= 1 << 32:
+                raise ValueError(f"{owner}: limits_mb[{i}] must be within [0.065536, 4294.967296] "
+                                 f"MB (one 64 KiB page to 4 GiB), got {mb!r}")
+        if any(b <= a for a, b in zip(limits, limits[1:])):
+            raise ValueError(f"{owner}: limits_mb must be strictly ascending, got {limits!r}")
+        _int_at_least(owner, "messages", self.messages)
+        _int_at_least(owner, "window", self.window)
+        _sample_flags(owner, self.sample_resources, self.sample_interval)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> WasmMemoryLimitsConfig:
+        """A seconds-long variant (1 and 10 MB, 20 messages)."""
+        return dataclasses.replace(cls(limits_mb=(1, 10), messages=20), **changes)
+
+
+def _grow_reply(router: Router, agent: int, pages: int) -> int:
+    reply = router.request(agent, pages.to_bytes(4, "little"))
+    if reply is None:
+        raise RuntimeError(f"the alloc agent gave no reply to a request for {pages} pages")
+    return int.from_bytes(bytes(reply.content)[:4], "little", signed=True)
+
+
+def _fill_memory(router: Router, agent: int) -> tuple[int, int]:
+    """Grow the alloc agent's memory as far as it goes: ask for ``step``
+    pages, doubling the step after a success and halving it after a
+    refusal, until a one-page request is refused.  Returns (pages at the
+    end, requests made): O(log(limit)) requests, each page touched once."""
+    pages = _grow_reply(router, agent, 0)     # the current size (memory.grow(0))
+    step, requests = 1, 1
+    while True:
+        old = _grow_reply(router, agent, step)
+        requests += 1
+        if old >= 0:
+            pages = old + step
+            step *= 2
+        elif step == 1:
+            return pages, requests
+        else:
+            step //= 2
+
+
+def run_wasm_memory_limits(config: WasmMemoryLimitsConfig | None = None, *,
+                           thresholds: Mapping[str, Threshold] | None = None) -> ScenarioResult:
+    """WASM memory limits (no row of the targets table applies: nothing is
+    graded; ``thresholds`` is still validated).  For each limit L (MB), a
+    fresh router and alloc agent (no epoch deadline: touching a GB of pages
+    takes longer than the default 100 ms); its memory is grown by
+    :func:`_fill_memory`'s doubling/halving search until a single page is
+    refused.  Metrics per L:
+
+    * ``max_memory@L``: the agent's memory at the end (bytes, whole pages;
+      at most L) -- the largest memory that succeeds;
+    * ``largest_allocation@L``: what the agent allocated beyond its initial
+      page (bytes);
+    * ``fill_seconds@L``, ``fill_requests@L``: the search's cost;
+    * ``ns_per_message@L``: a closed loop of ``messages`` 0-page requests
+      (memory.grow(0): the call alone) at the limit, per message;
+    * ``refused_ns_per_message@L``: the same with 1-page requests, each
+      refused (-1) -- performance at the limit;
+    * ``fresh_ns_per_message@L``: 0-page requests to a fresh agent of the
+      same module, for comparison.
+
+    Histograms ``handling_time@L`` (the filled agent: its fill requests and the at-limit loops).  An interrupt
+    keeps the limits finished before it (partial)."""
+    from . import agents as bundled
+    from ._core import WasmModule
+    config = config or WasmMemoryLimitsConfig()
+    resolve_thresholds(thresholds)
+    source = bundled.path("alloc").read_text()
+    run = _Run(config.sample_resources, config.sample_interval)
+    metrics: list[Metric] = []
+    histograms: dict[str, str] = {}
+    done: list[str] = []
+
+    def loop_ns(router: Router, agent: int, pages: int) -> float:
+        res = closed_loop(router, [agent], config.messages, window=config.window,
+                          content=pages.to_bytes(4, "little"))
+        return res.elapsed_ns / res.completed if res.completed else math.nan
+
+    def limits() -> None:
+        for mb in config.limits_mb:
+            key = f"{mb:g}"
+            limit = round(mb * _MB)
+            module = WasmModule(source, memory_limit=limit, epoch_deadline_ms=None)
+            router = Router(keep_replies=True, max_content=64)
+            agent = router.spawn_wasm(module)
+            initial = _grow_reply(router, agent, 0)
+            started = time.perf_counter_ns()
+            pages, requests = _fill_memory(router, agent)
+            fill = time.perf_counter_ns() - started
+            fresh_router = Router(keep_replies=False)
+            fresh = fresh_router.spawn_wasm(module)
+            metrics.extend([
+                Metric(f"max_memory@{key}", pages * _PAGE, "bytes"),
+                Metric(f"largest_allocation@{key}", (pages - initial) * _PAGE, "bytes"),
+                Metric(f"fill_seconds@{key}", fill / 1e9, "s"),
+                Metric(f"fill_requests@{key}", requests, "requests")])
+            ns0 = loop_ns(router, agent, 0)
+            ns1 = loop_ns(router, agent, 1)
+            metrics.extend([
+                Metric(f"ns_per_message@{key}", ns0, "ns"),
+                Metric(f"refused_ns_per_message@{key}", ns1, "ns"),
+                Metric(f"fresh_ns_per_message@{key}", loop_ns(fresh_router, fresh, 0), "ns")])
+            histograms[f"handling_time@{key}"] = router.handling_time.encode()
+            if pages * _PAGE > limit:
+                run.notes.append(f"{key} MB: the agent grew past its limit "
+                                 f"({pages * _PAGE} > {limit} bytes)")
+            done.append(key)
+            del router, fresh_router, module
+
+    run.call(limits)
+    if run.partial:
+        run.notes.append(f"limits finished before the interrupt: {done}")
+        keep = {f"@{k}" for k in done}
+        metrics[:] = [m for m in metrics if m.name[m.name.index("@"):] in keep]
+        histograms = {k: v for k, v in histograms.items() if k[k.index("@"):] in keep}
+    return ScenarioResult("wasm_memory_limits", dataclasses.asdict(config), tuple(metrics),
+                          histograms, (), run.resources, run.partial, tuple(run.notes))
+
+
+# -- sustained and peak load -------------------------------------------------------------
+
+def _t_quantile(p: float, df: int) -> float:
+    """Student's t quantile (p in (0.5, 1)), from the normal quantile by
+    the Cornish-Fisher expansion (Abramowitz & Stegun 26.7.5): within 0.5 %
+    of the exact value for df >= 3, a little large (conservative) below."""
+    from statistics import NormalDist
+    z = NormalDist().inv_cdf(p)
+    g1 = (z ** 3 + z) / 4
+    g2 = (5 * z ** 5 + 16 * z ** 3 + 3 * z) / 96
+    g3 = (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / 384
+    return z + g1 / df + g2 / df ** 2 + g3 / df ** 3
+
+
+@dataclass(frozen=True)
+class MemoryTrend:
+    """The result of :func:`rss_trend`.  ``slope`` and its confidence
+    bounds in bytes/s; ``projected_growth``: slope x the series' span over
+    the fitted value at its start (a fraction: 0.05 is 5 %); ``leak``: the
+    rule's verdict."""
+    slope: float
+    slope_low: float
+    slope_high: float
+    projected_growth: float
+    samples: int
+    leak: bool
+
+
+def rss_trend(times: Any, rss: Any, *, confidence: float = 0.95,
+              growth_threshold: float = 0.05) -> MemoryTrend:
+    """A memory-leak test on an RSS series (``times`` in s, ``rss`` in
+    bytes, same length, at least 3 points, times not all equal).
+
+    Rule: fit RSS = a + b t by least squares (numpy); the two-sided
+    ``confidence`` interval of b is b +- t(df = n - 2) x SE(b).  A leak is
+    flagged when the interval's lower bound is above 0 (growth is
+    significant) AND the projected growth b x (t_last - t_first) / (a +
+    b t_first) exceeds ``growth_threshold`` (the growth matters: a
+    significant but tiny slope, e.g. an allocator settling, is not a leak).
+    RSS samples are autocorrelated, which makes the interval too narrow;
+    the growth threshold is what guards against flagging noise.  A
+    series whose residuals are all zero (a perfect line) has a zero-width
+    interval."""
+    import numpy as np
+    t = np.asarray(times, dtype=np.float64)
+    y = np.asarray(rss, dtype=np.float64)
+    if t.ndim != 1 or y.ndim != 1 or t.shape != y.shape:
+        raise ValueError(f"rss_trend: times and rss must be 1-D of the same length, got "
+                         f"shapes {t.shape} and {y.shape}")
+    n = int(t.size)
+    if n < 3:
+        raise ValueError(f"rss_trend: needs at least 3 samples, got {n}")
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(y))):
+        raise ValueError("rss_trend: times and rss must be finite")
+    if not 0 < confidence < 1:
+        raise ValueError(f"rss_trend: confidence must be in (0, 1), got {confidence!r}")
+    tc = t - t.mean()
+    sxx = float(np.dot(tc, tc))
+    if sxx == 0:
+        raise ValueError("rss_trend: the times are all equal")
+    slope = float(np.dot(tc, y - y.mean()) / sxx)
+    intercept = float(y.mean() - slope * t.mean())
+    resid = y - (intercept + slope * t)
+    se = math.sqrt(float(np.dot(resid, resid)) / (n - 2) / sxx)
+    half = _t_quantile(0.5 + confidence / 2, n - 2) * se
+    start = intercept + slope * float(t[0])
+    span = float(t[-1] - t[0])
+    growth = slope * span / start if start > 0 else math.inf if slope > 0 else 0.0
+    return MemoryTrend(slope, slope - half, slope + half, growth, n,
+                       bool(slope - half > 0 and growth > growth_threshold))
+
+
+def _window_figures(ivs: tuple[Any, ...], first: bool, count: int) -> tuple[float | None, float]:
+    """(p99, completed per second) over the first or last ``count`` intervals."""
+    chosen = ivs[:count] if first else ivs[-count:]
+    seconds = sum(iv.end_ns - iv.start_ns for iv in chosen) / 1e9
+    rate = sum(iv.completed for iv in chosen) / seconds if seconds > 0 else 0.0
+    return _p99([iv.latency for iv in chosen]), rate
+
+
+@dataclass(frozen=True)
+class SustainedLoadConfig:
+    """The guide's sustained load: an open loop at ``rate`` (10,000/s) over
+    ``agents`` (100) echo agents, ``message_size`` (512 B), for
+    ``duration`` (86,400 s: 24 h), statistics every ``interval`` (60 s),
+    RSS sampled every ``sample_interval`` (1 s).  ``window_fraction``
+    (0.1) of the intervals (at least one) form the first and last windows
+    compared for degradation, with ``degradation_limit`` (5 %);
+    ``leak_threshold`` (5 %) is :func:`rss_trend`'s growth threshold."""
+    rate: float = 10_000.0
+    duration: float = 86_400.0
+    agents: int = 100
+    agent_kind: _AgentKind = "native"
+    message_size: int = 512
+    max_in_flight: int = 100_000
+    interval: float = 60.0
+    window_fraction: float = 0.1
+    degradation_limit: float = 0.05
+    leak_threshold: float = 0.05
+    sample_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        _positive_number(owner, "rate", self.rate)
+        _positive_number(owner, "duration", self.duration)
+        _int_at_least(owner, "agents", self.agents)
+        _choice(owner, "agent_kind", self.agent_kind, _AGENT_KINDS)
+        _int_at_least(owner, "message_size", self.message_size, 0)
+        _int_at_least(owner, "max_in_flight", self.max_in_flight)
+        _positive_number(owner, "interval", self.interval)
+        _positive_number(owner, "window_fraction", self.window_fraction)
+        if self.window_fraction > 0.5:
+            raise ValueError(f"{owner}: window_fraction must be <= 0.5 (the first and last "
+                             f"windows must not overlap), got {self.window_fraction!r}")
+        _positive_number(owner, "degradation_limit", self.degradation_limit)
+        _positive_number(owner, "leak_threshold", self.leak_threshold)
+        _positive_number(owner, "sample_interval", self.sample_interval)
+        if self.duration < 2 * self.interval:
+            raise ValueError(f"{owner}: duration ({self.duration!r} s) must cover at least two "
+                             f"intervals ({self.interval!r} s each)")
+
+    @classmethod
+    def quick(cls, **changes: Any) -> SustainedLoadConfig:
+        """A seconds-long variant (10 agents, 2000/s for 1 s, 0.1 s
+        intervals, 20 ms samples, windows of 0.2)."""
+        return dataclasses.replace(cls(rate=2000.0, duration=1.0, agents=10, interval=0.1,
+                                       window_fraction=0.2, sample_interval=0.02), **changes)
+
+
+def run_sustained_load(config: SustainedLoadConfig | None = None, *,
+                       thresholds: Mapping[str, Threshold] | None = None) -> ScenarioResult:
+    """Sustained load.  Metrics: ``latency_p50``/``latency_p99`` of the
+    whole run (graded; corrected for coordinated omission) and the other
+    percentiles; the open loop's counts.
+
+    Leak: :func:`rss_trend` over the sampler's RSS readings (the start
+    reading and every sample): ``rss_slope``, ``rss_slope_low`` (bytes/s),
+    ``rss_growth_projected`` (fraction over the run), ``memory_leak``
+    (1/0).  Fewer than 3 readings: not tested, noted.
+
+    Degradation between the first and last windows (``window_fraction`` of
+    the intervals each, at least one): ``p99_change`` = (last p99 - first
+    p99) / first p99, ``throughput_change`` likewise of the completed rate
+    (negative is worse), ``degraded`` = 1 when p99 rose by more than
+    ``degradation_limit`` or throughput fell by more than it, else 0 (the
+    guide's < 5 % target; a note says which).  With few samples per
+    interval the p99s are noisy: a short run's verdict means little."""
+    config = config or SustainedLoadConfig()
+    limits = resolve_thresholds(thresholds)
+    router = Router(keep_replies=False)
+    echoes = _spawn_echoes(router, config.agent_kind, config.agents)
+    run = _Run(True, config.sample_interval)
+    res: OpenLoopResult | None = run.call(lambda: open_loop(
+        router, echoes, [(config.rate, config.duration)], max_in_flight=config.max_in_flight,
+        content=b"x" * config.message_size, interval=config.interval))
+    intervals: tuple[Interval, ...] = ()
+    metrics: list[Metric] = []
+    if res is None:
+        counts, histograms = _interrupted_open_loop(router, run)
+        latency = router.round_trip
+    else:
+        counts = _open_loop_counts(res, run, config.max_in_flight)
+        histograms = _open_loop_histograms(res)
+        intervals = _intervals(res)
+        latency = res.latency
+        metrics += _degradation_metrics(res, config, run.notes)
+    metrics += _leak_metrics(run.resources, config, run.notes)
+    metrics = _latency_metrics(latency, limits, run.notes, extra=True) + metrics + counts
+    _check_conservation(router, run.notes)
+    return ScenarioResult("sustained_load", dataclasses.asdict(config), tuple(metrics),
+                          histograms, intervals, run.resources, run.partial, tuple(run.notes))
+
+
+def _leak_metrics(profile: ResourceProfile | None, config: SustainedLoadConfig,
+                  notes: list[str]) -> list[Metric]:
+    if profile is None:
+        return []
+    times = [profile.start_time] + [s.time for s in profile.samples]
+    rss = [profile.rss_start] + [s.rss_bytes for s in profile.samples]
+    if len(times) < 3 or max(times) == min(times):
+        notes.append(f"memory leak not tested: {len(times)} RSS readings (needs 3)")
+        return []
+    trend = rss_trend(times, rss, growth_threshold=config.leak_threshold)
+    if trend.leak:
+        notes.append(f"memory leak: RSS grows {trend.slope:.0f} B/s (95 % lower bound "
+                     f"{trend.slope_low:.0f}), {trend.projected_growth:.1%} over the run "
+                     f"(> {config.leak_threshold:.0%})")
+    return [Metric("rss_slope", trend.slope, "bytes/s"),
+            Metric("rss_slope_low", trend.slope_low, "bytes/s"),
+            Metric("rss_growth_projected", trend.projected_growth, "ratio"),
+            Metric("memory_leak", int(trend.leak), "bool")]
+
+
+def _degradation_metrics(res: OpenLoopResult, config: SustainedLoadConfig,
+                         notes: list[str]) -> list[Metric]:
+    ivs = res.intervals
+    if len(ivs) < 2:
+        notes.append(f"degradation not measured: {len(ivs)} interval(s)")
+        return []
+    count = max(1, min(len(ivs) // 2, int(len(ivs) * config.window_fraction)))
+    p99_first, rate_first = _window_figures(ivs, True, count)
+    p99_last, rate_last = _window_figures(ivs, False, count)
+    out: list[Metric] = []
+    worse: list[str] = []
+    if p99_first and p99_last is not None:
+        change = (p99_last - p99_first) / p99_first
+        out += [Metric("p99_first_window", p99_first, "ns"),
+                Metric("p99_last_window", p99_last, "ns"), Metric("p99_change", change, "ratio")]
+        if change > config.degradation_limit:
+            worse.append(f"p99 rose {change:.1%}")
+    else:
+        notes.append("p99 degradation not measured: a window has no completions")
+    if rate_first > 0:
+        change = (rate_last - rate_first) / rate_first
+        out.append(Metric("throughput_change", change, "ratio"))
+        if change < -config.degradation_limit:
+            worse.append(f"throughput fell {-change:.1%}")
+    out.append(Metric("degraded", int(bool(worse)), "bool"))
+    notes.append(f"degradation between the first and last {count} interval(s): "
+                 + ("; ".join(worse) + f" (limit {config.degradation_limit:.0%})" if worse
+                    else f"within {config.degradation_limit:.0%}"))
+    return out
+
+
+@dataclass(frozen=True)
+class PeakLoadConfig:
+    """The guide's peak load: an open loop at ``rate`` (100,000/s) over
+    ``agents`` (1000) echo agents, ``message_size`` (1 KiB), for
+    ``duration`` (300 s); success means at least ``min_success_rate``
+    (0.99) of the planned requests completed."""
+    rate: float = 100_000.0
+    duration: float = 300.0
+    agents: int = 1000
+    agent_kind: _AgentKind = "native"
+    message_size: int = 1024
+    max_in_flight: int = 100_000
+    min_success_rate: float = 0.99
+    interval: float = 1.0
+    sample_resources: bool = True
+    sample_interval: float = 0.1
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        _positive_number(owner, "rate", self.rate)
+        _positive_number(owner, "duration", self.duration)
+        _common(owner, self.agents, self.sample_resources, self.sample_interval)
+        _choice(owner, "agent_kind", self.agent_kind, _AGENT_KINDS)
+        _int_at_least(owner, "message_size", self.message_size, 0)
+        _int_at_least(owner, "max_in_flight", self.max_in_flight)
+        _positive_number(owner, "min_success_rate", self.min_success_rate)
+        if self.min_success_rate > 1:
+            raise ValueError(f"{owner}: min_success_rate must be in (0, 1], "
+                             f"got {self.min_success_rate!r}")
+        _positive_number(owner, "interval", self.interval)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> PeakLoadConfig:
+        """A seconds-long variant (100 agents, 20,000/s for 0.5 s, 0.1 s intervals)."""
+        return dataclasses.replace(cls(rate=20_000.0, duration=0.5, agents=100, interval=0.1),
+                                   **changes)
+
+
+def run_peak_load(config: PeakLoadConfig | None = None, *,
+                  thresholds: Mapping[str, Threshold] | None = None) -> ScenarioResult:
+    """Peak load.  Metrics: ``success_rate`` = completed / planned requests
+    (dropped and failed ones count against it), graded TARGET when at least
+    ``min_success_rate`` and FAILED otherwise (pass/fail: the targets table
+    has no row for it); ``latency_p50``/``latency_p99`` (graded, corrected
+    for coordinated omission) and the other percentiles; the open loop's
+    counts.  ``intervals`` and histograms as in the load test."""
+    config = config or PeakLoadConfig()
+    limits = resolve_thresholds(thresholds)
+    router = Router(keep_replies=False)
+    echoes = _spawn_echoes(router, config.agent_kind, config.agents)
+    run = _Run(config.sample_resources, config.sample_interval)
+    res: OpenLoopResult | None = run.call(lambda: open_loop(
+        router, echoes, [(config.rate, config.duration)], max_in_flight=config.max_in_flight,
+        content=b"x" * config.message_size, interval=config.interval))
+    intervals: tuple[Interval, ...] = ()
+    metrics: list[Metric] = []
+    if res is None:
+        counts, histograms = _interrupted_open_loop(router, run)
+        latency = router.round_trip
+        run.notes.append("success rate not measured: the planned count is lost")
+    else:
+        counts = _open_loop_counts(res, run, config.max_in_flight)
+        histograms = _open_loop_histograms(res)
+        intervals = _intervals(res)
+        latency = res.latency
+        rate = res.completed / res.planned if res.planned else 0.0
+        ok = rate >= config.min_success_rate
+        metrics.append(Metric("success_rate", rate, "ratio", Grade.TARGET if ok else Grade.FAILED))
+        if not ok:
+            run.notes.append(f"success rate {rate:.2%} < {config.min_success_rate:.0%} "
+                             f"({res.completed} of {res.planned} planned requests completed)")
+    metrics += _latency_metrics(latency, limits, run.notes, extra=True) + counts
+    _check_conservation(router, run.notes)
+    return ScenarioResult("peak_load", dataclasses.asdict(config), tuple(metrics), histograms,
+                          intervals, run.resources, run.partial, tuple(run.notes))
