@@ -24,6 +24,12 @@ from caxton_meter._scenarios import (
     TaskProcessingConfig,
     Threshold,
     WasmOverheadConfig,
+    AgentResponseTimeConfig,
+    CpuProfileConfig,
+    MemoryProfileConfig,
+    PeakLoadConfig,
+    SustainedLoadConfig,
+    WasmMemoryLimitsConfig,
     grade,
     resolve_thresholds,
 )
@@ -40,6 +46,12 @@ GRADED = {
     "load_test": {"latency_p50", "latency_p99"},
     "burst_traffic": {"recovery_time"},      # unless it did not recover (see the test)
     "wasm_overhead": set(),                  # no row of the targets table applies
+    "agent_response_time": {"response_p99_worst"},
+    "memory_profile": {"memory_per_agent"},
+    "cpu_profile": {"cpu_per_agent"},
+    "wasm_memory_limits": set(),             # no row of the targets table applies
+    "sustained_load": {"latency_p50", "latency_p99"},
+    "peak_load": {"success_rate", "latency_p50", "latency_p99"},
 }
 HISTOGRAMS = {
     "message_throughput": {"round_trip", "queue_time", "handling_time"},
@@ -50,8 +62,14 @@ HISTOGRAMS = {
     "load_test": {"latency", "latency_uncorrected", "send_jitter"},
     "burst_traffic": {"latency", "latency_uncorrected", "send_jitter"},
     "wasm_overhead": {f"handling_time_{k}@{u}" for k in ("native", "wasm") for u in (0, 5000)},
+    "agent_response_time": {"handling_time", "queue_time", "handling_time_worst"},
+    "memory_profile": {"round_trip"},
+    "cpu_profile": {"round_trip"},
+    "wasm_memory_limits": {"handling_time@1", "handling_time@10"},
+    "sustained_load": {"latency", "latency_uncorrected", "send_jitter"},
+    "peak_load": {"latency", "latency_uncorrected", "send_jitter"},
 }
-WITH_INTERVALS = {"latency", "load_test", "burst_traffic"}
+WITH_INTERVALS = {"latency", "load_test", "burst_traffic", "sustained_load", "peak_load"}
 
 
 # --- every scenario, quick -------------------------------------------------------------
@@ -367,6 +385,117 @@ def test_bad_thresholds(kwargs, message):
         Threshold("latency_p50", "ns", **kwargs)
 
 
+# --- agent response time, memory, CPU, WASM limits, sustained and peak load ----------
+
+@pytest.mark.parametrize("kind", ["python", "wasm"])
+def test_agent_response_time_summarises_every_agent(kind):
+    res = sc.run_agent_response_time(AgentResponseTimeConfig.quick(agent_kind=kind, agents=4,
+                                                                   sample_resources=False))
+    assert res.metric("agents_measured").value == 4
+    assert res.metric("completed").value == 1000
+    worst, median = res.metric("response_p99_worst"), res.metric("response_p99_median")
+    assert worst.value >= median.value > 0
+    assert worst.grade is not None
+    assert res.histogram("handling_time_worst").total_count == 250     # round robin
+
+
+def test_memory_profile_checkpoints_every_agent():
+    res = sc.run_memory_profile(MemoryProfileConfig.quick(agents=5, sample_resources=False))
+    assert res.metric("checkpoint_bytes").value == 5 * 8    # a native echo's counter
+    assert res.metric("checkpoint_time_max").value >= res.metric("checkpoint_time_mean").value > 0
+    assert res.metric("completed").value == 1000
+    py = sc.run_memory_profile(MemoryProfileConfig.quick(agents=3, agent_kind="python",
+                                                         sample_resources=False))
+    assert py.metric("checkpoint_bytes").value == 3 * 8
+
+
+def test_cpu_profile_reports_each_phase():
+    res = sc.run_cpu_profile(CpuProfileConfig.quick(agents=4))
+    names = {m.name for m in res.metrics}
+    assert {"cpu_processing", "cpu_per_agent", "throughput", "spawn_seconds"} <= names
+    assert res.metric("cpu_per_agent").value == pytest.approx(
+        res.metric("cpu_processing").value / 4)
+
+
+def test_wasm_memory_limits_find_the_largest_allocation():
+    res = sc.run_wasm_memory_limits(WasmMemoryLimitsConfig(limits_mb=(0.2, 1), messages=5,
+                                                           sample_resources=False))
+    page = 65536
+    for mb, limit in (("0.2", 200_000), ("1", 1_000_000)):
+        top = res.metric(f"max_memory@{mb}").value
+        assert top == (limit // page) * page          # every whole page under the limit
+        assert res.metric(f"largest_allocation@{mb}").value == top - page
+        assert res.metric(f"ns_per_message@{mb}").value > 0
+        assert res.metric(f"refused_ns_per_message@{mb}").value > 0
+
+
+def test_trend_flags_a_growing_series():
+    t = [i * 0.5 for i in range(200)]
+    rss = [100e6 + 200_000 * x for x in t]          # +20 % over the series
+    trend = sc.rss_trend(t, rss)
+    assert trend.leak and trend.slope == pytest.approx(200_000)
+    assert trend.projected_growth == pytest.approx(199 * 0.5 * 200_000 / 100e6)
+    noisy = [v + (1e5 if i % 2 else -1e5) for i, v in enumerate(rss)]
+    assert sc.rss_trend(t, noisy).leak
+
+
+def test_trend_does_not_flag_a_flat_noisy_series():
+    import numpy as np
+    rng = np.random.default_rng(42)
+    t = np.arange(500) * 0.1
+    for _ in range(20):
+        rss = 100e6 + rng.normal(0, 2e6, t.size)      # 2 % noise, no trend
+        trend = sc.rss_trend(t, rss)
+        assert not trend.leak
+        assert trend.slope_low <= trend.slope <= trend.slope_high
+
+
+def test_trend_does_not_flag_a_significant_but_small_growth():
+    t = [float(i) for i in range(100)]
+    rss = [100e6 + 1000 * x for x in t]             # significant, 0.1 % over the series
+    trend = sc.rss_trend(t, rss)
+    assert trend.slope_low > 0 and not trend.leak
+
+
+@pytest.mark.parametrize("times, rss, message", [
+    ([0, 1], [1, 2], "needs at least 3 samples, got 2"),
+    ([0, 1, 2], [1, 2], "times and rss must be 1-D of the same length"),
+    ([1, 1, 1], [1, 2, 3], "the times are all equal"),
+    ([0, 1, 2], [1, math.nan, 3], "times and rss must be finite"),
+])
+def test_trend_bad_input(times, rss, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sc.rss_trend(times, rss)
+
+
+def test_t_quantile_is_close_to_the_table():
+    for df, exact in ((3, 3.182), (10, 2.228), (30, 2.042), (1000, 1.962)):
+        assert sc._t_quantile(0.975, df) == pytest.approx(exact, rel=0.01)
+
+
+def test_sustained_load_compares_first_and_last_windows():
+    res = sc.run_sustained_load(SustainedLoadConfig.quick(duration=0.6, interval=0.1))
+    assert res.metric("degraded").value in (0, 1)
+    assert res.metric("memory_leak").value in (0, 1)
+    assert len(res.intervals) >= 5
+    assert any("degradation between the first and last 1 interval(s)" in n for n in res.notes)
+
+
+def test_peak_load_grades_success_rate_pass_fail():
+    res = sc.run_peak_load(PeakLoadConfig.quick(duration=0.2, sample_resources=False))
+    assert res.metric("success_rate").grade in (Grade.TARGET, Grade.FAILED)
+    assert res.metric("success_rate").value == pytest.approx(
+        res.metric("completed").value / 4000)
+    # one request in flight at most: whatever is dropped counts against the
+    # rate, and the pass/fail grade follows the rate either way
+    strict = sc.run_peak_load(PeakLoadConfig.quick(duration=0.2, max_in_flight=1,
+                                                   sample_resources=False))
+    rate = strict.metric("success_rate")
+    assert rate.value == pytest.approx(strict.metric("completed").value / 4000)
+    assert (rate.grade is Grade.TARGET) == (rate.value >= 0.99)
+    assert strict.passed == all(m.grade is not Grade.FAILED for m in strict.metrics)
+
+
 # --- bad configs -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("cls, kwargs, message", [
@@ -426,6 +555,50 @@ def test_bad_thresholds(kwargs, message):
     (WasmOverheadConfig, dict(heavy_units=0), "heavy_units must be >= 1, got 0"),
     (WasmOverheadConfig, dict(agents=0), "agents must be >= 1, got 0"),
     (WasmOverheadConfig, dict(check_messages=0), "check_messages must be >= 1, got 0"),
+    (AgentResponseTimeConfig, dict(messages=0),
+     "AgentResponseTimeConfig: messages must be >= 1, got 0"),
+    (AgentResponseTimeConfig, dict(agents=0), "agents must be >= 1, got 0"),
+    (AgentResponseTimeConfig, dict(agent_kind="java"),
+     "agent_kind must be one of 'native', 'python', 'wasm', got 'java'"),
+    (AgentResponseTimeConfig, dict(window=0), "window must be >= 1, got 0"),
+    (MemoryProfileConfig, dict(agents=0), "MemoryProfileConfig: agents must be >= 1, got 0"),
+    (MemoryProfileConfig, dict(messages=-1), "messages must be >= 1, got -1"),
+    (MemoryProfileConfig, dict(agent_kind="go"),
+     "agent_kind must be one of 'native', 'python', 'wasm', got 'go'"),
+    (CpuProfileConfig, dict(agents=0), "CpuProfileConfig: agents must be >= 1, got 0"),
+    (CpuProfileConfig, dict(idle=0), "idle must be a finite number > 0, got 0"),
+    (CpuProfileConfig, dict(idle=math.inf), "idle must be a finite number > 0, got inf"),
+    (CpuProfileConfig, dict(messages=0), "messages must be >= 1, got 0"),
+    (CpuProfileConfig, dict(sample_interval=-0.1),
+     "sample_interval must be a finite number > 0, got -0.1"),
+    (WasmMemoryLimitsConfig, dict(limits_mb=()), "WasmMemoryLimitsConfig: limits_mb must not be empty"),
+    (WasmMemoryLimitsConfig, dict(limits_mb=(1, 0)),
+     "limits_mb[1] must be a finite number > 0, got 0"),
+    (WasmMemoryLimitsConfig, dict(limits_mb=(0.05,)),
+     "limits_mb[0] must be within [0.065536, 4294.967296] MB (one 64 KiB page to 4 GiB), got 0.05"),
+    (WasmMemoryLimitsConfig, dict(limits_mb=(1, 5000)),
+     "limits_mb[1] must be within [0.065536, 4294.967296] MB (one 64 KiB page to 4 GiB), got 5000"),
+    (WasmMemoryLimitsConfig, dict(limits_mb=(10, 1)),
+     "limits_mb must be strictly ascending, got (10, 1)"),
+    (WasmMemoryLimitsConfig, dict(messages=0), "messages must be >= 1, got 0"),
+    (SustainedLoadConfig, dict(rate=0), "SustainedLoadConfig: rate must be a finite number > 0, got 0"),
+    (SustainedLoadConfig, dict(duration=-1.0), "duration must be a finite number > 0, got -1.0"),
+    (SustainedLoadConfig, dict(agents=0), "agents must be >= 1, got 0"),
+    (SustainedLoadConfig, dict(duration=1.0, interval=0.6),
+     "duration (1.0 s) must cover at least two intervals (0.6 s each)"),
+    (SustainedLoadConfig, dict(window_fraction=0.6),
+     "window_fraction must be <= 0.5 (the first and last windows must not overlap), got 0.6"),
+    (SustainedLoadConfig, dict(window_fraction=0), "window_fraction must be a finite number > 0, got 0"),
+    (SustainedLoadConfig, dict(leak_threshold=-0.05),
+     "leak_threshold must be a finite number > 0, got -0.05"),
+    (SustainedLoadConfig, dict(degradation_limit=0),
+     "degradation_limit must be a finite number > 0, got 0"),
+    (PeakLoadConfig, dict(rate=0), "PeakLoadConfig: rate must be a finite number > 0, got 0"),
+    (PeakLoadConfig, dict(agents=0), "agents must be >= 1, got 0"),
+    (PeakLoadConfig, dict(duration=math.nan), "duration must be a finite number > 0, got nan"),
+    (PeakLoadConfig, dict(min_success_rate=1.5), "min_success_rate must be in (0, 1], got 1.5"),
+    (PeakLoadConfig, dict(min_success_rate=0), "min_success_rate must be a finite number > 0, got 0"),
+    (PeakLoadConfig, dict(max_in_flight=0), "max_in_flight must be >= 1, got 0"),
 ])
 def test_bad_config_values(cls, kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)) as info:
@@ -446,6 +619,9 @@ def test_bad_config_values(cls, kwargs, message):
      r"agent_counts\[1\] must be an int, not float"),
     (LoadTestConfig, dict(ramp_up="1s"), "ramp_up must be a number, not str"),
     (BurstTrafficConfig, dict(sample_resources=None), "sample_resources must be a bool"),
+    (WasmMemoryLimitsConfig, dict(limits_mb=[1, 10]), "limits_mb must be a tuple of numbers, not list"),
+    (WasmMemoryLimitsConfig, dict(limits_mb=(1, "10")), r"limits_mb\[1\] must be a number, not str"),
+    (CpuProfileConfig, dict(agents=2.0), "agents must be an int, not float"),
 ])
 def test_bad_config_types(cls, kwargs, message):
     with pytest.raises(TypeError, match=message):
