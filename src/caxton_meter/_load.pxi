@@ -541,12 +541,13 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     cdef Histogram before = _shard_snapshot(router, one_way)
     cdef Histogram before_uncorrected = Histogram(1, _LATENCY_HIGHEST, router._significant_figures)
     hdr_add_same_layout(&before_uncorrected._h, &sh.round_trip_uncorrected)
-    cdef Histogram mark = before, snap
+    cdef Recorder recorder = Recorder(1, _LATENCY_HIGHEST, router._significant_figures)
     cdef LoadInterval iv
     cdef OpenLoopResult result = OpenLoopResult.__new__(OpenLoopResult)
     intervals = []
     router._running = 1
     router._discard_replies = 1
+    router._attach_recorder(recorder, one_way)
     try:
         more = schedule_time(&sch, 0, &rel)
         t0 = cm_now_ns()
@@ -592,7 +593,6 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
             failed = cm_atomic_load_64(&sh.failed_origin) - start_failed
             now = cm_now_ns()
             if now >= next_boundary or (not more and completed + failed >= sent):
-                snap = _shard_snapshot(router, one_way)
                 iv = LoadInterval.__new__(LoadInterval)
                 iv.start_ns = i_start
                 iv.end_ns = now
@@ -600,9 +600,8 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
                 iv.completed = completed - i_completed
                 iv.failed = failed - i_failed
                 iv.dropped = dropped - i_dropped
-                iv.latency = _histogram_difference(snap, mark)
+                iv.latency = recorder.interval_histogram()    # the core's Recorder swaps it out
                 intervals.append(iv)
-                mark = snap
                 i_start, i_sent, i_completed, i_failed, i_dropped = now, sent, completed, failed, dropped
                 next_boundary += interval_ns
                 while next_boundary <= now:
@@ -618,6 +617,7 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
                         cm_sleep_ns(gap - 150_000)
         result.elapsed_ns = cm_now_ns() - t0
     finally:
+        router._attach_recorder(None, 0)
         router._running = 0
         router._discard_replies = 0
         buf_unref(buf)
@@ -683,7 +683,7 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
     cdef Histogram latency = Histogram(1, _LATENCY_HIGHEST, 3)
     cdef Histogram uncorrected = Histogram(1, _LATENCY_HIGHEST, 3)
     cdef Histogram jitter = Histogram(1, _LATENCY_HIGHEST, 3)
-    cdef Histogram window = Histogram(1, _LATENCY_HIGHEST, 3)
+    cdef Recorder window = Recorder(1, _LATENCY_HIGHEST, 3)
     cdef LoadInterval iv
     cdef OpenLoopResult result = OpenLoopResult.__new__(OpenLoopResult)
     errors = {}
@@ -719,7 +719,7 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
                         completed += 1
                         hdr_record_or_overflow(&latency._h, end - due, 1)
                         hdr_record_or_overflow(&uncorrected._h, end - now, 1)
-                        hdr_record_or_overflow(&window._h, end - due, 1)
+                        recorder_record(&window._phaser, &window._active, end - due, 1)
                 n += 1
                 more = schedule_time(&sch, n, &rel) and rel < duration_ns
             now = cm_now_ns()
@@ -728,9 +728,8 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
                 iv.start_ns, iv.end_ns = i_start, now
                 iv.sent, iv.completed = sent - i_sent, completed - i_completed
                 iv.failed, iv.dropped = failed - i_failed, dropped - i_dropped
-                iv.latency = window
+                iv.latency = window.interval_histogram()
                 intervals.append(iv)
-                window = Histogram(1, _LATENCY_HIGHEST, 3)
                 i_start, i_sent, i_completed, i_failed, i_dropped = now, sent, completed, failed, dropped
                 while next_boundary <= now:
                     next_boundary += interval_ns

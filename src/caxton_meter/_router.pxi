@@ -431,6 +431,12 @@ cdef class Router:
     cdef int32_t _n_shards
     cdef int32_t _workers
     cdef bint _per_agent           # each agent has its own queue/handling histograms
+    # A load loop's Recorder, while one runs: each completion's latency also
+    # goes there, and the loop swaps out one interval histogram at a time.
+    cdef Recorder _interval_recorder
+    cdef cm_phaser *_interval_phaser
+    cdef cm_hdr **_interval_active
+    cdef bint _interval_one_way
     cdef int64_t _stop             # tells the workers to return (atomic)
     cdef bint _threaded            # workers are running: cross-shard sends use queues
     cdef cm_msg *_inbox            # the client's received messages
@@ -733,6 +739,8 @@ cdef class Router:
         if r == CLIENT:
             if m.in_reply_to != 0:
                 hdr_record_or_overflow(&sh.round_trip, now - m.origin_ns, 1)
+                if self._interval_phaser != NULL and not self._interval_one_way:
+                    recorder_record(self._interval_phaser, self._interval_active, now - m.origin_ns, 1)
                 hdr_record_or_overflow(&sh.round_trip_uncorrected, now - m.issued_ns, 1)
             if (self._keep_replies and not self._discard_replies and sh.index == 0
                     and self._to_inbox(m)):
@@ -824,7 +832,7 @@ cdef class Router:
             m.hops += 1
             a.handled += 1
             self._record_handling(sh, aid, t1 - t0)
-            hdr_record_or_overflow(&sh.delivery, t1 - m.origin_ns, 1)
+            self._record_delivery(sh, t1 - m.origin_ns)
             self._enqueue(sh, m, t1)      # the forward is a new send ...
             _inc(&sh.delivered, 1)        # ... and this hop is done
             return
@@ -856,9 +864,14 @@ cdef class Router:
             return
         a.handled += 1
         self._record_handling(sh, aid, t1 - t0)
-        hdr_record_or_overflow(&sh.delivery, t1 - m.origin_ns, 1)
+        self._record_delivery(sh, t1 - m.origin_ns)
         buf_unref(m.content)
         _inc(&sh.delivered, 1)
+
+    cdef inline void _record_delivery(self, cm_shard *sh, int64_t ns) noexcept nogil:
+        hdr_record_or_overflow(&sh.delivery, ns, 1)
+        if self._interval_phaser != NULL and self._interval_one_way:
+            recorder_record(self._interval_phaser, self._interval_active, ns, 1)
 
     cdef inline void _record_queue(self, cm_shard *sh, int32_t aid, int64_t ns) noexcept nogil:
         hdr_record_or_overflow(&sh.queue_time, ns, 1)
@@ -918,7 +931,7 @@ cdef class Router:
             self._reply(sh, aid, m, buf_new(reply, reply_len), PERF_INFORM, t1)
             a.handled += 1
             self._record_handling(sh, aid, t1 - t0)
-            hdr_record_or_overflow(&sh.delivery, t1 - m.origin_ns, 1)
+            self._record_delivery(sh, t1 - m.origin_ns)
             buf_unref(m.content)
             _inc(&sh.delivered, 1)
             return
@@ -1019,7 +1032,7 @@ cdef class Router:
         a = &self._agents[aid]       # handlers may spawn agents: the array may have moved
         a.handled += 1
         self._record_handling(sh, aid, t1 - t0)
-        hdr_record_or_overflow(&sh.delivery, t1 - m.origin_ns, 1)
+        self._record_delivery(sh, t1 - m.origin_ns)
         buf_unref(m.content)
         _inc(&sh.delivered, 1)
         return 0
@@ -1092,6 +1105,18 @@ cdef class Router:
             else:
                 a.scheduled = 0
         return done
+
+    cdef _attach_recorder(self, Recorder recorder, bint one_way):
+        """Also record each completion's latency (replies to the client, or
+        with one_way, deliveries) into recorder; None detaches."""
+        self._interval_recorder = recorder
+        self._interval_one_way = one_way
+        if recorder is None:
+            self._interval_phaser = NULL
+            self._interval_active = NULL
+        else:
+            self._interval_phaser = &recorder._phaser
+            self._interval_active = &recorder._active
 
     cdef bint _quiescent(self) noexcept nogil:
         """Nothing in flight anywhere: every outcome counter is read before
