@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -423,19 +424,21 @@ class CrashRecoveryConfig:
 
 # -- running -----------------------------------------------------------------------------
 
-def _python_echo(message: Any) -> Any:
-    return message
-
-
 def _ids(spawned: Any) -> list[int]:
     """The ids of a spawn: an int for count=1, an iterable of ids otherwise."""
     return [spawned] if isinstance(spawned, int) else list(spawned)
 
 
-def _spawn_echoes(router: Router, kind: str, count: int) -> list[int]:
-    if kind == "native":
-        return _ids(router.spawn_native("echo", count=count))
-    return _ids(router.spawn_python(_python_echo, count=count))
+def _spawn_echoes(router: Router, kind: str, count: int, module: Any = None) -> list[int]:
+    """``count`` echo agents of ``kind``: "native", "python" (an instance
+    each, which can be checkpointed) or "wasm" (of ``module``, by default
+    the bundled echo agent)."""
+    if kind == "wasm":
+        return _ids(router.spawn_wasm(module if module is not None else _wasm_module("echo"),
+                                      count=count))
+    if kind == "python":
+        return _ids(router.spawn_python(_CheckpointableEcho, count=count))
+    return _ids(router.spawn_native("echo", count=count))
 
 
 class _Run:
@@ -692,12 +695,6 @@ def _wasm_module(name: str) -> Any:
     return WasmModule(agents.path(name).read_text())
 
 
-def _spawn_kind(router: Router, kind: str, count: int, module: Any) -> list[int]:
-    if kind == "wasm":
-        return _ids(router.spawn_wasm(module, count=count))
-    return _spawn_echoes(router, kind, count)
-
-
 def _memory_now(interval: float) -> ResourceProfile:
     """A momentary memory reading (USS when readable), after a collection."""
     import gc
@@ -782,7 +779,7 @@ def run_horizontal_scaling(config: HorizontalScalingConfig | None = None, *,
         for n in config.agent_counts:
             router = Router(keep_replies=False)
             before = _memory_now(config.sample_interval)
-            agents = _spawn_kind(router, config.agent_kind, n, module)
+            agents = _spawn_echoes(router, config.agent_kind, n, module)
             after = _memory_now(config.sample_interval)
             spawn = router.spawn_time
             res = closed_loop(router, agents, config.messages, window=config.window,
@@ -1183,16 +1180,6 @@ def run_wasm_overhead(config: WasmOverheadConfig | None = None, *,
 
 # -- agent response time, memory, CPU, WASM memory limits, sustained and peak load --------
 
-def _spawn_any(router: Router, kind: str, count: int) -> list[int]:
-    """``count`` echo agents of ``kind`` ("native", "python" or "wasm"; the
-    Python ones can be checkpointed)."""
-    if kind == "wasm":
-        return _ids(router.spawn_wasm(_wasm_module("echo"), count=count))
-    if kind == "python":
-        return _ids(router.spawn_python(_CheckpointableEcho(), count=count))
-    return _ids(router.spawn_native("echo", count=count))
-
-
 class _CheckpointableEcho:
     """A Python echo agent whose state (a message counter) can be checkpointed."""
 
@@ -1208,12 +1195,6 @@ class _CheckpointableEcho:
 
     def restore(self, state: bytes) -> None:
         self.handled = int.from_bytes(state, "little")
-
-
-def _median(values: list[float]) -> float:
-    s = sorted(values)
-    n = len(s)
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
 @dataclass(frozen=True)
@@ -1262,7 +1243,7 @@ def run_agent_response_time(config: AgentResponseTimeConfig | None = None, *,
     config = config or AgentResponseTimeConfig()
     limits = resolve_thresholds(thresholds)
     router = Router(keep_replies=False, per_agent_histograms=True)
-    agents = _spawn_any(router, config.agent_kind, config.agents)
+    agents = _spawn_echoes(router, config.agent_kind, config.agents)
     content = b"x" * config.message_size
     run = _Run(config.sample_resources, config.sample_interval)
     res = run.call(lambda: closed_loop(router, agents, config.messages, window=config.window,
@@ -1285,13 +1266,13 @@ def run_agent_response_time(config: AgentResponseTimeConfig | None = None, *,
         histograms["handling_time_worst"] = per_agent[worst][2].encode()
         metrics += [
             _graded("response_p99_worst", p99s[worst], "ns", limits, by="latency_p99"),
-            Metric("response_p99_median", _median(p99s), "ns"),
+            Metric("response_p99_median", statistics.median(p99s), "ns"),
             Metric("response_p50_median",
-                   _median([float(h.value_at_percentile(50)) for _, _, h in per_agent]), "ns"),
+                   statistics.median([float(h.value_at_percentile(50)) for _, _, h in per_agent]), "ns"),
             Metric("queue_p99_worst",
                    max(float(q.value_at_percentile(99)) for _, q, _ in per_agent), "ns"),
             Metric("queue_p99_median",
-                   _median([float(q.value_at_percentile(99)) for _, q, _ in per_agent]), "ns"),
+                   statistics.median([float(q.value_at_percentile(99)) for _, q, _ in per_agent]), "ns"),
             Metric("worst_agent", per_agent[worst][0], "agent id")]
         if len(per_agent) < len(agents):
             run.notes.append(f"{len(agents) - len(per_agent)} of {len(agents)} agents handled "
@@ -1368,7 +1349,7 @@ def run_memory_profile(config: MemoryProfileConfig | None = None, *,
 
     def phases() -> None:
         start = _memory_now(config.sample_interval)
-        agents = _spawn_any(router, config.agent_kind, n)
+        agents = _spawn_echoes(router, config.agent_kind, n)
         spawned = _memory_now(config.sample_interval)
         metrics.extend([
             _graded("memory_per_agent", memory_per_agent(start, spawned, n), "bytes", limits),
@@ -1469,7 +1450,7 @@ def run_cpu_profile(config: CpuProfileConfig | None = None, *,
 
     try:
         started = time.perf_counter_ns()
-        agents, _ = phase("spawning", lambda: _spawn_any(router, config.agent_kind, n))
+        agents, _ = phase("spawning", lambda: _spawn_echoes(router, config.agent_kind, n))
         metrics.append(Metric("spawn_seconds", (time.perf_counter_ns() - started) / 1e9, "s"))
         phase("idle", lambda: time.sleep(config.idle))
         res, processing = phase("processing", lambda: closed_loop(
