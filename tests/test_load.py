@@ -25,6 +25,23 @@ def test_a_constant_rate_sends_exactly_the_planned_requests():
     assert all(a.end_ns == b.start_ns for a, b in zip(res.intervals, res.intervals[1:]))
 
 
+def test_interval_histograms_are_kept_packed_and_lose_no_count():
+    r = Router(keep_replies=False)
+    echoes = r.spawn_native("echo", count=2)
+    res = open_loop(r, echoes, [(5000, 0.4)], interval=0.05)
+    merged = res.intervals[0].latency
+    for iv in res.intervals[1:]:
+        merged.add(iv.latency)
+    # the intervals' histograms add up to the run's, bucket for bucket
+    assert merged == res.latency
+    for iv in res.intervals:
+        h = iv.latency
+        assert h.total_count == iv.completed
+        assert h.counts_len == res.latency.counts_len      # the full layout comes back
+        assert iv.packed_size < h.counts_len                # a byte per bucket or less
+        assert iv.latency == h                              # rebuilt the same each time
+
+
 def test_ramping_stages_follow_k6s_linear_rate():
     r = Router(keep_replies=False)
     sink = r.spawn_native("sink")
@@ -219,15 +236,21 @@ def test_open_loops_stop_at_their_deadline_or_on_ctrl_c():
     sinks = r.spawn_native("sink", count=2)
     res = open_loop(r, sinks, [(1000, 60)], one_way=True, deadline=0.2)
     assert 150 <= res.planned <= 260 and res.completed == res.requests
+    assert res.deadline_reached and not res.interrupted
+    # the rates are over the part of the schedule that ran, not its 60 s
+    assert 0.2e9 <= res.duration_ns < 0.3e9
+    assert res.achieved_rate == pytest.approx(1000, rel=0.1)
     previous = interrupt_after(0.2)
     try:
         res = open_loop(r, sinks, [(1000, 60)], one_way=True)
     finally:
         restore(previous)
     assert res.interrupted and res.planned < 60_000 and res.completed == res.requests
+    assert not res.deadline_reached and res.duration_ns < 10e9
     assert r.counts.in_flight == 0
     res = open_loop_call(lambda: None, [(1000, 60)], deadline=0.2)
     assert 150 <= res.planned <= 260 and not res.interrupted
+    assert res.deadline_reached and res.achieved_rate == pytest.approx(1000, rel=0.1)
     with pytest.raises(ValueError, match="deadline must be > 0 seconds"):
         open_loop_call(lambda: None, [(1, 1)], deadline=0)
     with pytest.raises(ValueError, match="deadline must be > 0 seconds"):

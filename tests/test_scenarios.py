@@ -683,4 +683,87 @@ def test_an_interrupted_scaling_run_keeps_the_finished_points(monkeypatch):
     assert res.partial
     assert {m.name.split("@")[1] for m in res.metrics} == {"1"}
     assert set(res.histograms) == {"spawn_time@1", "round_trip@1"}
-    assert any("points finished before the interrupt: [1]" in n for n in res.notes)
+    assert any("points finished before the stop: [1]" in n for n in res.notes)
+
+
+# -- deadlines ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [0, -1.0, math.nan, math.inf, "1"])
+def test_a_bad_deadline_is_refused_before_anything_runs(bad):
+    with pytest.raises((ValueError, TypeError), match="deadline"):
+        LatencyConfig(deadline=bad)
+
+
+def test_a_deadline_stops_an_open_loop_scenario_with_the_partial_result():
+    import time
+    started = time.perf_counter()
+    res = sc.run_latency(LatencyConfig.quick(duration=30.0, deadline=0.3, sample_resources=False))
+    assert time.perf_counter() - started < 10          # not the 30 s the config asks
+    assert res.partial
+    assert any("deadline (0.3 s) was reached" in n for n in res.notes)
+    requests = res.metric("requests").value
+    assert 0 < requests < 2000 * 30                     # some, not all, of the schedule
+    assert res.histogram("latency").total_count == requests - res.metric("failed").value
+
+
+def test_a_deadline_stops_a_multi_point_scenario_between_points():
+    # 1 agent then 10 then 100, each routing many messages: the deadline
+    # cuts the run short, and only whole points are reported
+    config = HorizontalScalingConfig(agent_counts=(1, 10, 100), messages=2_000_000,
+                                     window=100, sample_resources=False, deadline=0.2)
+    res = sc.run_horizontal_scaling(config)
+    assert res.partial
+    assert any("deadline" in n for n in res.notes)
+    done = {m.name.split("@")[1] for m in res.metrics}
+    assert "100" not in done
+    for point in done:                                   # each reported point is complete
+        assert res.metric(f"completed@{point}").value == 2_000_000
+
+
+def test_a_deadline_stops_the_cpu_profile_between_phases():
+    res = sc.run_cpu_profile(CpuProfileConfig.quick(idle=30.0, deadline=0.3))
+    assert res.partial
+    assert "cpu_per_agent" not in {m.name for m in res.metrics}   # processing never ran
+
+
+# -- run_scenario and the public API -----------------------------------------------------
+
+def test_run_scenario_takes_a_name_or_a_config_with_changes():
+    import caxton_meter as cm
+    res = cm.run_scenario("message_throughput", quick=True, messages=300,
+                          sample_resources=False)
+    assert res.scenario == "message_throughput"
+    assert res.config["messages"] == 300 and res.config["window"] == 100   # quick's window
+    assert res.metric("completed").value == 300
+    config = cm.MessageThroughputConfig.quick(messages=200, sample_resources=False)
+    res = cm.run_scenario(config, agents=3)
+    assert res.config["agents"] == 3 and res.metric("completed").value == 200
+    assert cm.scenario_config("latency") == cm.LatencyConfig()          # the guide's values
+    assert cm.scenario_config("latency", quick=True) == cm.LatencyConfig.quick()
+
+
+def test_run_scenario_refuses_bad_input_before_running():
+    import caxton_meter as cm
+    with pytest.raises(ValueError, match=r"unknown scenario 'nope'; scenarios: message_throughput"):
+        cm.run_scenario("nope")
+    with pytest.raises(ValueError, match=r"LatencyConfig has no field 'rat'; fields: .*rate"):
+        cm.run_scenario("latency", rat=5)
+    with pytest.raises(ValueError, match="rate must be a finite number > 0"):
+        cm.run_scenario("latency", rate=0)
+    with pytest.raises(TypeError, match="scenario name or config, not int"):
+        cm.run_scenario(5)
+    with pytest.raises(ValueError, match="unknown threshold metric"):
+        cm.run_scenario("latency", quick=True,
+                        thresholds={"latncy_p99": sc.DEFAULT_THRESHOLDS["latency_p99"]})
+
+
+def test_every_public_name_resolves_and_is_listed():
+    import caxton_meter as cm
+    for name in cm.__all__:
+        assert getattr(cm, name) is not None, name
+    assert set(cm.__all__) <= set(dir(cm))
+    assert set(cm._LAZY) <= set(cm.__all__)             # nothing importable but unlisted
+    assert {"run_scenario", "SCENARIOS", "open_loop", "closed_loop", "run_processes",
+            "open_loop_async", "Target", "ResourceSampler"} <= set(cm.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        cm.nope

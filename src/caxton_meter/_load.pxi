@@ -413,14 +413,56 @@ cdef class Schedule:
 
 
 cdef class LoadInterval:
-    """One interval of a load run.  Immutable."""
+    """One interval of a load run.  Immutable.
+
+    The interval's latency histogram is kept as its counts in the V2
+    payload's zig-zag LEB128 form (no compression): a few bytes per
+    occupied bucket instead of the full counts array (~270 KB at 3
+    significant figures), so that a day of 1 s intervals fits in memory.
+    Packing costs one pass over the occupied range at the interval's end;
+    ``latency`` rebuilds the histogram on each access."""
     cdef readonly int64_t start_ns
     cdef readonly int64_t end_ns
     cdef readonly int64_t sent
     cdef readonly int64_t completed
     cdef readonly int64_t failed
     cdef readonly int64_t dropped
-    cdef readonly Histogram latency
+    cdef bytes _counts
+    cdef int64_t _lowest, _highest, _overflow
+    cdef int32_t _significant_figures
+    cdef double _start_time, _end_time
+
+    cdef void _pack(self, Histogram h) except *:
+        cdef int64_t limit = _max_index(&h._h) + 1
+        cdef Py_ssize_t size = _encoded_counts_size(&h._h, limit)
+        cdef bytes buf = PyBytes_FromStringAndSize(NULL, size)
+        cdef Py_ssize_t n = _encode_counts(&h._h, limit, <unsigned char *>PyBytes_AS_STRING(buf))
+        if n != size:
+            raise AssertionError(f"LoadInterval: packed {n} bytes of counts, sized {size}")
+        self._counts = buf
+        self._lowest = h._h.lowest_discernible_value
+        self._highest = h._h.highest_trackable_value
+        self._significant_figures = h._h.significant_figures
+        self._overflow = h._h.overflow_count
+        self._start_time, self._end_time = h.start_time, h.end_time
+
+    @property
+    def latency(self):
+        """The interval's latency histogram (a new Histogram each time)."""
+        cdef Histogram h = Histogram(self._lowest, self._highest, self._significant_figures)
+        cdef int64_t bad = 0
+        cdef int rc = _decode_counts(&h._h, <const unsigned char *>PyBytes_AS_STRING(self._counts),
+                                     len(self._counts), &bad)
+        if rc != 0:
+            raise AssertionError(f"LoadInterval: packed counts unreadable at index {bad} ({rc})")
+        h._h.overflow_count = self._overflow
+        h.start_time, h.end_time = self._start_time, self._end_time
+        return h
+
+    @property
+    def packed_size(self):
+        """Bytes the interval's latency counts occupy."""
+        return len(self._counts)
 
     def __repr__(self):
         return (f"LoadInterval(start_ns={self.start_ns}, end_ns={self.end_ns}, sent={self.sent}, "
@@ -436,13 +478,14 @@ cdef class OpenLoopResult:
     cdef readonly int64_t dropped          # due while max_in_flight were outstanding
     cdef readonly int64_t planned          # arrivals the schedule held
     cdef readonly int64_t elapsed_ns
-    cdef readonly int64_t duration_ns      # the schedule's length
+    cdef readonly int64_t duration_ns      # the schedule's length, or the part run before a stop
     cdef readonly Histogram latency        # from intended send times
     cdef readonly Histogram latency_uncorrected
     cdef readonly Histogram send_jitter    # real send - intended send
     cdef readonly tuple intervals
     cdef readonly dict errors              # exception type name -> count (callable targets)
     cdef readonly bint interrupted         # stopped early (Ctrl-C): the result is partial
+    cdef readonly bint deadline_reached    # the deadline stopped the schedule: partial too
 
     @property
     def achieved_rate(self):
@@ -543,6 +586,9 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     hdr_add_same_layout(&before_uncorrected._h, &sh.round_trip_uncorrected)
     cdef Recorder recorder = Recorder(1, _LATENCY_HIGHEST, router._significant_figures)
     cdef LoadInterval iv
+    cdef Histogram finished, spare = None
+    cdef int64_t stopped_ns = -1
+    cdef bint reached = 0
     cdef OpenLoopResult result = OpenLoopResult.__new__(OpenLoopResult)
     intervals = []
     router._running = 1
@@ -559,11 +605,14 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
                 next_signal_check = now + 10_000_000
                 if deadline_ns and now - t0 >= deadline_ns:
                     more = 0
+                    reached = 1
+                    stopped_ns = now - t0
                 try:
                     PyErr_CheckSignals()
                 except KeyboardInterrupt:
                     interrupted = 1
                     more = 0
+                    stopped_ns = now - t0
             while more and t0 + rel <= now:
                 due = t0 + rel
                 planned += 1
@@ -600,7 +649,11 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
                 iv.completed = completed - i_completed
                 iv.failed = failed - i_failed
                 iv.dropped = dropped - i_dropped
-                iv.latency = recorder.interval_histogram()    # the core's Recorder swaps it out
+                # the core's Recorder swaps the interval out; its counts are
+                # packed and the histogram comes back as the next active one
+                finished = recorder.interval_histogram(spare)
+                iv._pack(finished)
+                spare = finished
                 intervals.append(iv)
                 i_start, i_sent, i_completed, i_failed, i_dropped = now, sent, completed, failed, dropped
                 next_boundary += interval_ns
@@ -630,7 +683,8 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     result.failed = failed
     result.dropped = dropped
     result.planned = planned
-    result.duration_ns = duration_ns
+    result.duration_ns = duration_ns if stopped_ns < 0 else min(duration_ns, stopped_ns)
+    result.deadline_reached = reached
     result.latency = _histogram_difference(_shard_snapshot(router, one_way), before)
     result.latency_uncorrected = (result.latency.copy() if one_way else
                                   _histogram_difference(after_uncorrected, before_uncorrected))
@@ -685,6 +739,9 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
     cdef Histogram jitter = Histogram(1, _LATENCY_HIGHEST, 3)
     cdef Recorder window = Recorder(1, _LATENCY_HIGHEST, 3)
     cdef LoadInterval iv
+    cdef Histogram finished, spare = None
+    cdef int64_t stopped_ns = -1
+    cdef bint reached = 0
     cdef OpenLoopResult result = OpenLoopResult.__new__(OpenLoopResult)
     errors = {}
     intervals = []
@@ -695,8 +752,10 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
         next_boundary = t0 + interval_ns
         while True:
             now = cm_now_ns()
-            if deadline_ns and now - t0 >= deadline_ns:
+            if more and deadline_ns and now - t0 >= deadline_ns:
                 more = 0
+                reached = 1
+                stopped_ns = now - t0
             if more and t0 + rel <= now:
                 due = t0 + rel
                 planned += 1
@@ -709,6 +768,7 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
                         fn(*args)
                     except KeyboardInterrupt:
                         interrupted = 1
+                        stopped_ns = now - t0
                         break
                     except Exception as e:
                         failed += 1
@@ -728,7 +788,9 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
                 iv.start_ns, iv.end_ns = i_start, now
                 iv.sent, iv.completed = sent - i_sent, completed - i_completed
                 iv.failed, iv.dropped = failed - i_failed, dropped - i_dropped
-                iv.latency = window.interval_histogram()
+                finished = window.interval_histogram(spare)
+                iv._pack(finished)
+                spare = finished
                 intervals.append(iv)
                 i_start, i_sent, i_completed, i_failed, i_dropped = now, sent, completed, failed, dropped
                 while next_boundary <= now:
@@ -741,11 +803,14 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
                     cm_sleep_ns(gap - 150_000)
     except KeyboardInterrupt:       # between calls
         interrupted = 1
+        stopped_ns = cm_now_ns() - t0
     finally:
         free(sch.stages)
     result.elapsed_ns = cm_now_ns() - t0
     result.requests, result.completed, result.failed = sent, completed, failed
-    result.dropped, result.planned, result.duration_ns = dropped, planned, duration_ns
+    result.dropped, result.planned = dropped, planned
+    result.duration_ns = duration_ns if stopped_ns < 0 else min(duration_ns, stopped_ns)
+    result.deadline_reached = reached
     result.latency, result.latency_uncorrected, result.send_jitter = latency, uncorrected, jitter
     result.intervals = tuple(intervals)
     result.errors = errors

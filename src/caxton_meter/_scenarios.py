@@ -88,6 +88,8 @@ __all__ = [
     "run_message_throughput",
     "run_task_processing",
     "run_wasm_overhead",
+    "run_scenario",
+    "scenario_config",
 ]
 
 _MS = 1_000_000           # ns
@@ -286,6 +288,11 @@ def _positive_number(owner: str, name: str, value: object) -> None:
         raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
 
 
+def _deadline(owner: str, value: object) -> None:
+    if value is not None:
+        _positive_number(owner, "deadline", value)
+
+
 def _choice(owner: str, name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{owner}: {name} must be one of "
@@ -320,9 +327,11 @@ class MessageThroughputConfig:
     message_size: int = 64
     sample_resources: bool = True
     sample_interval: float = 0.1
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        _deadline(owner, self.deadline)
         _int_at_least(owner, "messages", self.messages)
         _common(owner, self.agents, self.sample_resources, self.sample_interval)
         _choice(owner, "agent_kind", self.agent_kind, _AGENT_KINDS)
@@ -347,9 +356,11 @@ class TaskProcessingConfig:
     message_size: int = 64
     sample_resources: bool = True
     sample_interval: float = 0.1
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        _deadline(owner, self.deadline)
         _int_at_least(owner, "tasks", self.tasks)
         _common(owner, self.agents, self.sample_resources, self.sample_interval)
         _int_at_least(owner, "window", self.window)
@@ -377,9 +388,11 @@ class LatencyConfig:
     interval: float = 1.0
     sample_resources: bool = True
     sample_interval: float = 0.1
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        _deadline(owner, self.deadline)
         _positive_number(owner, "rate", self.rate)
         _positive_number(owner, "duration", self.duration)
         _common(owner, self.agents, self.sample_resources, self.sample_interval)
@@ -407,9 +420,11 @@ class CrashRecoveryConfig:
     message_size: int = 64
     sample_resources: bool = True
     sample_interval: float = 0.1
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        _deadline(owner, self.deadline)
         _int_at_least(owner, "messages", self.messages)
         _common(owner, self.agents, self.sample_resources, self.sample_interval)
         _int_at_least(owner, "fail_every", self.fail_every)
@@ -441,19 +456,28 @@ def _spawn_echoes(router: Router, kind: str, count: int, module: Any = None) -> 
     return _ids(router.spawn_native("echo", count=count))
 
 
-class _Run:
-    """One guarded run: samples resources around the load call and turns a
-    KeyboardInterrupt into a partial result."""
+class _DeadlinePassed(Exception):
+    """The scenario's deadline passed between two steps of a run."""
 
-    def __init__(self, sample: bool, interval: float) -> None:
+
+class _Run:
+    """One guarded run: samples resources around the load call, passes the
+    scenario's deadline to the loops, and turns a KeyboardInterrupt or a
+    passed deadline into a partial result."""
+
+    def __init__(self, sample: bool, interval: float, deadline: float | None = None) -> None:
         self.sampler = ResourceSampler(interval) if sample else None
         self.partial = False
         self.notes: list[str] = []
         self.elapsed_ns = 0
+        self.deadline = deadline
+        self._ends_at: float | None = None
 
     def call(self, load: Callable[[], _C]) -> _C | None:
         result: _C | None = None
         started = time.perf_counter_ns()
+        if self.deadline is not None:
+            self._ends_at = time.monotonic() + self.deadline
         if self.sampler is not None:
             self.sampler.start()
         try:
@@ -462,11 +486,40 @@ class _Run:
             self.partial = True
             self.notes.append("interrupted (KeyboardInterrupt): figures are what the router "
                               "recorded before the interrupt")
+        except _DeadlinePassed:
+            self._deadline_note()
         finally:
             self.elapsed_ns = time.perf_counter_ns() - started
             if self.sampler is not None:
                 self.sampler.stop()
         return result
+
+    def _deadline_note(self) -> None:
+        if not self.partial:
+            self.partial = True
+            self.notes.append(f"the deadline ({self.deadline:g} s) was reached: the figures "
+                              "cover the part of the run before it")
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (None: no deadline), for a load
+        loop's ``deadline=``; raises _DeadlinePassed when none are left."""
+        if self._ends_at is None:
+            return None
+        left = self._ends_at - time.monotonic()
+        if left <= 0:
+            raise _DeadlinePassed
+        return left
+
+    def loop(self, fn: Callable[..., _C], *args: Any, **kwargs: Any) -> _C:
+        """``fn(*args, **kwargs, deadline=...)`` for a load loop; a loop the
+        deadline or Ctrl-C stopped marks the run partial."""
+        res = fn(*args, deadline=self.remaining(), **kwargs)
+        if getattr(res, "deadline_reached", False):
+            self._deadline_note()
+        if getattr(res, "interrupted", False) and not self.partial:
+            self.partial = True
+            self.notes.append("the load loop was interrupted (Ctrl-C): the result is partial")
+        return res
 
     @property
     def resources(self) -> ResourceProfile | None:
@@ -527,8 +580,8 @@ def run_message_throughput(config: MessageThroughputConfig | None = None, *,
     router = Router(keep_replies=False)
     echoes = _spawn_echoes(router, config.agent_kind, config.agents)
     content = b"x" * config.message_size
-    run = _Run(config.sample_resources, config.sample_interval)
-    res = run.call(lambda: closed_loop(router, echoes, config.messages,
+    run = _Run(config.sample_resources, config.sample_interval, config.deadline)
+    res = run.call(lambda: run.loop(closed_loop, router, echoes, config.messages,
                                        window=config.window, content=content))
     rate, completed, failed = _closed_loop_rates(res, router, run, config.messages)
     metrics = [_graded("throughput", rate, "msg/s", limits),
@@ -556,8 +609,8 @@ def run_task_processing(config: TaskProcessingConfig | None = None, *,
     router = Router(keep_replies=False)
     pool = list(router.spawn_native("compute", count=config.agents, units=config.units))
     content = b"t" * config.message_size
-    run = _Run(config.sample_resources, config.sample_interval)
-    res = run.call(lambda: closed_loop(router, pool, config.tasks, window=config.window,
+    run = _Run(config.sample_resources, config.sample_interval, config.deadline)
+    res = run.call(lambda: run.loop(closed_loop, router, pool, config.tasks, window=config.window,
                                        content=content))
     rate, completed, failed = _closed_loop_rates(res, router, run, config.tasks)
     metrics = [_graded("throughput", rate, "tasks/s", limits),
@@ -585,8 +638,8 @@ def run_latency(config: LatencyConfig | None = None, *,
     router = Router(keep_replies=False)
     echoes = _spawn_echoes(router, config.agent_kind, config.agents)
     content = b"x" * config.message_size
-    run = _Run(config.sample_resources, config.sample_interval)
-    res: OpenLoopResult | None = run.call(lambda: open_loop(
+    run = _Run(config.sample_resources, config.sample_interval, config.deadline)
+    res: OpenLoopResult | None = run.call(lambda: run.loop(open_loop,
         router, echoes, [(config.rate, config.duration)], max_in_flight=config.max_in_flight,
         content=content, interval=config.interval))
     histograms: dict[str, str]
@@ -636,8 +689,8 @@ def run_crash_recovery(config: CrashRecoveryConfig | None = None, *,
     agents = list(router.spawn_native("fail-every-n", count=config.agents,
                                       every=config.fail_every))
     content = b"c" * config.message_size
-    run = _Run(config.sample_resources, config.sample_interval)
-    res = run.call(lambda: closed_loop(router, agents, config.messages, window=config.window,
+    run = _Run(config.sample_resources, config.sample_interval, config.deadline)
+    res = run.call(lambda: run.loop(closed_loop, router, agents, config.messages, window=config.window,
                                        content=content))
     rate, completed, failed = _closed_loop_rates(res, router, run, config.messages)
     rec = router.recovery_time
@@ -717,9 +770,11 @@ class HorizontalScalingConfig:
     message_size: int = 64
     sample_resources: bool = True
     sample_interval: float = 0.1
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        _deadline(owner, self.deadline)
         counts = self.agent_counts
         if not isinstance(counts, tuple):
             raise TypeError(f"{owner}: agent_counts must be a tuple of ints, "
@@ -770,19 +825,20 @@ def run_horizontal_scaling(config: HorizontalScalingConfig | None = None, *,
     content = b"x" * config.message_size
     metrics: list[Metric] = []
     histograms: dict[str, str] = {}
-    run = _Run(config.sample_resources, config.sample_interval)
+    run = _Run(config.sample_resources, config.sample_interval, config.deadline)
     done: list[int] = []
     # compiled once, before the first reading: the one-time compile is not per agent
     module = _wasm_module("echo") if config.agent_kind == "wasm" else None
 
     def points() -> None:
         for n in config.agent_counts:
+            run.remaining()               # raises once the deadline has passed
             router = Router(keep_replies=False)
             before = _memory_now(config.sample_interval)
             agents = _spawn_echoes(router, config.agent_kind, n, module)
             after = _memory_now(config.sample_interval)
             spawn = router.spawn_time
-            res = closed_loop(router, agents, config.messages, window=config.window,
+            res = run.loop(closed_loop, router, agents, config.messages, window=config.window,
                               content=content)
             metrics.extend([
                 _graded(f"spawn_time@{n}", spawn.max, "ns", limits, by="spawn_time"),
@@ -796,12 +852,13 @@ def run_horizontal_scaling(config: HorizontalScalingConfig | None = None, *,
             histograms[f"spawn_time@{n}"] = spawn.encode()
             histograms[f"round_trip@{n}"] = router.round_trip.encode()
             _check_conservation(router, run.notes)
+            run.remaining()               # a point the deadline cut short is left out
             done.append(n)
             del agents, router
 
     run.call(points)
     if run.partial:
-        run.notes.append(f"points finished before the interrupt: {done}")
+        run.notes.append(f"points finished before the stop: {done}")
         # drop the half-recorded metrics of an interrupted point
         keep = {f"@{n}" for n in done}
         metrics[:] = [m for m in metrics if m.name[m.name.index("@"):] in keep]
@@ -863,9 +920,11 @@ class LoadTestConfig:
     interval: float = 1.0
     sample_resources: bool = True
     sample_interval: float = 0.1
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        _deadline(owner, self.deadline)
         _positive_number(owner, "rate", self.rate)
         _positive_number(owner, "duration", self.duration)
         _non_negative_number(owner, "ramp_up", self.ramp_up)
@@ -897,8 +956,8 @@ def run_load_test(config: LoadTestConfig | None = None, *,
     echoes = _spawn_echoes(router, config.agent_kind, config.agents)
     content = b"x" * config.message_size
     stages = [(config.rate, config.ramp_up), (config.rate, config.duration)]
-    run = _Run(config.sample_resources, config.sample_interval)
-    res: OpenLoopResult | None = run.call(lambda: open_loop(
+    run = _Run(config.sample_resources, config.sample_interval, config.deadline)
+    res: OpenLoopResult | None = run.call(lambda: run.loop(open_loop,
         router, echoes, stages, start_rate=0.0, max_in_flight=config.max_in_flight,
         content=content, interval=config.interval))
     intervals: tuple[Interval, ...] = ()
@@ -937,9 +996,11 @@ class BurstTrafficConfig:
     interval: float = 1.0
     sample_resources: bool = True
     sample_interval: float = 0.1
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        _deadline(owner, self.deadline)
         _positive_number(owner, "baseline_rate", self.baseline_rate)
         _positive_number(owner, "burst_rate", self.burst_rate)
         _positive_number(owner, "burst_duration", self.burst_duration)
@@ -1007,8 +1068,8 @@ def run_burst_traffic(config: BurstTrafficConfig | None = None, *,
     base, burst = config.baseline_rate, config.burst_rate
     stages = [(base, config.before), (burst, 0.0), (burst, config.burst_duration),
               (base, 0.0), (base, config.after)]
-    run = _Run(config.sample_resources, config.sample_interval)
-    res: OpenLoopResult | None = run.call(lambda: open_loop(
+    run = _Run(config.sample_resources, config.sample_interval, config.deadline)
+    res: OpenLoopResult | None = run.call(lambda: run.loop(open_loop,
         router, echoes, stages, start_rate=base, max_in_flight=config.max_in_flight,
         content=content, interval=config.interval))
     metrics: list[Metric] = []
@@ -1086,9 +1147,11 @@ class WasmOverheadConfig:
     check_messages: int = 8
     sample_resources: bool = True
     sample_interval: float = 0.1
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        _deadline(owner, self.deadline)
         _int_at_least(owner, "messages", self.messages)
         _int_at_least(owner, "heavy_units", self.heavy_units)
         _common(owner, self.agents, self.sample_resources, self.sample_interval)
@@ -1129,7 +1192,7 @@ def run_wasm_overhead(config: WasmOverheadConfig | None = None, *,
     config = config or WasmOverheadConfig()
     resolve_thresholds(thresholds)
     module = _wasm_module("compute")
-    run = _Run(config.sample_resources, config.sample_interval)
+    run = _Run(config.sample_resources, config.sample_interval, config.deadline)
     per_msg: dict[tuple[str, int], float] = {}
     metrics: list[Metric] = []
     histograms: dict[str, str] = {}
@@ -1139,6 +1202,7 @@ def run_wasm_overhead(config: WasmOverheadConfig | None = None, *,
         nonlocal mismatches
         for units in (0, config.heavy_units):
             for kind in ("native", "wasm"):
+                run.remaining()
                 checker = Router(keep_replies=True)
                 agents = _spawn_compute(checker, kind, config.agents, units, module)
                 for i in range(config.check_messages):
@@ -1151,7 +1215,7 @@ def run_wasm_overhead(config: WasmOverheadConfig | None = None, *,
                 del checker
                 router = Router(keep_replies=False)
                 agents = _spawn_compute(router, kind, config.agents, units, module)
-                res = closed_loop(router, agents, config.messages, window=config.window,
+                res = run.loop(closed_loop, router, agents, config.messages, window=config.window,
                                   content=b"w" * config.message_size)
                 ns = res.elapsed_ns / res.completed if res.completed else math.nan
                 per_msg[kind, units] = ns
@@ -1210,9 +1274,11 @@ class AgentResponseTimeConfig:
     message_size: int = 64
     sample_resources: bool = True
     sample_interval: float = 0.1
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        _deadline(owner, self.deadline)
         _int_at_least(owner, "messages", self.messages)
         _common(owner, self.agents, self.sample_resources, self.sample_interval)
         _choice(owner, "agent_kind", self.agent_kind, _SCALE_KINDS)
@@ -1245,8 +1311,8 @@ def run_agent_response_time(config: AgentResponseTimeConfig | None = None, *,
     router = Router(keep_replies=False, per_agent_histograms=True)
     agents = _spawn_echoes(router, config.agent_kind, config.agents)
     content = b"x" * config.message_size
-    run = _Run(config.sample_resources, config.sample_interval)
-    res = run.call(lambda: closed_loop(router, agents, config.messages, window=config.window,
+    run = _Run(config.sample_resources, config.sample_interval, config.deadline)
+    res = run.call(lambda: run.loop(closed_loop, router, agents, config.messages, window=config.window,
                                        content=content))
     rate, completed, failed = _closed_loop_rates(res, router, run, config.messages)
     per_agent: list[tuple[int, Histogram, Histogram]] = []
@@ -1302,9 +1368,11 @@ class MemoryProfileConfig:
     message_size: int = 64
     sample_resources: bool = True
     sample_interval: float = 0.1
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        _deadline(owner, self.deadline)
         _common(owner, self.agents, self.sample_resources, self.sample_interval)
         _choice(owner, "agent_kind", self.agent_kind, _SCALE_KINDS)
         _int_at_least(owner, "messages", self.messages)
@@ -1341,7 +1409,7 @@ def run_memory_profile(config: MemoryProfileConfig | None = None, *,
     limits = resolve_thresholds(thresholds)
     n = config.agents
     content = b"x" * config.message_size
-    run = _Run(config.sample_resources, config.sample_interval)
+    run = _Run(config.sample_resources, config.sample_interval, config.deadline)
     metrics: list[Metric] = []
     router = Router(keep_replies=False)
     if config.agent_kind == "wasm":
@@ -1354,11 +1422,13 @@ def run_memory_profile(config: MemoryProfileConfig | None = None, *,
         metrics.extend([
             _graded("memory_per_agent", memory_per_agent(start, spawned, n), "bytes", limits),
             Metric("creation_bytes", memory_per_agent(start, spawned, 1), "bytes")])
+        run.remaining()
         rss0 = _rss_now()
-        res = closed_loop(router, agents, config.messages, window=config.window, content=content)
+        res = run.loop(closed_loop, router, agents, config.messages, window=config.window, content=content)
         metrics.extend([Metric("processing_rss_growth", _rss_now() - rss0, "bytes"),
                         Metric("completed", res.completed, "messages"),
                         Metric("failed", res.failed, "messages")])
+        run.remaining()
         before_cp = _memory_now(config.sample_interval)
         checkpoints = [router.checkpoint(a) for a in agents]
         after_cp = _memory_now(config.sample_interval)
@@ -1373,7 +1443,7 @@ def run_memory_profile(config: MemoryProfileConfig | None = None, *,
 
     run.call(phases)
     if run.partial:
-        run.notes.append("the phases finished before the interrupt are reported")
+        run.notes.append("the phases finished before the stop are reported")
     _check_conservation(router, run.notes)
     return ScenarioResult("memory_profile", dataclasses.asdict(config), tuple(metrics),
                           {"round_trip": router.round_trip.encode()}, (), run.resources,
@@ -1394,9 +1464,11 @@ class CpuProfileConfig:
     window: int = 100
     message_size: int = 64
     sample_interval: float = 0.1
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        _deadline(owner, self.deadline)
         _int_at_least(owner, "agents", self.agents)
         _choice(owner, "agent_kind", self.agent_kind, _SCALE_KINDS)
         _positive_number(owner, "idle", self.idle)
@@ -1431,11 +1503,11 @@ def run_cpu_profile(config: CpuProfileConfig | None = None, *,
     if config.agent_kind == "wasm":
         _wasm_module("echo")
     metrics: list[Metric] = []
-    notes: list[str] = []
-    partial = False
+    run = _Run(False, config.sample_interval, config.deadline)
     processing: ResourceProfile | None = None
 
     def phase(name: str, work: Callable[[], _C]) -> tuple[_C | None, ResourceProfile]:
+        run.remaining()
         sampler = ResourceSampler(config.sample_interval)
         sampler.start()
         try:
@@ -1443,28 +1515,34 @@ def run_cpu_profile(config: CpuProfileConfig | None = None, *,
         finally:
             prof = sampler.stop()
         if prof.mean_cpu_percent is None:
-            notes.append(f"{name}: no CPU reading (the phase was too short)")
+            run.notes.append(f"{name}: no CPU reading (the phase was too short)")
         else:
             metrics.append(Metric(f"cpu_{name}", prof.mean_cpu_percent, "percent"))
         return out, prof
 
-    try:
+    def idle() -> None:
+        left = run.remaining()
+        time.sleep(config.idle if left is None else min(config.idle, left))
+
+    def phases() -> None:
+        nonlocal processing
         started = time.perf_counter_ns()
         agents, _ = phase("spawning", lambda: _spawn_echoes(router, config.agent_kind, n))
         metrics.append(Metric("spawn_seconds", (time.perf_counter_ns() - started) / 1e9, "s"))
-        phase("idle", lambda: time.sleep(config.idle))
-        res, processing = phase("processing", lambda: closed_loop(
-            router, agents or [], config.messages, window=config.window,
+        phase("idle", idle)
+        res, processing = phase("processing", lambda: run.loop(
+            closed_loop, router, agents or [], config.messages, window=config.window,
             content=b"x" * config.message_size))
         if processing.mean_cpu_percent is not None:
             metrics.append(_graded("cpu_per_agent", cpu_per_agent(processing, n), "percent",
                                    limits))
         if res is not None:
             metrics.append(Metric("throughput", res.completed_per_second, "msg/s"))
-    except KeyboardInterrupt:
-        partial = True
-        notes.append("interrupted (KeyboardInterrupt): the phases finished before it are "
-                     "reported")
+
+    run.call(phases)
+    if run.partial:
+        run.notes.append("the phases finished before the stop are reported")
+    notes, partial = run.notes, run.partial
     _check_conservation(router, notes)
     return ScenarioResult("cpu_profile", dataclasses.asdict(config), tuple(metrics),
                           {"round_trip": router.round_trip.encode()}, (), processing,
@@ -1486,9 +1564,11 @@ class WasmMemoryLimitsConfig:
     window: int = 10
     sample_resources: bool = True
     sample_interval: float = 0.1
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        _deadline(owner, self.deadline)
         limits = self.limits_mb
         if not isinstance(limits, tuple):
             raise TypeError(f"{owner}: limits_mb must be a tuple of numbers, "
@@ -1566,18 +1646,19 @@ def run_wasm_memory_limits(config: WasmMemoryLimitsConfig | None = None, *,
     config = config or WasmMemoryLimitsConfig()
     resolve_thresholds(thresholds)
     source = bundled.path("alloc").read_text()
-    run = _Run(config.sample_resources, config.sample_interval)
+    run = _Run(config.sample_resources, config.sample_interval, config.deadline)
     metrics: list[Metric] = []
     histograms: dict[str, str] = {}
     done: list[str] = []
 
     def loop_ns(router: Router, agent: int, pages: int) -> float:
-        res = closed_loop(router, [agent], config.messages, window=config.window,
+        res = run.loop(closed_loop, router, [agent], config.messages, window=config.window,
                           content=pages.to_bytes(4, "little"))
         return res.elapsed_ns / res.completed if res.completed else math.nan
 
     def limits() -> None:
         for mb in config.limits_mb:
+            run.remaining()
             key = f"{mb:g}"
             limit = round(mb * _MB)
             module = WasmModule(source, memory_limit=limit, epoch_deadline_ms=None)
@@ -1604,12 +1685,13 @@ def run_wasm_memory_limits(config: WasmMemoryLimitsConfig | None = None, *,
             if pages * _PAGE > limit:
                 run.notes.append(f"{key} MB: the agent grew past its limit "
                                  f"({pages * _PAGE} > {limit} bytes)")
+            run.remaining()               # a limit the deadline cut short is left out
             done.append(key)
             del router, fresh_router, module
 
     run.call(limits)
     if run.partial:
-        run.notes.append(f"limits finished before the interrupt: {done}")
+        run.notes.append(f"limits finished before the stop: {done}")
         keep = {f"@{k}" for k in done}
         metrics[:] = [m for m in metrics if m.name[m.name.index("@"):] in keep]
         histograms = {k: v for k, v in histograms.items() if k[k.index("@"):] in keep}
@@ -1717,9 +1799,11 @@ class SustainedLoadConfig:
     degradation_limit: float = 0.05
     leak_threshold: float = 0.05
     sample_interval: float = 1.0
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        _deadline(owner, self.deadline)
         _positive_number(owner, "rate", self.rate)
         _positive_number(owner, "duration", self.duration)
         _int_at_least(owner, "agents", self.agents)
@@ -1774,8 +1858,8 @@ def run_sustained_load(config: SustainedLoadConfig | None = None, *,
     limits = resolve_thresholds(thresholds)
     router = Router(keep_replies=False)
     echoes = _spawn_echoes(router, config.agent_kind, config.agents)
-    run = _Run(True, config.sample_interval)
-    res: OpenLoopResult | None = run.call(lambda: open_loop(
+    run = _Run(True, config.sample_interval, config.deadline)
+    res: OpenLoopResult | None = run.call(lambda: run.loop(open_loop,
         router, echoes, [(config.rate, config.duration)], max_in_flight=config.max_in_flight,
         content=b"x" * config.message_size, interval=config.interval))
     intervals: tuple[Interval, ...] = ()
@@ -1792,7 +1876,7 @@ def run_sustained_load(config: SustainedLoadConfig | None = None, *,
     metrics += _leak_metrics(run.resources, config, run.notes)
     if res is not None and res.intervals and run.resources is not None:
         # the meter's own per-interval histograms grow with the run: say how much
-        storage = len(res.intervals) * res.intervals[0].latency.counts_len * 8
+        storage = sum(iv.packed_size for iv in res.intervals)
         metrics.append(Metric("interval_storage_bytes", storage, "bytes"))
         if storage > config.leak_threshold * run.resources.rss_start:
             run.notes.append(f"the meter's own per-interval histograms take up to {storage} "
@@ -1879,9 +1963,11 @@ class PeakLoadConfig:
     interval: float = 1.0
     sample_resources: bool = True
     sample_interval: float = 0.1
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        _deadline(owner, self.deadline)
         _positive_number(owner, "rate", self.rate)
         _positive_number(owner, "duration", self.duration)
         _common(owner, self.agents, self.sample_resources, self.sample_interval)
@@ -1913,8 +1999,8 @@ def run_peak_load(config: PeakLoadConfig | None = None, *,
     limits = resolve_thresholds(thresholds)
     router = Router(keep_replies=False)
     echoes = _spawn_echoes(router, config.agent_kind, config.agents)
-    run = _Run(config.sample_resources, config.sample_interval)
-    res: OpenLoopResult | None = run.call(lambda: open_loop(
+    run = _Run(config.sample_resources, config.sample_interval, config.deadline)
+    res: OpenLoopResult | None = run.call(lambda: run.loop(open_loop,
         router, echoes, [(config.rate, config.duration)], max_in_flight=config.max_in_flight,
         content=b"x" * config.message_size, interval=config.interval))
     intervals: tuple[Interval, ...] = ()
@@ -1966,3 +2052,43 @@ SCENARIOS: dict[str, tuple[type[Any], Callable[..., ScenarioResult]]] = {
 """Scenario name -> (config class, run function); each run function takes
 a config of its class (default: the guide's full values) and
 ``thresholds=``."""
+
+
+def scenario_config(scenario: str | Config, *, quick: bool = False,
+                    **changes: Any) -> Config:
+    """The config of ``scenario`` (a name of :data:`SCENARIOS` or a config)
+    with ``changes`` applied: the guide's full values, or the quick profile
+    when ``quick``.  An unknown name or field raises ValueError listing the
+    valid ones; a bad value raises as the config does, before anything runs."""
+    if isinstance(scenario, str):
+        if scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}; scenarios: {', '.join(SCENARIOS)}")
+        cls = SCENARIOS[scenario][0]
+        base = cls.quick() if quick else cls()
+    else:
+        if not any(isinstance(scenario, cls) for cls, _ in SCENARIOS.values()):
+            raise TypeError(f"scenario must be a scenario name or config, "
+                            f"not {type(scenario).__name__}")
+        base = scenario
+    fields = {f.name for f in dataclasses.fields(base)}
+    unknown = sorted(set(changes) - fields)
+    if unknown:
+        raise ValueError(f"{type(base).__name__} has no field {unknown[0]!r}; "
+                         f"fields: {', '.join(sorted(fields))}")
+    out: Config = dataclasses.replace(base, **changes) if changes else base
+    return out
+
+
+def run_scenario(scenario: str | Config, *, quick: bool = False,
+                 thresholds: Mapping[str, Threshold] | None = None,
+                 **changes: Any) -> ScenarioResult:
+    """Run ``scenario`` (a name of :data:`SCENARIOS` or a config), with
+    ``changes`` to its config (:func:`scenario_config`), graded against the
+    guide's targets overridden by ``thresholds``.  ``quick`` starts from the
+    quick profile (every scenario in seconds)."""
+    config = scenario_config(scenario, quick=quick, **changes)
+    limits = resolve_thresholds(thresholds)             # a bad name raises before the run
+    for cls, run in SCENARIOS.values():
+        if type(config) is cls:
+            return run(config, thresholds=limits)
+    raise AssertionError(f"no run function for {type(config).__name__}")   # pragma: no cover
