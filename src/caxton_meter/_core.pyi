@@ -407,7 +407,7 @@ def open_loop(
     router: Router, targets: Iterable[int], stages: Iterable[tuple[float, float]], *,
     start_rate: float | None = None, max_in_flight: int = 1_000_000,
     content: bytes | bytearray | memoryview = b"", interval: float = 1.0, one_way: bool = False,
-    deadline: float | None = None,
+    deadline: float | None = None, on_interval: Callable[[LoadInterval], object] | None = None,
 ) -> OpenLoopResult: ...
 
 class Schedule:
@@ -419,5 +419,5 @@ class Schedule:
 def open_loop_call(
     fn: Callable[..., object], stages: Iterable[tuple[float, float]], *, args: Iterable[object] = (),
     start_rate: float | None = None, max_lateness: float | None = None, interval: float = 1.0,
-    deadline: float | None = None,
+    deadline: float | None = None, on_interval: Callable[[LoadInterval], object] | None = None,
 ) -> OpenLoopResult: ...

@@ -521,7 +521,7 @@ cdef Histogram _histogram_difference(Histogram later, Histogram earlier):
 
 
 def open_loop(Router router not None, targets, stages, *, start_rate=None, max_in_flight=1_000_000,
-              content=b"", interval=1.0, one_way=False, deadline=None):
+              content=b"", interval=1.0, one_way=False, deadline=None, on_interval=None):
     """Send requests from the client to ``targets`` (agent ids, round robin)
     at the arrival rate ``stages`` describe: a sequence of (target rate per
     second, duration in seconds); the rate moves linearly from
@@ -535,7 +535,12 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     run's sent, completed, failed and dropped counts and latency histogram
     are kept (``intervals``).  Runs the router on this thread (workers=0).
     ``deadline`` (seconds) or Ctrl-C end the schedule early; what is in
-    flight completes and the partial result comes back (``interrupted``)."""
+    flight completes and the partial result comes back (``interrupted``).
+    ``on_interval(interval)``, if given, is called with each LoadInterval
+    as it closes (live progress); an exception it raises stops the loop
+    and propagates."""
+    if on_interval is not None and not callable(on_interval):
+        raise TypeError(f"open_loop: on_interval must be callable, got {type(on_interval).__name__}")
     if router._workers:
         raise ValueError("open_loop: drives a router without workers (workers=0); "
                          "a threaded open loop is not built yet")
@@ -655,6 +660,8 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
                 iv._pack(finished)
                 spare = finished
                 intervals.append(iv)
+                if on_interval is not None:
+                    on_interval(iv)
                 i_start, i_sent, i_completed, i_failed, i_dropped = now, sent, completed, failed, dropped
                 next_boundary += interval_ns
                 while next_boundary <= now:
@@ -704,7 +711,7 @@ cdef int64_t _deadline_ns(deadline, str what) except -1:
 
 
 def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, interval=1.0,
-                   deadline=None):
+                   deadline=None, on_interval=None):
     """Call ``fn(*args)`` at the arrival rate ``stages`` describe (as
     open_loop's), one call at a time, from a loop compiled in the core.
 
@@ -714,7 +721,11 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
     more than ``max_lateness`` seconds ago is dropped and counted instead of
     made (None: never drop).  An exception counts as a failure by its type
     (``errors``), not a crash.  Ctrl-C ends the run early with the result so
-    far (``interrupted``), and so does ``deadline`` (seconds)."""
+    far (``interrupted``), and so does ``deadline`` (seconds).
+    ``on_interval`` as open_loop's."""
+    if on_interval is not None and not callable(on_interval):
+        raise TypeError(f"open_loop_call: on_interval must be callable, "
+                        f"got {type(on_interval).__name__}")
     if not callable(fn):
         raise TypeError(f"open_loop_call: fn must be callable, got {type(fn).__name__}")
     args = tuple(args)
@@ -792,6 +803,8 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
                 iv._pack(finished)
                 spare = finished
                 intervals.append(iv)
+                if on_interval is not None:
+                    on_interval(iv)
                 i_start, i_sent, i_completed, i_failed, i_dropped = now, sent, completed, failed, dropped
                 while next_boundary <= now:
                     next_boundary += interval_ns

@@ -36,6 +36,7 @@ the wall time measured around the loop.
 """
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import enum
 import math
@@ -456,6 +457,13 @@ def _spawn_echoes(router: Router, kind: str, count: int, module: Any = None) -> 
     return _ids(router.spawn_native("echo", count=count))
 
 
+# The on_interval callback of the open loops run by the current scenario
+# (run_scenario's on_interval): live progress without a parameter on every
+# run function.
+_ON_INTERVAL: contextvars.ContextVar[Callable[[Any], object] | None] = contextvars.ContextVar(
+    "caxton_meter_on_interval", default=None)
+
+
 class _DeadlinePassed(Exception):
     """The scenario's deadline passed between two steps of a run."""
 
@@ -513,6 +521,9 @@ class _Run:
     def loop(self, fn: Callable[..., _C], *args: Any, **kwargs: Any) -> _C:
         """``fn(*args, **kwargs, deadline=...)`` for a load loop; a loop the
         deadline or Ctrl-C stopped marks the run partial."""
+        watcher = _ON_INTERVAL.get()
+        if watcher is not None and fn is open_loop:
+            kwargs["on_interval"] = watcher
         res = fn(*args, deadline=self.remaining(), **kwargs)
         if getattr(res, "deadline_reached", False):
             self._deadline_note()
@@ -2081,14 +2092,23 @@ def scenario_config(scenario: str | Config, *, quick: bool = False,
 
 def run_scenario(scenario: str | Config, *, quick: bool = False,
                  thresholds: Mapping[str, Threshold] | None = None,
+                 on_interval: Callable[[Any], object] | None = None,
                  **changes: Any) -> ScenarioResult:
     """Run ``scenario`` (a name of :data:`SCENARIOS` or a config), with
     ``changes`` to its config (:func:`scenario_config`), graded against the
     guide's targets overridden by ``thresholds``.  ``quick`` starts from the
-    quick profile (every scenario in seconds)."""
+    quick profile (every scenario in seconds).  ``on_interval`` is called
+    with each LoadInterval of the scenario's open loops as it closes (live
+    progress)."""
     config = scenario_config(scenario, quick=quick, **changes)
     limits = resolve_thresholds(thresholds)             # a bad name raises before the run
+    if on_interval is not None and not callable(on_interval):
+        raise TypeError(f"on_interval must be callable, got {type(on_interval).__name__}")
     for cls, run in SCENARIOS.values():
         if type(config) is cls:
-            return run(config, thresholds=limits)
+            token = _ON_INTERVAL.set(on_interval)
+            try:
+                return run(config, thresholds=limits)
+            finally:
+                _ON_INTERVAL.reset(token)
     raise AssertionError(f"no run function for {type(config).__name__}")   # pragma: no cover

@@ -1,0 +1,466 @@
+"""The command line: ``python -m caxton_meter.run`` and ``caxton-meter``.
+
+One job: turn options into a run (or a loaded result), a comparison and
+reports, and an exit code.  The work is done by the scenarios
+(``_scenarios``), the results and baselines (``_results``), the comparison
+(``_compare``) and the reports (``_reports``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main"]
+
+EXIT_OK = 0            # every threshold met, no regression
+EXIT_FAILED = 1        # a regression, a failed threshold, a missing counterpart, a write error
+EXIT_USAGE = 2         # bad options or input files: nothing was run
+EXIT_INTERRUPTED = 130  # Ctrl-C: the partial results are printed, no baseline is saved
+
+_EPILOG = """\
+baselines (Criterion's semantics):
+  --save-baseline NAME   run, compare with NAME if it exists, then save the run as NAME
+  --baseline NAME        compare with NAME (never overwritten); a scenario or metric
+                         of the run missing from it is a failure (--baseline-lenient
+                         skips those)
+  --load-baseline NAME   use the saved NAME as this run's data (nothing runs); with
+                         --baseline, compares two saved results
+  baselines live in --baseline-dir (default .caxton_meter/baselines)
+
+regression detection: a metric regresses when the change is statistically
+significant (Mann-Whitney U, p < --significance) and its bootstrap confidence
+interval lies wholly beyond --noise-threshold on the bad side; with a single
+trial on either side, the fixed --threshold decides.
+
+SLO file (--slo): JSON, {"format": 1, "thresholds": {"latency_p99": {"target":
+"10ms", "acceptable": "50ms", "critical": "100ms"}, "throughput": {"target":
+"100K/s", "acceptable": "50K/s", "critical": "10K/s"}}}; metrics not named keep
+the guide's targets.
+
+exit codes:
+  0    all targets met, no regression
+  1    a regression, a failed target, a metric missing from the baseline, or
+       results that could not be written (the results are still printed)
+  2    a usage error (the message names the option); nothing was run
+  130  interrupted (Ctrl-C): partial results printed, no baseline saved
+"""
+
+_OVERRIDES = (("duration", "duration"), ("rate", "rate"), ("agents", "agents"),
+              ("message_size", "message-size"), ("agent_kind", "agent-kind"))
+
+
+class _Usage(Exception):
+    """A usage error: exit 2 with this message."""
+
+
+def _percent(text: str) -> float:
+    """"10", "10%" -> 0.10."""
+    t = text.strip().removesuffix("%")
+    try:
+        value = float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage (10 or 10%)") from None
+    if not (math.isfinite(value) and 0 <= value < 1000):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a percentage from 0 to 1000")
+    return value / 100
+
+
+def _threshold(text: str) -> tuple[str | None, float]:
+    """"10%" or "metric=10%"."""
+    name, eq, value = text.rpartition("=")
+    return (name.strip() if eq else None), _percent(value)
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (0 < value < 1):
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1 (0.05)")
+    return value
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+        return value
+    return parse
+
+
+def _formats(text: str) -> list[str]:
+    from ._reports import REPORT_FORMATS
+    out = [f.strip() for f in text.split(",") if f.strip()]
+    bad = [f for f in out if f not in REPORT_FORMATS]
+    if bad or not out:
+        raise argparse.ArgumentTypeError(f"unknown report format {bad[0] if bad else text!r}; "
+                                         f"formats: {', '.join(REPORT_FORMATS)}")
+    return out
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    p = _Parser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+                description="Run the performance benchmarking guide's scenarios against "
+                            "caxton_meter's agent router, grade them against the targets "
+                            "table, compare with a baseline and write reports.",
+                epilog=_EPILOG)
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                   help="scenarios to run (default: all; --list shows them)")
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument("--quick", action="store_true",
+                   help="the quick profile: every scenario in seconds (default: the guide's "
+                        "full durations)")
+    p.add_argument("--trials", type=_positive(int), default=None,
+                   help="runs of each scenario (default 5: the fewest with which a change "
+                        "can be significant at p < 0.05)")
+    p.add_argument("--self-check", action="store_true",
+                   help="run the compiled core's self-check (exactness and cost) and exit")
+    g = p.add_argument_group("overrides (applied to every selected scenario that has the field)")
+    g.add_argument("--duration", type=_positive(float), metavar="SECONDS")
+    g.add_argument("--rate", type=_positive(float), metavar="PER_SECOND")
+    g.add_argument("--agents", type=_positive(int), metavar="N")
+    g.add_argument("--message-size", type=_positive(int), metavar="BYTES")
+    g.add_argument("--agent-kind", choices=("native", "python", "wasm"))
+    g.add_argument("--deadline", type=_positive(float), metavar="SECONDS",
+                   help="stop each scenario after this long, keeping its partial result")
+    b = p.add_argument_group("baselines")
+    b.add_argument("--save-baseline", metavar="NAME")
+    b.add_argument("--baseline", metavar="NAME")
+    b.add_argument("--baseline-lenient", action="store_true")
+    b.add_argument("--load-baseline", metavar="NAME")
+    b.add_argument("--baseline-dir", metavar="DIR", default=None,
+                   help="where baselines are kept (default .caxton_meter/baselines)")
+    r = p.add_argument_group("regression detection and thresholds")
+    r.add_argument("--threshold", type=_threshold, action="append", default=[],
+                   metavar="[METRIC=]PCT",
+                   help="the fixed regression threshold, 10%% by default; METRIC=PCT for one "
+                        "metric (repeatable)")
+    r.add_argument("--noise-threshold", type=_percent, default=0.05, metavar="PCT",
+                   help="changes whose confidence interval reaches inside ±PCT are noise "
+                        "(default 5%%)")
+    r.add_argument("--significance", type=_probability, default=0.05, metavar="ALPHA",
+                   help="the p-value below which a change is significant (default 0.05)")
+    r.add_argument("--slo", metavar="FILE", help="custom targets (JSON; see below)")
+    o = p.add_argument_group("output")
+    o.add_argument("--report", type=_formats, default=[], metavar="md,html,json",
+                   help="reports to write to --output")
+    o.add_argument("--output", metavar="DIR", default="caxton_meter_report",
+                   help="where reports go (default ./caxton_meter_report)")
+    o.add_argument("--quiet", action="store_true", help="no live progress")
+    return p
+
+
+# -- inputs ------------------------------------------------------------------------------
+
+def _slo(path: str) -> dict[str, Any]:
+    from ._scenarios import DEFAULT_THRESHOLDS, Threshold
+    from ._units import UnitError, kind_of_unit, parse_quantity
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise _Usage(f"--slo {path}: cannot be read ({e.strerror or e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise _Usage(f"--slo {path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != 1 \
+            or not isinstance(data.get("thresholds"), dict):
+        raise _Usage(f"--slo {path}: expected {{\"format\": 1, \"thresholds\": {{...}}}}")
+    out: dict[str, Any] = {}
+    for name, bounds in data["thresholds"].items():
+        if name not in DEFAULT_THRESHOLDS:
+            raise _Usage(f"--slo {path}: unknown metric {name!r}; metrics: "
+                         f"{', '.join(sorted(DEFAULT_THRESHOLDS))}")
+        base = DEFAULT_THRESHOLDS[name]
+        if not isinstance(bounds, dict) or set(bounds) - {"target", "acceptable", "critical"}:
+            raise _Usage(f"--slo {path}: thresholds.{name} must be an object with target, "
+                         "acceptable and critical")
+        kind = kind_of_unit(base.unit)
+        try:
+            values = {k: (parse_quantity(bounds[k], kind) if kind != "count" else float(bounds[k]))
+                      if k in bounds else getattr(base, k)
+                      for k in ("target", "acceptable", "critical")}
+            out[name] = Threshold(name, base.unit, higher_is_better=base.higher_is_better,
+                                  **values)
+        except (UnitError, ValueError, TypeError) as e:
+            raise _Usage(f"--slo {path}: thresholds.{name}: {e}") from None
+    return out
+
+
+def _changes(args: argparse.Namespace, names: list[str], quick: bool,
+             err: TextIO) -> dict[str, dict[str, Any]]:
+    from ._scenarios import SCENARIOS, scenario_config
+    changes: dict[str, dict[str, Any]] = {n: {} for n in names}
+    for field, option in _OVERRIDES + (("deadline", "deadline"),):
+        value = getattr(args, field)
+        if value is None:
+            continue
+        takers = [n for n in names
+                  if field in {f.name for f in _fields(SCENARIOS[n][0])}]
+        if not takers:
+            raise _Usage(f"--{option} applies to none of the selected scenarios "
+                         f"({', '.join(names)})")
+        skipped = []
+        for n in takers:
+            try:
+                scenario_config(n, quick=quick, **{field: value})
+            except (ValueError, TypeError) as e:
+                if field == "agent_kind":
+                    skipped.append(n)
+                    continue
+                raise _Usage(f"--{option} {value}: {e}") from None
+            changes[n][field] = value
+        if skipped:
+            print(f"note: --agent-kind {value} is not supported by "
+                  f"{', '.join(skipped)}: they run with their default", file=err)
+            if len(skipped) == len(takers):
+                raise _Usage(f"--agent-kind {value}: supported by none of the selected "
+                             f"scenarios ({', '.join(names)})")
+    return changes
+
+
+def _fields(cls: type) -> tuple[Any, ...]:
+    import dataclasses
+    return dataclasses.fields(cls)
+
+
+# -- live progress -----------------------------------------------------------------------
+
+class _Progress:
+    """One status line on a terminal, redrawn at most 5 times a second:
+    the scenario and trial, elapsed and estimated remaining time, and from
+    the open loops the current rate, interval p99 and errors."""
+
+    def __init__(self, stream: TextIO, total_trials: int) -> None:
+        self.stream = stream
+        self.total = total_trials
+        self.done = 0
+        self.started = time.monotonic()
+        self.label = ""
+        self.rate = self.p99 = None  # type: float | None
+        self.errors = 0
+        self._drawn = 0.0
+
+    def begin(self, scenario: str, trial: int, trials: int) -> None:
+        self.label = f"{scenario} {trial + 1}/{trials}"
+        self.rate = self.p99 = None
+        self.draw(force=True)
+
+    def trial_done(self) -> None:
+        self.done += 1
+
+    def interval(self, iv: Any) -> None:
+        seconds = (iv.end_ns - iv.start_ns) / 1e9
+        if seconds > 0:
+            self.rate = iv.completed / seconds
+        latency = iv.latency
+        if latency.total_count:
+            self.p99 = latency.value_at_percentile(99)
+        self.errors += iv.failed + iv.dropped
+        self.draw()
+
+    def draw(self, force: bool = False) -> None:
+        from ._reports import humanize
+        now = time.monotonic()
+        if not force and now - self._drawn < 0.2:
+            return
+        self._drawn = now
+        elapsed = now - self.started
+        parts = [f"[{self.done}/{self.total}] {self.label}", f"elapsed {elapsed:.0f} s"]
+        if self.done:
+            parts.append(f"remaining ~{elapsed / self.done * (self.total - self.done):.0f} s")
+        if self.rate is not None:
+            parts.append(f"rate {humanize(self.rate, 'msg/s')}")
+        if self.p99 is not None:
+            parts.append(f"p99 {humanize(self.p99, 'ns')}")
+        parts.append(f"errors {self.errors}")
+        self.stream.write("\r\x1b[K" + " · ".join(parts))
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\r\x1b[K")
+        self.stream.flush()
+
+
+# -- main --------------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = _parser(prog or os.path.basename(sys.argv[0]) or "caxton-meter")
+    args = parser.parse_args(argv)
+    try:
+        return _main(args)
+    except _Usage as e:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:             # `... | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _main(args: argparse.Namespace) -> int:
+    from ._scenarios import SCENARIOS
+    out, err = sys.stdout, sys.stderr
+    if args.self_check:
+        from ._selfcheck import format_self_check, run_self_check
+        check = run_self_check(quick=args.quick)
+        print(format_self_check(check), file=out, flush=True)
+        return EXIT_OK if check.ok else EXIT_FAILED
+    if args.list:
+        for name, (cls, _) in SCENARIOS.items():
+            doc = (cls.__doc__ or "").strip().split("\n\n")[0]
+            print(f"{name:22s} {' '.join(doc.split())[:150]}", file=out)
+        return EXIT_OK
+
+    # everything is checked before anything runs
+    unknown = [n for n in args.scenarios if n not in SCENARIOS]
+    if unknown:
+        raise _Usage(f"unknown scenario {unknown[0]!r}; scenarios: {', '.join(SCENARIOS)}")
+    names = list(dict.fromkeys(args.scenarios)) or list(SCENARIOS)
+    if args.save_baseline and (args.baseline or args.load_baseline):
+        raise _Usage("--save-baseline cannot be combined with --baseline or --load-baseline")
+    if args.baseline_lenient and not (args.baseline or args.save_baseline):
+        raise _Usage("--baseline-lenient needs --baseline")
+    thresholds = _slo(args.slo) if args.slo else None
+    fixed, per_metric = 0.10, {}
+    for name, value in args.threshold:
+        if name is None:
+            fixed = value
+        else:
+            per_metric[name] = value
+
+    from ._compare import MissingCounterpartError, compare
+    from ._results import BASELINE_DIR, BaselineNotFoundError, BaselineStore, \
+        ResultFormatError, RunResult, run_suite
+    store = BaselineStore(args.baseline_dir or BASELINE_DIR)
+
+    def load(option: str, name: str, must_exist: bool = True) -> RunResult | None:
+        try:
+            if not must_exist and not store.exists(name):
+                return None
+            return store.load(name)
+        except ValueError as e:          # a bad name, a damaged or foreign file
+            if isinstance(e, ResultFormatError):
+                raise _Usage(f"--{option} {name}: {e}; nothing was overwritten") from None
+            raise _Usage(f"--{option}: {e}") from None
+        except BaselineNotFoundError as e:
+            raise _Usage(f"--{option}: {e}") from None
+
+    baseline = None
+    if args.baseline:
+        baseline = load("baseline", args.baseline)
+    elif args.save_baseline:
+        baseline = load("save-baseline", args.save_baseline, must_exist=False)
+    quick = args.quick
+    if args.load_baseline:
+        current = load("load-baseline", args.load_baseline)
+        assert current is not None
+        interrupted = False
+    else:
+        changes = _changes(args, names, quick, err)
+        trials = args.trials or 5
+        progress = _Progress(err, trials * len(names)) \
+            if not args.quiet and err.isatty() else None
+        def on_trial(name: str, index: int, result: Any) -> None:
+            if progress is not None:
+                progress.trial_done()
+                if index + 1 < trials:
+                    progress.begin(name, index + 1, trials)
+
+        def on_interval(iv: Any) -> None:
+            if progress is not None:
+                progress.interval(iv)
+
+        from ._results import collect_metadata
+        from ._scenarios import resolve_thresholds
+        limits = resolve_thresholds(thresholds)
+        interrupted = False
+        all_trials: list[Any] = []
+        meta: dict[str, Any] = {}
+        try:
+            meta = collect_metadata()
+            for name in names:          # one scenario at a time, so progress can name it
+                if progress is not None:
+                    progress.begin(name, 0, trials)
+                part = run_suite([name], trials=trials, quick=quick, changes=changes,
+                                 thresholds=limits, metadata=meta, on_trial=on_trial,
+                                 on_interval=on_interval)
+                all_trials.extend(part.scenarios)
+                if part.metadata.get("stopped_early"):
+                    interrupted = True
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            if progress is not None:
+                progress.close()
+        meta = dict(meta, trials=trials, profile="quick" if quick else "full")
+        if interrupted:
+            meta["stopped_early"] = True
+        current = RunResult(meta, tuple(all_trials))
+
+    comparison = None
+    code = EXIT_OK
+    if baseline is not None:
+        try:
+            comparison = compare(baseline, current, threshold=fixed, thresholds=per_metric,
+                                 noise_threshold=args.noise_threshold,
+                                 significance=args.significance,
+                                 lenient=args.baseline_lenient or bool(args.save_baseline))
+        except MissingCounterpartError as e:
+            print(f"error: --baseline {args.baseline}: {e}", file=err)
+            comparison = compare(baseline, current, threshold=fixed, thresholds=per_metric,
+                                 noise_threshold=args.noise_threshold,
+                                 significance=args.significance, lenient=True)
+            code = EXIT_FAILED
+
+    from ._reports import terminal_summary, write_reports
+    print(terminal_summary(current, comparison, color=out.isatty()), file=out, flush=True)
+    if comparison is not None:
+        for w in comparison.warnings:
+            print(f"warning: {w}", file=err)
+    if args.report:
+        try:
+            paths = write_reports(current, comparison, args.report, args.output)
+            print(f"reports: {', '.join(str(p) for p in paths)}", file=out)
+        except OSError as e:
+            print(f"error: the reports could not be written to {args.output}: "
+                  f"{e.strerror or e} (the results are printed above)", file=err)
+            code = EXIT_FAILED
+    if args.save_baseline:
+        if interrupted:
+            print(f"note: the run was interrupted: baseline {args.save_baseline!r} not saved",
+                  file=err)
+        else:
+            try:
+                path = store.save(args.save_baseline, current)
+                print(f"baseline {args.save_baseline!r} saved: {path}", file=out)
+            except OSError as e:
+                print(f"error: baseline {args.save_baseline!r} could not be saved to "
+                      f"{store.directory}: {e.strerror or e}", file=err)
+                code = EXIT_FAILED
+    if interrupted:
+        print("interrupted: the results above are partial", file=err)
+        return EXIT_INTERRUPTED
+    if comparison is not None and comparison.regressions:
+        code = EXIT_FAILED
+    if not current.passed:
+        code = EXIT_FAILED
+    return code

@@ -1,0 +1,578 @@
+"""Results of a benchmark run: repeated trials of scenarios, the machine
+they ran on, a versioned JSON format, and baselines stored by name.
+
+Data flows one way: the scenarios produce :class:`ScenarioResult` objects;
+:func:`run_suite` runs each selected scenario ``trials`` times and gathers
+them, with the machine's metadata, into a :class:`RunResult`; the
+comparison (``_compare``) and the reports read RunResults and never write
+them.
+
+The JSON format (``RunResult.to_dict``) is documented field by field in
+``docs/result-format.md``.  Non-finite metric values (a latency that was
+never recorded is NaN) are written as ``null``: the files are strict JSON.
+Files are written atomically: to a temporary file in the same folder,
+flushed and fsynced, then renamed over the target, so a crash leaves the
+old file or the new one, never half of one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._core import Histogram, clock_info
+from ._sampling import ResourceProfile
+from ._scenarios import Grade, Interval, Metric, ScenarioResult
+
+__all__ = [
+    "BASELINE_DIR",
+    "FORMAT_VERSION",
+    "BaselineNotFoundError",
+    "BaselineStore",
+    "ResultFormatError",
+    "RunResult",
+    "Trials",
+    "collect_metadata",
+    "json_safe",
+    "read_result",
+    "run_suite",
+    "same_machine",
+    "write_atomic",
+]
+
+# Version of the result format (RunResult.to_dict).  History:
+#   1: the first format: metadata, and per scenario its config and the
+#      ScenarioResult of each trial (metrics, HDR-encoded histograms,
+#      intervals, resource profile in the sampler's format 1, notes).
+FORMAT_VERSION = 1
+
+# Readers of older versions: version -> function turning such a document
+# into the next version's.  None yet: version 1 is the first.
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+BASELINE_DIR = Path(".caxton_meter") / "baselines"
+"""Where baselines are kept, relative to the working directory."""
+
+_KIND = "caxton_meter.result"
+
+
+class ResultFormatError(ValueError):
+    """A result file (or document) that cannot be read: names the source
+    and the problem."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"{source}: {problem}")
+        self.source = source
+        self.problem = problem
+
+
+class BaselineNotFoundError(LookupError):
+    """No baseline of that name; the message lists the saved ones."""
+
+
+# -- trials and runs ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Trials:
+    """One scenario run ``len(results)`` times with one config."""
+    scenario: str
+    config: dict[str, Any]
+    results: tuple[ScenarioResult, ...]
+
+    def __post_init__(self) -> None:
+        if not self.results:
+            raise ValueError(f"Trials of {self.scenario!r}: no results")
+        for r in self.results:
+            if r.scenario != self.scenario:
+                raise ValueError(f"Trials of {self.scenario!r}: a result of {r.scenario!r}")
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """Every metric name, in first-seen order."""
+        seen: dict[str, None] = {}
+        for r in self.results:
+            for m in r.metrics:
+                seen.setdefault(m.name, None)
+        return tuple(seen)
+
+    def values(self, name: str) -> tuple[float, ...]:
+        """The metric's finite values, one per trial that measured it."""
+        out = []
+        for r in self.results:
+            for m in r.metrics:
+                if m.name == name and math.isfinite(m.value):
+                    out.append(m.value)
+        return tuple(out)
+
+    def unit(self, name: str) -> str:
+        for r in self.results:
+            for m in r.metrics:
+                if m.name == name:
+                    return m.unit
+        raise KeyError(f"no metric {name!r} in {self.scenario!r}; "
+                       f"metrics: {', '.join(self.metric_names)}")
+
+    def grade(self, name: str) -> Grade | None:
+        """The worst grade the metric got over the trials (None: ungraded)."""
+        grades = [m.grade for r in self.results for m in r.metrics
+                  if m.name == name and m.grade is not None]
+        return max(grades, key=lambda g: g.rank) if grades else None
+
+    @property
+    def histogram_names(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for r in self.results:
+            for k in r.histograms:
+                seen.setdefault(k, None)
+        return tuple(seen)
+
+    def histogram(self, name: str) -> Histogram:
+        """The histogram ``name`` of every trial, merged."""
+        hs = [r.histogram(name) for r in self.results if name in r.histograms]
+        if not hs:
+            raise KeyError(f"no histogram {name!r} in {self.scenario!r}; "
+                           f"histograms: {', '.join(self.histogram_names)}")
+        total = hs[0]
+        for h in hs[1:]:
+            total.add(h)
+        return total
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def partial(self) -> bool:
+        return any(r.partial for r in self.results)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A benchmark run: the machine's metadata and each scenario's trials."""
+    metadata: dict[str, Any]
+    scenarios: tuple[Trials, ...]
+
+    def __post_init__(self) -> None:
+        names = [t.scenario for t in self.scenarios]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"RunResult: scenario {dup[0]!r} appears more than once")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(t.scenario for t in self.scenarios)
+
+    def scenario(self, name: str) -> Trials:
+        for t in self.scenarios:
+            if t.scenario == name:
+                return t
+        raise KeyError(f"no scenario {name!r} in the result; scenarios: {', '.join(self.names)}")
+
+    @property
+    def passed(self) -> bool:
+        """No graded metric FAILED in any trial."""
+        return all(t.passed for t in self.scenarios)
+
+    # -- the format
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": _KIND, "format": FORMAT_VERSION, "metadata": self.metadata,
+                "scenarios": [{"scenario": t.scenario, "config": t.config,
+                               "trials": [_result_to_dict(r) for r in t.results]}
+                              for t in self.scenarios]}
+
+    def to_json(self, *, indent: int | None = 1) -> str:
+        return json.dumps(json_safe(self.to_dict()), indent=indent, allow_nan=False,
+                          ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "<result>") -> RunResult:
+        """The run ``to_dict`` wrote; ResultFormatError naming ``source`` and
+        the problem for anything else (another kind of file, a newer format,
+        a missing or mistyped field)."""
+        if not isinstance(data, dict):
+            raise ResultFormatError(source, f"not a caxton_meter result (a JSON "
+                                    f"{type(data).__name__}, not an object)")
+        if data.get("kind") != _KIND:
+            raise ResultFormatError(source, "not a caxton_meter result (no "
+                                    f"\"kind\": \"{_KIND}\")")
+        version = data.get("format")
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise ResultFormatError(source, f"format version must be an integer, got {version!r}")
+        if version > FORMAT_VERSION:
+            raise ResultFormatError(source, f"format version {version} is newer than this "
+                                    f"caxton_meter reads ({FORMAT_VERSION}): upgrade caxton_meter")
+        while version < FORMAT_VERSION:
+            migrate = _MIGRATIONS.get(version)
+            if migrate is None:
+                raise ResultFormatError(source, f"format version {version} is not supported "
+                                        f"(this caxton_meter reads {FORMAT_VERSION})")
+            data = migrate(data)
+            version = data["format"]
+        try:
+            metadata = _field(data, "metadata", dict)
+            scenarios = []
+            for i, s in enumerate(_field(data, "scenarios", list)):
+                where = f"scenarios[{i}]"
+                if not isinstance(s, dict):
+                    raise _Bad(f"{where} must be an object")
+                name = _field(s, "scenario", str, where)
+                config = _field(s, "config", dict, where)
+                trials = tuple(_result_from_dict(t, config, f"{where}.trials[{j}]")
+                               for j, t in enumerate(_field(s, "trials", list, where)))
+                if not trials:
+                    raise _Bad(f"{where}.trials is empty")
+                scenarios.append(Trials(name, config, trials))
+            return cls(metadata, tuple(scenarios))
+        except _Bad as e:
+            raise ResultFormatError(source, str(e)) from None
+        except ValueError as e:
+            raise ResultFormatError(source, str(e)) from None
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "<result>") -> RunResult:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ResultFormatError(source, f"not valid JSON ({e})") from None
+        return cls.from_dict(data, source=source)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the run as JSON to ``path``, atomically."""
+        return write_atomic(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> RunResult:
+        return read_result(path)
+
+
+def read_result(path: str | os.PathLike[str]) -> RunResult:
+    """The run saved at ``path``; ResultFormatError naming the file if it
+    cannot be read as one."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ResultFormatError(str(p), "not a caxton_meter result (not UTF-8 text)") from None
+    except OSError as e:
+        raise ResultFormatError(str(p), f"cannot be read ({e.strerror or e})") from None
+    return RunResult.from_json(text, source=str(p))
+
+
+class _Bad(Exception):
+    pass
+
+
+def _field(d: Mapping[str, Any], key: str, kind: type, where: str = "") -> Any:
+    name = f"{where}.{key}" if where else key
+    if key not in d:
+        raise _Bad(f"missing field {name!r}")
+    value = d[key]
+    if kind is float:
+        if value is None:
+            return math.nan
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Bad(f"{name} must be a number, got {type(value).__name__}")
+        return float(value)
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise _Bad(f"{name} must be an integer, got {type(value).__name__}")
+    if not isinstance(value, kind):
+        raise _Bad(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _result_to_dict(r: ScenarioResult) -> dict[str, Any]:
+    return {
+        "scenario": r.scenario,
+        "partial": r.partial,
+        "metrics": [{"name": m.name, "value": m.value, "unit": m.unit,
+                     "grade": m.grade.value if m.grade is not None else None}
+                    for m in r.metrics],
+        "histograms": dict(r.histograms),
+        "intervals": [dataclasses.asdict(iv) for iv in r.intervals],
+        "resources": r.resources.as_dict() if r.resources is not None else None,
+        "notes": list(r.notes),
+    }
+
+
+_GRADES = {g.value: g for g in Grade}
+_INTERVAL_FIELDS = [(f.name, str if f.name == "latency" else int)
+                    for f in dataclasses.fields(Interval)]
+
+
+def _result_from_dict(d: Any, config: dict[str, Any], where: str) -> ScenarioResult:
+    if not isinstance(d, dict):
+        raise _Bad(f"{where} must be an object")
+    metrics = []
+    for i, m in enumerate(_field(d, "metrics", list, where)):
+        w = f"{where}.metrics[{i}]"
+        if not isinstance(m, dict):
+            raise _Bad(f"{w} must be an object")
+        g = m.get("grade")
+        if g is not None and g not in _GRADES:
+            raise _Bad(f"{w}.grade must be one of {', '.join(_GRADES)} or null, got {g!r}")
+        metrics.append(Metric(_field(m, "name", str, w), _field(m, "value", float, w),
+                              _field(m, "unit", str, w), _GRADES[g] if g is not None else None))
+    histograms = _field(d, "histograms", dict, where)
+    for k, v in histograms.items():
+        if not isinstance(v, str):
+            raise _Bad(f"{where}.histograms[{k!r}] must be an HDR-encoded string")
+    intervals = []
+    for i, iv in enumerate(_field(d, "intervals", list, where)):
+        w = f"{where}.intervals[{i}]"
+        if not isinstance(iv, dict):
+            raise _Bad(f"{w} must be an object")
+        intervals.append(Interval(**{k: _field(iv, k, t, w) for k, t in _INTERVAL_FIELDS}))
+    res = d.get("resources")
+    try:
+        resources = ResourceProfile.from_dict(res) if res is not None else None
+    except ValueError as e:
+        raise _Bad(f"{where}.resources: {e}") from None
+    partial = _field(d, "partial", bool, where)
+    notes = _field(d, "notes", list, where)
+    if not all(isinstance(n, str) for n in notes):
+        raise _Bad(f"{where}.notes must be a list of strings")
+    return ScenarioResult(_field(d, "scenario", str, where), config, tuple(metrics), histograms,
+                          tuple(intervals), resources, partial, tuple(notes))
+
+
+def json_safe(obj: Any) -> Any:
+    """obj with non-finite floats as None (strict JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+# -- atomic writes -----------------------------------------------------------------------
+
+def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder
+    and a rename: readers see the old file or the new one, never a part.
+    The folder is created if missing.  OSError (with the path) on failure;
+    the temporary file is removed."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        # mkstemp makes the file private (0600): give it the mode a plain
+        # open() would, or the replaced file's
+        try:
+            mode = p.stat().st_mode & 0o777
+        except OSError:
+            mask = os.umask(0)
+            os.umask(mask)
+            mode = 0o666 & ~mask
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return p
+
+
+# -- metadata ----------------------------------------------------------------------------
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _cpu_model() -> str:
+    info = _read("/proc/cpuinfo")
+    if info:
+        for line in info.splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _git(cwd: str | None) -> dict[str, Any] | None:
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                                 timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None,
+            "branch": git("rev-parse", "--abbrev-ref", "HEAD")}
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib import metadata
+    out: dict[str, str | None] = {}
+    for name in ("caxton_meter", "numpy", "psutil", "wasmtime", "hdrhistogram",
+                 "matplotlib", "prometheus_client"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def collect_metadata(*, cwd: str | None = None) -> dict[str, Any]:
+    """What a result needs to be understood later: the date, the git commit
+    (and whether the tree was dirty) of ``cwd``, the host, CPU model and
+    count, OS and kernel, Python, package versions, the clock's resolution
+    and read cost, and where readable the CPU frequency governor and ASLR."""
+    import psutil  # type: ignore[import-untyped, unused-ignore]
+    clock = clock_info(20_000)
+    uname = platform.uname()
+    governor = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    aslr = _read("/proc/sys/kernel/randomize_va_space")
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git": _git(cwd),
+        "host": uname.node,
+        "cpu": {"model": _cpu_model(), "logical": os.cpu_count(),
+                "physical": psutil.cpu_count(logical=False)},
+        "memory_bytes": psutil.virtual_memory().total,
+        "os": {"system": uname.system, "release": uname.release, "version": uname.version,
+               "machine": uname.machine},
+        "python": {"version": platform.python_version(),
+                   "implementation": platform.python_implementation()},
+        "packages": _versions(),
+        "clock": clock.as_dict(),
+        "cpu_governor": governor,
+        "aslr": {"0": "off", "1": "conservative", "2": "full"}.get(aslr or "", aslr),
+    }
+
+
+def _machine(meta: Mapping[str, Any]) -> tuple[Any, ...]:
+    cpu = meta.get("cpu") or {}
+    osys = meta.get("os") or {}
+    return (meta.get("host"), cpu.get("model"), cpu.get("logical"), osys.get("system"),
+            osys.get("machine"))
+
+
+def same_machine(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[bool, list[str]]:
+    """Whether two runs' metadata describe the same machine, and the
+    differences (host, CPU model and count, OS, architecture)."""
+    labels = ("host", "CPU model", "CPU count", "OS", "architecture")
+    diffs = [f"{label}: {x!r} vs {y!r}" for label, x, y in zip(labels, _machine(a), _machine(b))
+             if x != y]
+    return not diffs, diffs
+
+
+# -- baselines ---------------------------------------------------------------------------
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+class BaselineStore:
+    """Baselines saved by name as ``<directory>/<name>.json`` (by default
+    ``.caxton_meter/baselines`` under the working directory)."""
+
+    def __init__(self, directory: str | os.PathLike[str] = BASELINE_DIR) -> None:
+        self.directory = Path(directory)
+
+    def path(self, name: str) -> Path:
+        if not isinstance(name, str) or not _NAME.fullmatch(name) or name.endswith(".json"):
+            raise ValueError(f"baseline name {name!r} is not valid: use letters, digits, "
+                             "'.', '_' and '-', starting with a letter or digit (at most 100)")
+        return self.directory / f"{name}.json"
+
+    def names(self) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(p.stem for p in self.directory.glob("*.json") if _NAME.fullmatch(p.stem))
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).is_file()
+
+    def load(self, name: str) -> RunResult:
+        """The baseline ``name``; BaselineNotFoundError listing the saved
+        ones, ResultFormatError naming the file if it is damaged."""
+        path = self.path(name)
+        if not path.is_file():
+            saved = self.names()
+            raise BaselineNotFoundError(
+                f"no baseline {name!r} in {self.directory}; saved baselines: "
+                + (", ".join(saved) if saved else "none"))
+        return read_result(path)
+
+    def save(self, name: str, run: RunResult) -> Path:
+        """Save ``run`` as ``name`` (replacing it atomically)."""
+        return write_atomic(self.path(name), run.to_json())
+
+
+# -- running -----------------------------------------------------------------------------
+
+def run_suite(names: Iterable[str], *, trials: int = 1, quick: bool = False,
+              changes: Mapping[str, Mapping[str, Any]] | None = None,
+              thresholds: Mapping[str, Any] | None = None,
+              metadata: dict[str, Any] | None = None,
+              on_trial: Callable[[str, int, ScenarioResult], None] | None = None,
+              on_interval: Callable[[Any], object] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> RunResult:
+    """Run each scenario of ``names`` ``trials`` times (its quick profile
+    when ``quick``; ``changes[name]`` applied to its config) and gather the
+    results with the machine's metadata.  ``on_trial(name, index, result)``
+    is called after each trial, ``on_interval`` with each open-loop
+    interval as it closes (live progress).  A Ctrl-C between trials stops the suite:
+    the trials finished so far are kept (a scenario's own Ctrl-C handling
+    returns its partial result, kept too)."""
+    from ._scenarios import resolve_thresholds, run_scenario, scenario_config
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"trials must be an int >= 1, got {trials!r}")
+    names = list(names)
+    changes = changes or {}
+    configs = {n: scenario_config(n, quick=quick, **changes.get(n, {})) for n in names}
+    limits = resolve_thresholds(thresholds)
+    meta = metadata if metadata is not None else collect_metadata()
+    meta = {**meta, "trials": trials, "profile": "quick" if quick else "full"}
+    done: list[Trials] = []
+    stopped = False
+    for n in names:
+        results: list[ScenarioResult] = []
+        for i in range(trials):
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            try:
+                res = run_scenario(configs[n], thresholds=limits, on_interval=on_interval)
+            except KeyboardInterrupt:
+                stopped = True
+                break
+            results.append(res)
+            if on_trial is not None:
+                on_trial(n, i, res)
+            if res.partial:
+                stopped = True
+                break
+        if results:
+            done.append(Trials(n, dataclasses.asdict(configs[n]), tuple(results)))
+        if stopped:
+            meta["stopped_early"] = True
+            break
+    return RunResult(meta, tuple(done))

@@ -1,0 +1,233 @@
+"""The command line end to end, run as a user runs it: exit codes, files
+written, report contents, baseline semantics and every bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+FAST = ["message_throughput", "task_processing", "--quick", "--trials", "4", "--quiet"]
+
+
+def cli(*args, cwd, timeout=300):
+    return subprocess.run([sys.executable, "-m", "caxton_meter.run", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A folder with a baseline 'main' of the two fast scenarios."""
+    d = tmp_path_factory.mktemp("project")
+    r = cli(*FAST, "--save-baseline", "main", cwd=d)
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def baseline_file(d, name="main"):
+    return Path(d) / ".caxton_meter" / "baselines" / f"{name}.json"
+
+
+def test_list_names_every_scenario(tmp_path):
+    r = cli("--list", cwd=tmp_path)
+    assert r.returncode == 0
+    names = [line.split()[0] for line in r.stdout.splitlines()]
+    assert names[:3] == ["message_throughput", "task_processing", "latency"]
+    assert len(names) == 14 and "peak_load" in names
+
+
+def test_help_documents_the_options_and_exit_codes(tmp_path):
+    r = cli("--help", cwd=tmp_path)
+    assert r.returncode == 0
+    for option in ("--quick", "--duration", "--rate", "--agents", "--message-size",
+                   "--agent-kind", "--save-baseline", "--baseline", "--baseline-lenient",
+                   "--load-baseline", "--threshold", "--noise-threshold", "--significance",
+                   "--report", "--output", "--slo", "--quiet", "exit codes", "130"):
+        assert option in r.stdout, option
+
+
+def test_the_console_script_is_installed(tmp_path):
+    script = Path(sys.executable).with_name("caxton-meter")
+    if not script.exists():
+        pytest.skip("no console script beside this interpreter (not a venv install)")
+    r = subprocess.run([str(script), "--list"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and "burst_traffic" in r.stdout
+
+
+def test_save_baseline_writes_a_result_and_compares_on_the_next_save(project):
+    path = baseline_file(project)
+    data = json.loads(path.read_text())
+    assert data["kind"] == "caxton_meter.result"
+    assert [s["scenario"] for s in data["scenarios"]] == ["message_throughput", "task_processing"]
+    assert all(len(s["trials"]) == 4 for s in data["scenarios"])
+    r = cli(*FAST, "--save-baseline", "second", cwd=project)
+    assert r.returncode == 0, r.stderr
+    r = cli(*FAST, "--save-baseline", "second", cwd=project)     # exists now: compared
+    assert r.returncode in (0, 1)                               # 1 only on a real regression
+    assert "verdict" in r.stdout and "baseline 'second' saved" in r.stdout
+
+
+def test_baseline_compares_and_writes_reports(project, tmp_path):
+    out = tmp_path / "reports"
+    r = cli(*FAST, "--baseline", "main", "--report", "md,html,json", "--output", out,
+            cwd=project)
+    assert r.returncode in (0, 1), r.stderr
+    assert "change" in r.stdout and "verdict" in r.stdout
+    md = (out / "report.md").read_text()
+    assert md.startswith("# Performance Report") and "## Summary" in md
+    assert "| Baseline | Current | Change |" in md.replace("Scenario | Metric | ", "")
+    assert "<html" in (out / "report.html").read_text().lower()
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["kind"] == "caxton_meter.comparison"
+    assert json.loads((out / "benchmark-bigger.json").read_text())
+    before = baseline_file(project).read_bytes()
+    assert baseline_file(project).read_bytes() == before          # --baseline never writes
+
+
+def test_a_missing_counterpart_fails_unless_lenient(project):
+    extra = ["message_throughput", "task_processing", "crash_recovery", "--quick",
+             "--trials", "4", "--quiet"]
+    r = cli(*extra, "--baseline", "main", cwd=project)
+    assert r.returncode == 1
+    assert "no counterpart in the baseline: crash_recovery/*" in r.stderr
+    r = cli(*extra, "--baseline", "main", "--baseline-lenient", cwd=project)
+    assert r.returncode in (0, 1) and "no counterpart" not in r.stderr
+
+
+def test_a_regression_exits_1(project, tmp_path):
+    data = json.loads(baseline_file(project).read_text())
+    for s in data["scenarios"]:                # a baseline 10x faster than anything here
+        for t in s["trials"]:
+            for m in t["metrics"]:
+                if m["name"] == "throughput":
+                    m["value"] *= 10
+    baseline_file(project, "fast").write_text(json.dumps(data))
+    r = cli(*FAST, "--baseline", "fast", "--report", "md", "--output", tmp_path, cwd=project)
+    assert r.returncode == 1
+    assert "regressed" in r.stdout
+    md = (tmp_path / "report.md").read_text()
+    import re
+    found = re.search(r"⚠️ (\d+) performance regressions? detected", md)
+    assert found and int(found.group(1)) >= 2              # both throughputs, at least
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "| throughput |" in line]
+    assert len(rows) == 2 and all("🔴 regressed" in row for row in rows)
+
+
+def test_load_baseline_compares_two_saved_results_without_running(project):
+    r = cli("--load-baseline", "main", "--baseline", "main", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert "no change" in r.stdout and "regressed" not in r.stdout
+    r = cli("--load-baseline", "nope", cwd=project)
+    assert r.returncode == 2 and "no baseline 'nope'" in r.stderr
+    assert "saved baselines: " in r.stderr and "main" in r.stderr
+
+
+def test_a_failed_target_exits_1(tmp_path):
+    slo = tmp_path / "slo.json"
+    slo.write_text(json.dumps({"format": 1, "thresholds": {
+        "throughput": {"target": "1000G/s", "acceptable": "900G/s", "critical": "800G/s"}}}))
+    r = cli("message_throughput", "--quick", "--trials", "1", "--slo", slo, cwd=tmp_path)
+    assert r.returncode == 1
+    assert "failed" in r.stdout
+
+
+def test_overrides_reach_the_configs(tmp_path):
+    r = cli("latency", "--quick", "--trials", "1", "--rate", "500", "--duration", "0.2",
+            "--agents", "3", "--message-size", "16", "--agent-kind", "python",
+            "--report", "json", "--output", tmp_path / "o", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    config = json.loads((tmp_path / "o" / "report.json").read_text())["scenarios"][0]["config"]
+    assert (config["rate"], config["duration"], config["agents"], config["message_size"],
+            config["agent_kind"]) == (500.0, 0.2, 3, 16, "python")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope"], "unknown scenario 'nope'; scenarios: message_throughput, task_processing"),
+    (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+    (["--threshold", "ten"], "argument --threshold: 'ten' is not a percentage"),
+    (["--significance", "2"], "argument --significance: '2' must be between 0 and 1"),
+    (["--report", "pdf"], "unknown report format 'pdf'; formats: md, html, json"),
+    (["--trials", "0"], "argument --trials: '0' must be > 0"),
+    (["--baseline", "nope"], "--baseline: no baseline 'nope'"),
+    (["--baseline", "../etc"], "baseline name '../etc' is not valid"),
+    (["crash_recovery", "--rate", "5"], "--rate applies to none of the selected scenarios"),
+    (["latency", "--agent-kind", "wasm"], "--agent-kind wasm: supported by none"),
+    (["--save-baseline", "a", "--baseline", "b"], "--save-baseline cannot be combined"),
+    (["--slo", "missing.json"], "--slo missing.json: cannot be read"),
+    (["--agent-kind", "java"], "argument --agent-kind: invalid choice: 'java'"),
+])
+def test_usage_errors_exit_2_naming_the_option(tmp_path, args, message):
+    r = cli(*args, cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert message in r.stderr
+
+
+@pytest.mark.parametrize("slo, message", [
+    ("{", "not valid JSON"),
+    ('{"format": 1, "thresholds": {"latncy_p99": {"target": "1ms"}}}',
+     "unknown metric 'latncy_p99'; metrics: cpu_per_agent"),
+    ('{"format": 1, "thresholds": {"latency_p99": {"target": "10 parsecs"}}}',
+     "unknown unit 'parsecs' for a time"),
+    ('{"format": 1, "thresholds": {"latency_p99": {"target": "90ms"}}}',
+     "target <= acceptable <= critical"),
+    ('{"thresholds": {}}', 'expected {"format": 1'),
+])
+def test_a_bad_slo_file_is_a_usage_error(tmp_path, slo, message):
+    (tmp_path / "slo.json").write_text(slo)
+    r = cli("latency", "--quick", "--slo", "slo.json", cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("{garbage", "not valid JSON"),
+    ('{"kind": "caxton_meter.result", "format": 7}', "format version 7 is newer"),
+])
+def test_a_damaged_baseline_names_the_file_and_is_not_overwritten(tmp_path, content, problem):
+    path = baseline_file(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    for option in ("--baseline", "--save-baseline"):
+        r = cli("message_throughput", "--quick", option, "main", cwd=tmp_path)
+        assert r.returncode == 2
+        assert str(Path(".caxton_meter") / "baselines" / "main.json") in r.stderr
+        assert problem in r.stderr and "nothing was overwritten" in r.stderr
+        assert path.read_text() == content
+
+
+def test_a_write_failure_is_reported_and_the_results_still_printed(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    r = cli("message_throughput", "--quick", "--trials", "1", "--report", "md",
+            "--output", tmp_path / "file" / "reports", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "the reports could not be written to" in r.stderr
+    assert "message_throughput" in r.stdout and "throughput" in r.stdout
+
+
+def test_ctrl_c_prints_the_partial_result_and_saves_no_baseline(tmp_path):
+    p = subprocess.Popen([sys.executable, "-m", "caxton_meter.run", "latency", "--trials", "1",
+                          "--duration", "60", "--rate", "1000", "--save-baseline", "x"],
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "latency_p99" in out
+    assert "interrupted" in err and "baseline 'x' not saved" in err
+    assert not baseline_file(tmp_path, "x").exists()
+
+
+def test_the_sample_workflow_uses_only_real_options(tmp_path):
+    import re
+    workflow = Path(__file__).resolve().parent.parent / "examples" / "github-workflow.yml"
+    text = workflow.read_text()
+    commands = re.findall(r"python -m caxton_meter\.run((?:[^\n]|\\\n)*)", text)
+    assert len(commands) >= 3
+    help_text = cli("--help", cwd=tmp_path).stdout
+    for command in commands:
+        for option in re.findall(r"(--[a-z-]+)", command):
+            assert option in help_text, option
+    assert "--save-baseline main" in text and "--baseline main" in text
+    assert "report/report.md" in text and "upload-artifact" in text
