@@ -16,6 +16,8 @@ from importlib.metadata import version
 import bench_clock
 import bench_histogram
 import bench_load
+import bench_monitor
+import bench_regression
 import bench_router
 import bench_sampling
 import bench_timer
@@ -24,7 +26,7 @@ import caxton_meter
 from _util import config, parse_args, print_table
 
 BENCHES = (bench_histogram, bench_timer, bench_clock, bench_router, bench_wasm, bench_load,
-           bench_sampling)
+           bench_sampling, bench_regression, bench_monitor)
 
 
 def _section_order(row) -> tuple[int, str]:

@@ -231,3 +231,32 @@ def test_the_sample_workflow_uses_only_real_options(tmp_path):
             assert option in help_text, option
     assert "--save-baseline main" in text and "--baseline main" in text
     assert "report/report.md" in text and "upload-artifact" in text
+
+
+def test_live_progress_shows_time_rate_p99_and_errors():
+    import io
+
+    from caxton_meter import Router, open_loop
+    from caxton_meter._cli import _Progress
+
+    stream = io.StringIO()
+    progress = _Progress(stream, total_trials=4)
+    progress.begin("latency", 0, 2)
+    router = Router(keep_replies=False)
+    echoes = router.spawn_native("echo", count=2)
+    open_loop(router, echoes, [(2000, 0.3)], interval=0.1,
+              on_interval=lambda iv: progress.interval(iv))
+    progress.trial_done()
+    progress.begin("latency", 1, 2)
+    progress.close()
+    text = stream.getvalue()
+    assert "[0/4] latency 1/2" in text and "[1/4] latency 2/2" in text
+    assert "rate " in text and "msg/s" in text and "p99 " in text and "errors 0" in text
+    assert "remaining ~" in text                    # once a trial is done
+    assert text.endswith("\r\x1b[K")                # the line is cleared at the end
+
+
+def test_no_progress_when_not_a_terminal(tmp_path):
+    r = cli("latency", "--quick", "--trials", "1", cwd=tmp_path)
+    assert r.returncode == 0
+    assert "\r" not in r.stderr and "elapsed" not in r.stderr

@@ -227,7 +227,9 @@ def test_closed_loop_stops_at_its_deadline_or_on_ctrl_c(workers):
     finally:
         restore(previous)
     assert res.interrupted and not res.deadline_reached
-    assert 0 < res.requests < 10**9 and res.completed == res.requests
+    assert 0 < res.requests < 10**9
+    assert res.completed == res.requests, (res.completed, res.failed, r.counts,
+                                           r.dead_letters()[:3])
     assert r.counts.in_flight == 0
 
 
