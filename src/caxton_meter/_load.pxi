@@ -39,6 +39,7 @@ cdef struct cm_drive:
     int64_t failed
     int64_t deadline_ns        # stop sending at this clock reading (0: none)
     int64_t halt               # set by another thread: stop sending (Ctrl-C)
+    int64_t done               # set by the driver when its loop has ended
     bint deadline_reached
 
 
@@ -139,6 +140,19 @@ def _drive_worker(Router router, int index, list drives, int slot):
     cdef cm_drive *d = <cm_drive *><uintptr_t>drives[slot]
     with nogil:
         _drive_native(router, &router._shards[index], d)
+        cm_atomic_store_64(&d.done, 1)
+
+
+cdef void _wait_drives(cm_drive *drives, Py_ssize_t n) noexcept nogil:
+    """Wait until every started driver has ended its loop.  Thread.join()
+    is not enough: a KeyboardInterrupt landing inside it can leave the
+    thread marked finished while it still runs (CPython's join is not
+    reliable after an interrupt), and the drives would be read, then freed,
+    under a running driver."""
+    cdef Py_ssize_t k
+    for k in range(n):
+        while not cm_atomic_load_64(&drives[k].done):
+            cm_sleep_ns(100_000)
 
 
 def closed_loop(Router router not None, targets, total, *, window=1000, content=b"",
@@ -265,9 +279,17 @@ cdef int64_t _closed_loop_threaded(Router router, list shards, cm_drive *drives,
                                 daemon=True) for k in range(n)]
     others = [threading.Thread(target=router._worker_main, args=(i,), daemon=True)
               for i in range(1, router._n_shards) if i not in driving]
+    cdef Py_ssize_t started = 0
     try:
-        for t in others + drivers:
+        for t in others:
             t.start()
+        for k in range(n):
+            try:
+                drivers[k].start()
+            except KeyboardInterrupt:
+                started = k + 1      # launched: only the wait for it to start was cut
+                raise
+            started = k + 1
         try:
             for t in drivers:
                 t.join()
@@ -276,10 +298,17 @@ cdef int64_t _closed_loop_threaded(Router router, list shards, cm_drive *drives,
             result.interrupted = 1
             for k in range(n):
                 cm_atomic_store_64(&drives[k].halt, 1)
-            for t in drivers:
-                t.join()
+        with nogil:
+            _wait_drives(drives, n)
         return cm_now_ns()
     finally:
+        # on any way out, no driver may still run over the drives
+        for k in range(started, n):
+            cm_atomic_store_64(&drives[k].done, 1)        # never started
+        for k in range(n):
+            cm_atomic_store_64(&drives[k].halt, 1)
+        with nogil:
+            _wait_drives(drives, n)
         cm_atomic_store_64(&router._stop, 1)
         for t in others:
             t.join()
