@@ -146,7 +146,9 @@ def test_overrides_reach_the_configs(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["nope"], "unknown scenario 'nope'; scenarios: message_throughput, task_processing"),
-    (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+    (["--no-such-option"], "unrecognized arguments: --no-such-option; valid options: "
+                           "--agent-kind, --agents"),
+    (["--basline", "main"], "--basline: did you mean --baseline?"),
     (["--threshold", "ten"], "argument --threshold: 'ten' is not a percentage"),
     (["--significance", "2"], "argument --significance: '2' must be between 0 and 1"),
     (["--report", "pdf"], "unknown report format 'pdf'; formats: md, html, json"),

@@ -112,6 +112,17 @@ def _formats(text: str) -> list[str]:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            import difflib
+            valid = sorted({o for a in self._actions for o in a.option_strings
+                            if o.startswith("--")})
+            hints = []
+            for arg in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(arg.split("=")[0], valid, n=1)
+                if close:
+                    hints.append(f"{arg}: did you mean {close[0]}?")
+            message += ("; " + "; ".join(hints) if hints else "") \
+                + "; valid options: " + ", ".join(valid)
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
