@@ -262,3 +262,39 @@ def test_no_progress_when_not_a_terminal(tmp_path):
     r = cli("latency", "--quick", "--trials", "1", cwd=tmp_path)
     assert r.returncode == 0
     assert "\r" not in r.stderr and "elapsed" not in r.stderr
+
+
+def test_a_scenario_that_raises_loses_no_other_result(monkeypatch, capsys, tmp_path):
+    from caxton_meter import _scenarios as sc
+    from caxton_meter._cli import main
+
+    def boom(config, *, thresholds=None):
+        raise RuntimeError("the agent server went away")
+    monkeypatch.setitem(sc.SCENARIOS, "task_processing", (sc.TaskProcessingConfig, boom))
+    monkeypatch.chdir(tmp_path)
+    code = main(["message_throughput", "task_processing", "crash_recovery", "--quick",
+                 "--trials", "1", "--quiet", "--report", "json", "--output", "out"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "scenario task_processing failed: RuntimeError: the agent server went away" in err
+    assert "message_throughput" in out and "crash_recovery" in out   # the others ran
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [s["scenario"] for s in saved["scenarios"]] == ["message_throughput", "crash_recovery"]
+    assert saved["metadata"]["failed_scenarios"][0].startswith("task_processing: RuntimeError")
+
+
+def test_load_baseline_keeps_the_selected_scenarios(project):
+    r = cli("task_processing", "--load-baseline", "main", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert "task_processing" in r.stdout and "message_throughput" not in r.stdout
+    r = cli("latency", "--load-baseline", "main", cwd=project)
+    assert r.returncode == 2
+    assert "no scenario 'latency' in it; its scenarios: message_throughput, task_processing" \
+        in r.stderr
+
+
+def test_an_override_the_config_refuses_is_a_usage_error(tmp_path):
+    r = cli("sustained_load", "--quick", "--duration", "0.3", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "--duration 0.3: SustainedLoadConfig: duration (0.3 s) must cover at least two" \
+        in r.stderr

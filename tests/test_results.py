@@ -178,3 +178,16 @@ def test_a_suite_keeps_the_trials_finished_before_a_stop():
     assert run.names == ("message_throughput",)
     assert len(run.scenario("message_throughput").results) == 2
     assert run.metadata["stopped_early"] is True
+
+
+def test_a_deadline_does_not_stop_the_suite_but_the_partial_trials_are_kept():
+    run = run_suite(["latency", "message_throughput"], trials=2, quick=True,
+                    changes={"latency": {"duration": 30.0, "deadline": 0.1,
+                                         "sample_resources": False}})
+    lat = run.scenario("latency")
+    assert len(lat.results) == 2 and all(r.partial and not r.interrupted for r in lat.results)
+    assert len(run.scenario("message_throughput").results) == 2      # the suite went on
+    assert "stopped_early" not in run.metadata
+    back = RunResult.from_json(run.to_json())
+    assert back.scenario("latency").results[0].partial
+    assert not back.scenario("latency").results[0].interrupted

@@ -680,7 +680,7 @@ def test_an_interrupted_scaling_run_keeps_the_finished_points(monkeypatch):
 
     monkeypatch.setattr(sc, "closed_loop", loop)
     res = sc.run_horizontal_scaling(HorizontalScalingConfig.quick(messages=50))
-    assert res.partial
+    assert res.partial and res.interrupted
     assert {m.name.split("@")[1] for m in res.metrics} == {"1"}
     assert set(res.histograms) == {"spawn_time@1", "round_trip@1"}
     assert any("points finished before the stop: [1]" in n for n in res.notes)
@@ -712,7 +712,7 @@ def test_a_deadline_stops_a_multi_point_scenario_between_points():
     config = HorizontalScalingConfig(agent_counts=(1, 10, 100), messages=2_000_000,
                                      window=100, sample_resources=False, deadline=0.2)
     res = sc.run_horizontal_scaling(config)
-    assert res.partial
+    assert res.partial and not res.interrupted
     assert any("deadline" in n for n in res.notes)
     done = {m.name.split("@")[1] for m in res.metrics}
     assert "100" not in done

@@ -243,6 +243,12 @@ def _changes(args: argparse.Namespace, names: list[str], quick: bool,
             if len(skipped) == len(takers):
                 raise _Usage(f"--agent-kind {value}: supported by none of the selected "
                              f"scenarios ({', '.join(names)})")
+    for n in names:                       # the overrides together
+        try:
+            scenario_config(n, quick=quick, **changes[n])
+        except (ValueError, TypeError) as e:
+            given = " ".join(f"--{f.replace('_', '-')} {v}" for f, v in changes[n].items())
+            raise _Usage(f"{given}: {n}: {e}") from None
     return changes
 
 
@@ -380,9 +386,18 @@ def _main(args: argparse.Namespace) -> int:
     elif args.save_baseline:
         baseline = load("save-baseline", args.save_baseline, must_exist=False)
     quick = args.quick
+    failures: list[str] = []
     if args.load_baseline:
-        current = load("load-baseline", args.load_baseline)
-        assert current is not None
+        loaded = load("load-baseline", args.load_baseline)
+        assert loaded is not None
+        current = loaded
+        if args.scenarios:                # the selected scenarios of the saved run
+            missing = [n for n in names if n not in loaded.names]
+            if missing:
+                raise _Usage(f"--load-baseline {args.load_baseline}: no scenario "
+                             f"{missing[0]!r} in it; its scenarios: {', '.join(loaded.names)}")
+            current = RunResult(loaded.metadata,
+                                tuple(t for t in loaded.scenarios if t.scenario in names))
         interrupted = False
     else:
         changes = _changes(args, names, quick, err)
@@ -410,9 +425,16 @@ def _main(args: argparse.Namespace) -> int:
             for name in names:          # one scenario at a time, so progress can name it
                 if progress is not None:
                     progress.begin(name, 0, trials)
-                part = run_suite([name], trials=trials, quick=quick, changes=changes,
-                                 thresholds=limits, metadata=meta, on_trial=on_trial,
-                                 on_interval=on_interval)
+                try:
+                    part = run_suite([name], trials=trials, quick=quick, changes=changes,
+                                     thresholds=limits, metadata=meta, on_trial=on_trial,
+                                     on_interval=on_interval)
+                except Exception as e:    # one scenario's failure loses no other result
+                    if progress is not None:
+                        progress.close()
+                    failures.append(f"{name}: {type(e).__name__}: {e}")
+                    print(f"error: scenario {name} failed: {type(e).__name__}: {e}", file=err)
+                    continue
                 all_trials.extend(part.scenarios)
                 if part.metadata.get("stopped_early"):
                     interrupted = True
@@ -425,6 +447,8 @@ def _main(args: argparse.Namespace) -> int:
         meta = dict(meta, trials=trials, profile="quick" if quick else "full")
         if interrupted:
             meta["stopped_early"] = True
+        if failures:
+            meta["failed_scenarios"] = failures
         current = RunResult(meta, tuple(all_trials))
 
     comparison = None
@@ -471,6 +495,10 @@ def _main(args: argparse.Namespace) -> int:
         print("interrupted: the results above are partial", file=err)
         return EXIT_INTERRUPTED
     if comparison is not None and comparison.regressions:
+        code = EXIT_FAILED
+    if failures:
+        print(f"error: {len(failures)} scenario(s) failed to run: "
+              + "; ".join(failures), file=err)
         code = EXIT_FAILED
     if not current.passed:
         code = EXIT_FAILED

@@ -294,6 +294,7 @@ def _result_to_dict(r: ScenarioResult) -> dict[str, Any]:
     return {
         "scenario": r.scenario,
         "partial": r.partial,
+        "interrupted": r.interrupted,
         "metrics": [{"name": m.name, "value": m.value, "unit": m.unit,
                      "grade": m.grade.value if m.grade is not None else None}
                     for m in r.metrics],
@@ -338,11 +339,14 @@ def _result_from_dict(d: Any, config: dict[str, Any], where: str) -> ScenarioRes
     except ValueError as e:
         raise _Bad(f"{where}.resources: {e}") from None
     partial = _field(d, "partial", bool, where)
+    interrupted = d.get("interrupted", False)
+    if not isinstance(interrupted, bool):
+        raise _Bad(f"{where}.interrupted must be a bool")
     notes = _field(d, "notes", list, where)
     if not all(isinstance(n, str) for n in notes):
         raise _Bad(f"{where}.notes must be a list of strings")
     return ScenarioResult(_field(d, "scenario", str, where), config, tuple(metrics), histograms,
-                          tuple(intervals), resources, partial, tuple(notes))
+                          tuple(intervals), resources, partial, tuple(notes), interrupted)
 
 
 def json_safe(obj: Any) -> Any:
@@ -539,9 +543,10 @@ def run_suite(names: Iterable[str], *, trials: int = 1, quick: bool = False,
     when ``quick``; ``changes[name]`` applied to its config) and gather the
     results with the machine's metadata.  ``on_trial(name, index, result)``
     is called after each trial, ``on_interval`` with each open-loop
-    interval as it closes (live progress).  A Ctrl-C between trials stops the suite:
-    the trials finished so far are kept (a scenario's own Ctrl-C handling
-    returns its partial result, kept too)."""
+    interval as it closes (live progress).  A Ctrl-C stops the suite: the
+    trials finished so far are kept, and so is the partial result of a
+    scenario that caught it (``interrupted``); a result cut short by its
+    config's deadline does not stop the suite."""
     from ._scenarios import resolve_thresholds, run_scenario, scenario_config
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ValueError(f"trials must be an int >= 1, got {trials!r}")
@@ -567,7 +572,7 @@ def run_suite(names: Iterable[str], *, trials: int = 1, quick: bool = False,
             results.append(res)
             if on_trial is not None:
                 on_trial(n, i, res)
-            if res.partial:
+            if res.interrupted:         # Ctrl-C inside the scenario: stop the suite
                 stopped = True
                 break
         if results:

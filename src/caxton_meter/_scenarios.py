@@ -248,6 +248,7 @@ class ScenarioResult:
     resources: ResourceProfile | None = None
     partial: bool = False
     notes: tuple[str, ...] = ()
+    interrupted: bool = False      # Ctrl-C cut it short (partial; a deadline is not this)
 
     @property
     def worst_grade(self) -> Grade | None:
@@ -479,6 +480,7 @@ class _Run:
         self.notes: list[str] = []
         self.elapsed_ns = 0
         self.deadline = deadline
+        self.interrupted = False
         self._ends_at: float | None = None
 
     def call(self, load: Callable[[], _C]) -> _C | None:
@@ -491,7 +493,7 @@ class _Run:
         try:
             result = load()
         except KeyboardInterrupt:
-            self.partial = True
+            self.partial = self.interrupted = True
             self.notes.append("interrupted (KeyboardInterrupt): figures are what the router "
                               "recorded before the interrupt")
         except _DeadlinePassed:
@@ -527,9 +529,12 @@ class _Run:
         res = fn(*args, deadline=self.remaining(), **kwargs)
         if getattr(res, "deadline_reached", False):
             self._deadline_note()
-        if getattr(res, "interrupted", False) and not self.partial:
-            self.partial = True
-            self.notes.append("the load loop was interrupted (Ctrl-C): the result is partial")
+        if getattr(res, "interrupted", False):
+            self.interrupted = True
+            if not self.partial:
+                self.partial = True
+                self.notes.append("the load loop was interrupted (Ctrl-C): the result is "
+                                  "partial")
         return res
 
     @property
@@ -606,7 +611,8 @@ def run_message_throughput(config: MessageThroughputConfig | None = None, *,
         {"round_trip": router.round_trip.encode(),
          "queue_time": router.queue_time.encode(),
          "handling_time": router.handling_time.encode()},
-        (), run.resources, run.partial, tuple(run.notes))
+        (), run.resources, run.partial, tuple(run.notes),
+                          run.interrupted)
 
 
 def run_task_processing(config: TaskProcessingConfig | None = None, *,
@@ -633,7 +639,8 @@ def run_task_processing(config: TaskProcessingConfig | None = None, *,
         {"round_trip": router.round_trip.encode(),
          "queue_time": router.queue_time.encode(),
          "handling_time": router.handling_time.encode()},
-        (), run.resources, run.partial, tuple(run.notes))
+        (), run.resources, run.partial, tuple(run.notes),
+                          run.interrupted)
 
 
 def run_latency(config: LatencyConfig | None = None, *,
@@ -656,9 +663,6 @@ def run_latency(config: LatencyConfig | None = None, *,
     histograms: dict[str, str]
     intervals: tuple[Interval, ...] = ()
     if res is not None:
-        if res.interrupted:
-            run.partial = True
-            run.notes.append("the open loop was interrupted: the result is partial")
         latency = res.latency
         histograms = {"latency": latency.encode(),
                       "latency_uncorrected": res.latency_uncorrected.encode(),
@@ -681,7 +685,8 @@ def run_latency(config: LatencyConfig | None = None, *,
     metrics = _latency_metrics(latency, limits, run.notes, extra=True) + counts
     _check_conservation(router, run.notes)
     return ScenarioResult("latency", dataclasses.asdict(config), tuple(metrics), histograms,
-                          intervals, run.resources, run.partial, tuple(run.notes))
+                          intervals, run.resources, run.partial, tuple(run.notes),
+                          run.interrupted)
 
 
 def run_crash_recovery(config: CrashRecoveryConfig | None = None, *,
@@ -728,7 +733,8 @@ def run_crash_recovery(config: CrashRecoveryConfig | None = None, *,
     return ScenarioResult(
         "crash_recovery", dataclasses.asdict(config), tuple(metrics),
         {"recovery_time": rec.encode(), "round_trip": router.round_trip.encode()},
-        (), run.resources, run.partial, tuple(run.notes))
+        (), run.resources, run.partial, tuple(run.notes),
+                          run.interrupted)
 
 
 
@@ -875,7 +881,8 @@ def run_horizontal_scaling(config: HorizontalScalingConfig | None = None, *,
         metrics[:] = [m for m in metrics if m.name[m.name.index("@"):] in keep]
         histograms = {k: v for k, v in histograms.items() if k[k.index("@"):] in keep}
     return ScenarioResult("horizontal_scaling", dataclasses.asdict(config), tuple(metrics),
-                          histograms, (), run.resources, run.partial, tuple(run.notes))
+                          histograms, (), run.resources, run.partial, tuple(run.notes),
+                          run.interrupted)
 
 
 def _intervals(res: OpenLoopResult) -> tuple[Interval, ...]:
@@ -884,9 +891,6 @@ def _intervals(res: OpenLoopResult) -> tuple[Interval, ...]:
 
 
 def _open_loop_counts(res: OpenLoopResult, run: _Run, max_in_flight: int) -> list[Metric]:
-    if res.interrupted:
-        run.partial = True
-        run.notes.append("the open loop was interrupted: the result is partial")
     if res.dropped:
         run.notes.append(f"{res.dropped} of {res.planned} planned requests were dropped "
                          f"(due while max_in_flight={max_in_flight} were outstanding)")
@@ -983,7 +987,8 @@ def run_load_test(config: LoadTestConfig | None = None, *,
     metrics = _latency_metrics(latency, limits, run.notes, extra=True) + counts
     _check_conservation(router, run.notes)
     return ScenarioResult("load_test", dataclasses.asdict(config), tuple(metrics), histograms,
-                          intervals, run.resources, run.partial, tuple(run.notes))
+                          intervals, run.resources, run.partial, tuple(run.notes),
+                          run.interrupted)
 
 
 @dataclass(frozen=True)
@@ -1100,7 +1105,8 @@ def run_burst_traffic(config: BurstTrafficConfig | None = None, *,
     metrics += all_latency + counts
     _check_conservation(router, run.notes)
     return ScenarioResult("burst_traffic", dataclasses.asdict(config), tuple(metrics),
-                          histograms, intervals, run.resources, run.partial, tuple(run.notes))
+                          histograms, intervals, run.resources, run.partial, tuple(run.notes),
+                          run.interrupted)
 
 
 def _recovery_metrics(res: OpenLoopResult, config: BurstTrafficConfig,
@@ -1247,7 +1253,8 @@ def run_wasm_overhead(config: WasmOverheadConfig | None = None, *,
                               "ratio"))
     metrics.append(Metric("mismatches", mismatches, "messages"))
     return ScenarioResult("wasm_overhead", dataclasses.asdict(config), tuple(metrics),
-                          histograms, (), run.resources, run.partial, tuple(run.notes))
+                          histograms, (), run.resources, run.partial, tuple(run.notes),
+                          run.interrupted)
 
 
 
@@ -1359,7 +1366,8 @@ def run_agent_response_time(config: AgentResponseTimeConfig | None = None, *,
                 Metric("throughput", rate, "msg/s")]
     _check_conservation(router, run.notes)
     return ScenarioResult("agent_response_time", dataclasses.asdict(config), tuple(metrics),
-                          histograms, (), run.resources, run.partial, tuple(run.notes))
+                          histograms, (), run.resources, run.partial, tuple(run.notes),
+                          run.interrupted)
 
 
 def _rss_now() -> int:
@@ -1458,7 +1466,8 @@ def run_memory_profile(config: MemoryProfileConfig | None = None, *,
     _check_conservation(router, run.notes)
     return ScenarioResult("memory_profile", dataclasses.asdict(config), tuple(metrics),
                           {"round_trip": router.round_trip.encode()}, (), run.resources,
-                          run.partial, tuple(run.notes))
+                          run.partial, tuple(run.notes),
+                          run.interrupted)
 
 
 @dataclass(frozen=True)
@@ -1557,7 +1566,7 @@ def run_cpu_profile(config: CpuProfileConfig | None = None, *,
     _check_conservation(router, notes)
     return ScenarioResult("cpu_profile", dataclasses.asdict(config), tuple(metrics),
                           {"round_trip": router.round_trip.encode()}, (), processing,
-                          partial, tuple(notes))
+                          partial, tuple(notes), run.interrupted)
 
 
 _PAGE = 65536
@@ -1707,7 +1716,8 @@ def run_wasm_memory_limits(config: WasmMemoryLimitsConfig | None = None, *,
         metrics[:] = [m for m in metrics if m.name[m.name.index("@"):] in keep]
         histograms = {k: v for k, v in histograms.items() if k[k.index("@"):] in keep}
     return ScenarioResult("wasm_memory_limits", dataclasses.asdict(config), tuple(metrics),
-                          histograms, (), run.resources, run.partial, tuple(run.notes))
+                          histograms, (), run.resources, run.partial, tuple(run.notes),
+                          run.interrupted)
 
 
 # -- sustained and peak load -------------------------------------------------------------
@@ -1897,7 +1907,8 @@ def run_sustained_load(config: SustainedLoadConfig | None = None, *,
     metrics = _latency_metrics(latency, limits, run.notes, extra=True) + metrics + counts
     _check_conservation(router, run.notes)
     return ScenarioResult("sustained_load", dataclasses.asdict(config), tuple(metrics),
-                          histograms, intervals, run.resources, run.partial, tuple(run.notes))
+                          histograms, intervals, run.resources, run.partial, tuple(run.notes),
+                          run.interrupted)
 
 
 def _leak_metrics(profile: ResourceProfile | None, config: SustainedLoadConfig,
@@ -2034,7 +2045,8 @@ def run_peak_load(config: PeakLoadConfig | None = None, *,
     metrics += _latency_metrics(latency, limits, run.notes, extra=True) + counts
     _check_conservation(router, run.notes)
     return ScenarioResult("peak_load", dataclasses.asdict(config), tuple(metrics), histograms,
-                          intervals, run.resources, run.partial, tuple(run.notes))
+                          intervals, run.resources, run.partial, tuple(run.notes),
+                          run.interrupted)
 
 
 # -- registry ----------------------------------------------------------------------------
