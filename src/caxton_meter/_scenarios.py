@@ -598,7 +598,7 @@ def run_message_throughput(config: MessageThroughputConfig | None = None, *,
     content = b"x" * config.message_size
     run = _Run(config.sample_resources, config.sample_interval, config.deadline)
     res = run.call(lambda: run.loop(closed_loop, router, echoes, config.messages,
-                                       window=config.window, content=content))
+                                    window=config.window, content=content))
     rate, completed, failed = _closed_loop_rates(res, router, run, config.messages)
     metrics = [_graded("throughput", rate, "msg/s", limits),
                Metric("messages_per_second",
@@ -611,8 +611,7 @@ def run_message_throughput(config: MessageThroughputConfig | None = None, *,
         {"round_trip": router.round_trip.encode(),
          "queue_time": router.queue_time.encode(),
          "handling_time": router.handling_time.encode()},
-        (), run.resources, run.partial, tuple(run.notes),
-                          run.interrupted)
+        (), run.resources, run.partial, tuple(run.notes), run.interrupted)
 
 
 def run_task_processing(config: TaskProcessingConfig | None = None, *,
@@ -627,8 +626,8 @@ def run_task_processing(config: TaskProcessingConfig | None = None, *,
     pool = list(router.spawn_native("compute", count=config.agents, units=config.units))
     content = b"t" * config.message_size
     run = _Run(config.sample_resources, config.sample_interval, config.deadline)
-    res = run.call(lambda: run.loop(closed_loop, router, pool, config.tasks, window=config.window,
-                                       content=content))
+    res = run.call(lambda: run.loop(closed_loop, router, pool, config.tasks,
+                                    window=config.window, content=content))
     rate, completed, failed = _closed_loop_rates(res, router, run, config.tasks)
     metrics = [_graded("throughput", rate, "tasks/s", limits),
                Metric("completed", completed, "tasks"), Metric("failed", failed, "tasks")]
@@ -639,8 +638,7 @@ def run_task_processing(config: TaskProcessingConfig | None = None, *,
         {"round_trip": router.round_trip.encode(),
          "queue_time": router.queue_time.encode(),
          "handling_time": router.handling_time.encode()},
-        (), run.resources, run.partial, tuple(run.notes),
-                          run.interrupted)
+        (), run.resources, run.partial, tuple(run.notes), run.interrupted)
 
 
 def run_latency(config: LatencyConfig | None = None, *,
@@ -685,8 +683,7 @@ def run_latency(config: LatencyConfig | None = None, *,
     metrics = _latency_metrics(latency, limits, run.notes, extra=True) + counts
     _check_conservation(router, run.notes)
     return ScenarioResult("latency", dataclasses.asdict(config), tuple(metrics), histograms,
-                          intervals, run.resources, run.partial, tuple(run.notes),
-                          run.interrupted)
+                          intervals, run.resources, run.partial, tuple(run.notes), run.interrupted)
 
 
 def run_crash_recovery(config: CrashRecoveryConfig | None = None, *,
@@ -706,8 +703,8 @@ def run_crash_recovery(config: CrashRecoveryConfig | None = None, *,
                                       every=config.fail_every))
     content = b"c" * config.message_size
     run = _Run(config.sample_resources, config.sample_interval, config.deadline)
-    res = run.call(lambda: run.loop(closed_loop, router, agents, config.messages, window=config.window,
-                                       content=content))
+    res = run.call(lambda: run.loop(closed_loop, router, agents, config.messages,
+                                    window=config.window, content=content))
     rate, completed, failed = _closed_loop_rates(res, router, run, config.messages)
     rec = router.recovery_time
     dead = router.counts.dead_lettered
@@ -733,8 +730,7 @@ def run_crash_recovery(config: CrashRecoveryConfig | None = None, *,
     return ScenarioResult(
         "crash_recovery", dataclasses.asdict(config), tuple(metrics),
         {"recovery_time": rec.encode(), "round_trip": router.round_trip.encode()},
-        (), run.resources, run.partial, tuple(run.notes),
-                          run.interrupted)
+        (), run.resources, run.partial, tuple(run.notes), run.interrupted)
 
 
 
@@ -855,8 +851,8 @@ def run_horizontal_scaling(config: HorizontalScalingConfig | None = None, *,
             agents = _spawn_echoes(router, config.agent_kind, n, module)
             after = _memory_now(config.sample_interval)
             spawn = router.spawn_time
-            res = run.loop(closed_loop, router, agents, config.messages, window=config.window,
-                              content=content)
+            res = run.loop(closed_loop, router, agents, config.messages,
+                           window=config.window, content=content)
             metrics.extend([
                 _graded(f"spawn_time@{n}", spawn.max, "ns", limits, by="spawn_time"),
                 Metric(f"spawn_time_p99@{n}", spawn.value_at_percentile(99), "ns"),
@@ -987,8 +983,7 @@ def run_load_test(config: LoadTestConfig | None = None, *,
     metrics = _latency_metrics(latency, limits, run.notes, extra=True) + counts
     _check_conservation(router, run.notes)
     return ScenarioResult("load_test", dataclasses.asdict(config), tuple(metrics), histograms,
-                          intervals, run.resources, run.partial, tuple(run.notes),
-                          run.interrupted)
+                          intervals, run.resources, run.partial, tuple(run.notes), run.interrupted)
 
 
 @dataclass(frozen=True)
@@ -1232,8 +1227,8 @@ def run_wasm_overhead(config: WasmOverheadConfig | None = None, *,
                 del checker
                 router = Router(keep_replies=False)
                 agents = _spawn_compute(router, kind, config.agents, units, module)
-                res = run.loop(closed_loop, router, agents, config.messages, window=config.window,
-                                  content=b"w" * config.message_size)
+                res = run.loop(closed_loop, router, agents, config.messages,
+                               window=config.window, content=b"w" * config.message_size)
                 ns = res.elapsed_ns / res.completed if res.completed else math.nan
                 per_msg[kind, units] = ns
                 if res.failed:
@@ -1330,8 +1325,8 @@ def run_agent_response_time(config: AgentResponseTimeConfig | None = None, *,
     agents = _spawn_echoes(router, config.agent_kind, config.agents)
     content = b"x" * config.message_size
     run = _Run(config.sample_resources, config.sample_interval, config.deadline)
-    res = run.call(lambda: run.loop(closed_loop, router, agents, config.messages, window=config.window,
-                                       content=content))
+    res = run.call(lambda: run.loop(closed_loop, router, agents, config.messages,
+                                    window=config.window, content=content))
     rate, completed, failed = _closed_loop_rates(res, router, run, config.messages)
     per_agent: list[tuple[int, Histogram, Histogram]] = []
     for aid in agents:
@@ -1443,7 +1438,8 @@ def run_memory_profile(config: MemoryProfileConfig | None = None, *,
             Metric("creation_bytes", memory_per_agent(start, spawned, 1), "bytes")])
         run.remaining()
         rss0 = _rss_now()
-        res = run.loop(closed_loop, router, agents, config.messages, window=config.window, content=content)
+        res = run.loop(closed_loop, router, agents, config.messages, window=config.window,
+                       content=content)
         metrics.extend([Metric("processing_rss_growth", _rss_now() - rss0, "bytes"),
                         Metric("completed", res.completed, "messages"),
                         Metric("failed", res.failed, "messages")])
@@ -1466,8 +1462,7 @@ def run_memory_profile(config: MemoryProfileConfig | None = None, *,
     _check_conservation(router, run.notes)
     return ScenarioResult("memory_profile", dataclasses.asdict(config), tuple(metrics),
                           {"round_trip": router.round_trip.encode()}, (), run.resources,
-                          run.partial, tuple(run.notes),
-                          run.interrupted)
+                          run.partial, tuple(run.notes), run.interrupted)
 
 
 @dataclass(frozen=True)
@@ -1673,7 +1668,7 @@ def run_wasm_memory_limits(config: WasmMemoryLimitsConfig | None = None, *,
 
     def loop_ns(router: Router, agent: int, pages: int) -> float:
         res = run.loop(closed_loop, router, [agent], config.messages, window=config.window,
-                          content=pages.to_bytes(4, "little"))
+                       content=pages.to_bytes(4, "little"))
         return res.elapsed_ns / res.completed if res.completed else math.nan
 
     def limits() -> None:
@@ -2045,8 +2040,7 @@ def run_peak_load(config: PeakLoadConfig | None = None, *,
     metrics += _latency_metrics(latency, limits, run.notes, extra=True) + counts
     _check_conservation(router, run.notes)
     return ScenarioResult("peak_load", dataclasses.asdict(config), tuple(metrics), histograms,
-                          intervals, run.resources, run.partial, tuple(run.notes),
-                          run.interrupted)
+                          intervals, run.resources, run.partial, tuple(run.notes), run.interrupted)
 
 
 # -- registry ----------------------------------------------------------------------------
