@@ -155,7 +155,6 @@ def bench_threads(cfg: Config, values) -> list[Row]:
             recorder.record_array(values)
 
     def write_while_read():
-        nonlocal counted, reads
         done = threading.Event()
 
         def reader():

@@ -1,7 +1,6 @@
 """The command line end to end, run as a user runs it: exit codes, files
 written, report contents, baseline semantics and every bad input."""
 import json
-import os
 import signal
 import subprocess
 import sys
