@@ -297,3 +297,26 @@ def test_an_override_the_config_refuses_is_a_usage_error(tmp_path):
     assert r.returncode == 2
     assert "--duration 0.3: SustainedLoadConfig: duration (0.3 s) must cover at least two" \
         in r.stderr
+
+
+def test_a_long_run_says_how_long_before_it_starts():
+    from caxton_meter._cli import _planned_seconds, _span
+    from caxton_meter._scenarios import BurstTrafficConfig, SustainedLoadConfig
+    assert _planned_seconds(SustainedLoadConfig()) == 86_400.0
+    assert _planned_seconds(BurstTrafficConfig()) == 30 + 10 + 300
+    assert _planned_seconds(SustainedLoadConfig(deadline=60)) == 60
+    assert _span(45) == "45 s" and _span(600) == "10 min" and _span(86_400 * 5) == "5.0 days"
+
+
+
+def test_the_duration_note_comes_before_anything_runs(tmp_path):
+    p = subprocess.Popen([sys.executable, "-m", "caxton_meter.run", "latency", "--trials", "2",
+                          "--duration", "700", "--rate", "100"], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stderr.readline()
+    finally:
+        p.kill()
+        p.communicate()
+    assert line.startswith("note: this run lasts at least 23 min (2 trials; latency: 12 min "
+                           "a trial)"), line

@@ -258,6 +258,28 @@ def _fields(cls: type) -> tuple[Any, ...]:
     return dataclasses.fields(cls)
 
 
+# The config fields that are spans of time a scenario runs for.
+_TIMED_FIELDS = ("duration", "ramp_up", "before", "burst_duration", "after", "idle")
+
+
+def _planned_seconds(config: Any) -> float:
+    """The time a scenario's schedule lasts at least (its closed loops and
+    spawns add to it); a deadline caps it."""
+    seconds = sum(float(getattr(config, f, 0.0) or 0.0) for f in _TIMED_FIELDS)
+    deadline = getattr(config, "deadline", None)
+    return min(seconds, deadline) if deadline else seconds
+
+
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 # -- live progress -----------------------------------------------------------------------
 
 class _Progress:
@@ -403,6 +425,15 @@ def _main(args: argparse.Namespace) -> int:
     else:
         changes = _changes(args, names, quick, err)
         trials = args.trials or 5
+        from ._scenarios import scenario_config
+        planned = {n: _planned_seconds(scenario_config(n, quick=quick, **changes[n]))
+                   for n in names}
+        total = trials * sum(planned.values())
+        if total >= 600 and not args.quiet:
+            longest = max(planned, key=lambda n: planned[n])
+            print(f"note: this run lasts at least {_span(total)} ({trials} trials; "
+                  f"{longest}: {_span(planned[longest])} a trial); --quick runs every "
+                  "scenario in seconds, --deadline caps each trial", file=err)
         progress = _Progress(err, trials * len(names)) \
             if not args.quiet and err.isatty() else None
         def on_trial(name: str, index: int, result: Any) -> None:
