@@ -495,10 +495,15 @@ def test_write_reports_unknown_format(run, tmp_path):
         write_reports(run, None, "md", tmp_path / "out")
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="root ignores directory permissions")
 def test_write_reports_read_only_directory(tmp_path):
     run = synthetic([1.0, 2.0])
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # root ignores permission bits: /proc is read-only even for root
+        if not os.path.isdir("/proc/self"):
+            pytest.skip("root, and no read-only /proc to write into")
+        with pytest.raises(OSError):
+            write_reports(run, None, ["md"], "/proc/self")
+        return
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o500)
