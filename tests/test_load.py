@@ -128,10 +128,8 @@ def test_open_loop_refuses_what_it_cannot_drive():
         open_loop(r, [], [(1, 1)])
     with pytest.raises(ValueError, match="target 3 is not a live agent"):
         open_loop(r, [3], [(1, 1)])
-    threaded = Router(workers=1)
-    e = threaded.spawn_native("echo")
-    with pytest.raises(ValueError, match="without workers"):
-        open_loop(threaded, [e], [(1, 1)])
+    with pytest.raises(TypeError, match="on_interval must be callable, got int"):
+        open_loop(r, [r.spawn_native("echo")], [(1, 1)], on_interval=3)
 
 
 # --- a Python callable as the target, and the schedule on its own --------------------------------
@@ -278,3 +276,47 @@ def test_a_threaded_closed_loop_interrupted_many_times_returns_only_finished_dri
         assert res.interrupted
         assert res.completed + res.failed == res.requests
         assert r.counts.in_flight == 0
+
+
+# --- the open loop over a router with worker threads --------------------------------------
+
+@pytest.mark.parametrize("one_way, kind", [(False, "echo"), (True, "sink")])
+def test_a_threaded_open_loop_counts_every_request_and_its_latency(one_way, kind):
+    r = Router(keep_replies=False, workers=2)
+    agents = r.spawn_native(kind, count=6)            # spread over both workers
+    res = open_loop(r, agents, [(20_000, 0.3)], one_way=one_way, interval=0.05)
+    assert res.planned == res.requests == 6000 and res.dropped == 0
+    assert res.completed == 6000 and res.failed == 0
+    # every completion's latency, from whichever thread recorded it
+    assert res.latency.total_count == 6000
+    assert sum(iv.completed for iv in res.intervals) == 6000
+    assert sum(iv.latency.total_count for iv in res.intervals) == 6000
+    c = r.counts
+    assert c.in_flight == 0 and c.sent == c.delivered
+
+
+def test_a_threaded_open_loop_drives_python_and_failing_native_agents_together():
+    r = Router(keep_replies=False, workers=1)
+    flaky = r.spawn_native("fail-every-n", every=10, count=2)    # on the worker
+    python = r.spawn_python(lambda m: m.content)                  # on this thread
+    res = open_loop(r, list(flaky) + [python], [(15_000, 0.2)], interval=0.05)
+    assert res.requests == 3000
+    assert res.failed == 200                   # every 10th of the 2000 sent to flaky
+    assert res.completed == 2800 and res.latency.total_count == 2800
+    assert sum(iv.failed for iv in res.intervals) == 200
+    assert r.counts.in_flight == 0
+
+
+def test_a_threaded_open_loop_stops_at_its_deadline_or_on_ctrl_c():
+    r = Router(keep_replies=False, workers=2)
+    echoes = r.spawn_native("echo", count=4)
+    res = open_loop(r, echoes, [(2000, 60)], deadline=0.2)
+    assert res.deadline_reached and 300 <= res.planned <= 520
+    assert res.completed == res.requests and r.counts.in_flight == 0
+    previous = interrupt_after(0.2)
+    try:
+        res = open_loop(r, echoes, [(2000, 60)])
+    finally:
+        restore(previous)
+    assert res.interrupted and res.planned < 120_000
+    assert res.completed == res.requests and r.counts.in_flight == 0

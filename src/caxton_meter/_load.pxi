@@ -532,9 +532,26 @@ cdef class OpenLoopResult:
 
 
 cdef Histogram _shard_snapshot(Router router, bint one_way):
+    """The client's round trips (recorded on shard 0, where replies reach
+    the client), or with one_way the deliveries of every shard (each
+    worker records its own).  Read while no worker runs."""
     cdef Histogram h = Histogram(1, _LATENCY_HIGHEST, router._significant_figures)
-    hdr_add_same_layout(&h._h, &router._shards[0].delivery if one_way else &router._shards[0].round_trip)
+    cdef int32_t i
+    if not one_way:
+        hdr_add_same_layout(&h._h, &router._shards[0].round_trip)
+    else:
+        for i in range(router._n_shards):
+            hdr_add_same_layout(&h._h, &router._shards[i].delivery)
     return h
+
+
+cdef inline int64_t _delivered_all(Router router) noexcept nogil:
+    """Deliveries on every shard so far (workers may be counting)."""
+    cdef int64_t total = 0
+    cdef int32_t i
+    for i in range(router._n_shards):
+        total += cm_atomic_load_acquire_64(&router._shards[i].delivered)
+    return total
 
 
 cdef Histogram _histogram_difference(Histogram later, Histogram earlier):
@@ -562,7 +579,9 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     send jitter is kept; requests due while ``max_in_flight`` are
     outstanding are dropped and counted.  Every ``interval`` seconds the
     run's sent, completed, failed and dropped counts and latency histogram
-    are kept (``intervals``).  Runs the router on this thread (workers=0).
+    are kept (``intervals``).  With a router of worker threads, the native
+    agents run on the workers while this thread paces, sends and runs the
+    Python agents and the client's inbox.
     ``deadline`` (seconds) or Ctrl-C end the schedule early; what is in
     flight completes and the partial result comes back (``interrupted``).
     ``on_interval(interval)``, if given, is called with each LoadInterval
@@ -570,9 +589,6 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     and propagates."""
     if on_interval is not None and not callable(on_interval):
         raise TypeError(f"open_loop: on_interval must be callable, got {type(on_interval).__name__}")
-    if router._workers:
-        raise ValueError("open_loop: drives a router without workers (workers=0); "
-                         "a threaded open loop is not built yet")
     if router._running:
         raise RuntimeError("open_loop: the router is already running")
     ids = [_index(t) for t in targets]
@@ -609,7 +625,8 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     cdef cm_msg m
     cdef int64_t n = 0, sent = 0, dropped = 0, completed = 0, failed = 0, planned = 0
     cdef int64_t t0, now, due = 0, rel = 0, ran, gap, interval_ns = <int64_t>(every * 1e9)
-    cdef int64_t next_boundary, start_received = sh.client_received, start_delivered = sh.delivered
+    cdef int64_t next_boundary, start_received = sh.client_received
+    cdef int64_t start_delivered = _delivered_all(router)
     cdef int64_t start_failed = cm_atomic_load_64(&sh.failed_origin)
     cdef int64_t i_start, i_sent = 0, i_completed = 0, i_failed = 0, i_dropped = 0
     cdef bint more, interrupted = 0
@@ -625,10 +642,16 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     cdef bint reached = 0
     cdef OpenLoopResult result = OpenLoopResult.__new__(OpenLoopResult)
     intervals = []
+    cdef bint threaded = router._workers > 0
+    threads = None
     router._running = 1
     router._discard_replies = 1
     router._attach_recorder(recorder, one_way)
     try:
+        if threaded:
+            # native agents run on the workers; this thread paces, sends, and
+            # runs shard 0 (Python agents and the client's inbox)
+            threads = router._start_workers()
         more = schedule_time(&sch, 0, &rel)
         t0 = cm_now_ns()
         i_start = t0
@@ -672,7 +695,8 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
                 n += 1
                 more = schedule_time(&sch, n, &rel) and rel < duration_ns
             ran = router._run(sh, router._batch * n_targets)
-            completed = (sh.delivered - start_delivered) if one_way else (sh.client_received - start_received)
+            completed = ((_delivered_all(router) - start_delivered) if one_way
+                         else (sh.client_received - start_received))
             failed = cm_atomic_load_64(&sh.failed_origin) - start_failed
             now = cm_now_ns()
             if now >= next_boundary or (not more and completed + failed >= sent):
@@ -695,8 +719,13 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
                 next_boundary += interval_ns
                 while next_boundary <= now:
                     next_boundary += interval_ns
-            if not more and (completed + failed >= sent or ran == 0):
+            if not more and completed + failed >= sent:
                 break
+            if not more and ran == 0:
+                if not threaded or router._quiescent():
+                    break                  # nothing left anywhere (what failed is counted)
+                with nogil:
+                    cm_sleep_ns(20000)     # replies are on their way from the workers
             if ran == 0 and more:
                 gap = t0 + rel - cm_now_ns()
                 # sleep most of a long gap and spin the rest: a sleep can
@@ -706,6 +735,8 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
                         cm_sleep_ns(gap - 150_000)
         result.elapsed_ns = cm_now_ns() - t0
     finally:
+        if threads is not None:
+            router._stop_workers(threads)
         router._attach_recorder(None, 0)
         router._running = 0
         router._discard_replies = 0
