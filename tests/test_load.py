@@ -320,3 +320,15 @@ def test_a_threaded_open_loop_stops_at_its_deadline_or_on_ctrl_c():
         restore(previous)
     assert res.interrupted and res.planned < 120_000
     assert res.completed == res.requests and r.counts.in_flight == 0
+
+
+def test_every_driver_records_in_the_load_loops_histogram_layout():
+    from caxton_meter._core import latency_histogram
+    h = latency_histogram()
+    res = open_loop_call(lambda: None, [(1000, 0.02)])
+    for other in (res.latency, res.latency_uncorrected, res.send_jitter):
+        assert (other.lowest_discernible_value, other.highest_trackable_value,
+                other.significant_figures) == (h.lowest_discernible_value,
+                                               h.highest_trackable_value, h.significant_figures)
+    h.add(res.latency)                       # merges without re-bucketing
+    assert h == res.latency

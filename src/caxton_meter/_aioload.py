@@ -14,25 +14,16 @@ import math
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
-from ._core import Histogram, Schedule, now_ns
+from ._core import Histogram, Schedule, latency_histogram, now_ns
 
 if TYPE_CHECKING:
     import asyncio
 
 __all__ = ["AsyncInterval", "AsyncLoadResult", "open_loop_async"]
 
-# the core's load loops use this range: one hour in ns, 3 significant figures
-_HIGHEST = 3_600_000_000_000
-_FIGURES = 3
-
-
-def _histogram() -> Histogram:
-    return Histogram(1, _HIGHEST, _FIGURES)
-
-
 def _record(h: Histogram, value_ns: int) -> None:
     # a call longer than an hour is counted, not lost and not a crash
-    if value_ns > _HIGHEST:
+    if value_ns > h.highest_recordable_value:
         h.record_overflow(1)
     else:
         h.record(max(value_ns, 0))
@@ -90,10 +81,10 @@ class _Run:
         self.requests = self.completed = self.failed = 0
         self.i_completed = self.i_failed = 0          # in the current interval
         self.errors: dict[str, int] = {}
-        self.latency = _histogram()
-        self.uncorrected = _histogram()
-        self.jitter = _histogram()
-        self.window = _histogram()
+        self.latency = latency_histogram()
+        self.uncorrected = latency_histogram()
+        self.jitter = latency_histogram()
+        self.window = latency_histogram()
         self.running: set[asyncio.Task[None]] = set()
         self.interrupted = False
         self.fatal: BaseException | None = None       # a misuse that ends the run
@@ -231,7 +222,7 @@ async def open_loop_async(
         nonlocal i_start, i_sent, i_dropped, next_boundary
         intervals.append(AsyncInterval(i_start, now, i_sent, run.i_completed, run.i_failed,
                                        i_dropped, run.window))
-        run.window = _histogram()
+        run.window = latency_histogram()
         i_start, i_sent, i_dropped = now, 0, 0
         run.i_completed = run.i_failed = 0
         while next_boundary <= now:

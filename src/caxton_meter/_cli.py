@@ -141,8 +141,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                    help="the quick profile: every scenario in seconds (default: the guide's "
                         "full durations)")
     p.add_argument("--trials", type=_positive(int), default=None,
-                   help="runs of each scenario (default 5: the fewest with which a change "
-                        "can be significant at p < 0.05)")
+                   help="runs of each scenario (default 5; with fewer than 4 a side no "
+                        "change can be significant at p < 0.05)")
     p.add_argument("--self-check", action="store_true",
                    help="run the compiled core's self-check (exactness and cost) and exit")
     g = p.add_argument_group("overrides (applied to every selected scenario that has the field)")

@@ -157,8 +157,8 @@ def compare(baseline: RunResult, current: RunResult, *, threshold: float = 0.10,
                              if base.config.get(k) != trials.config.get(k))
             warnings.append(f"{trials.scenario}: the config differs from the baseline's "
                             f"({', '.join(changed)})")
-        single = len(trials.results) < 2 or len(base.results) < 2
         n, m = len(base.results), len(trials.results)
+        single = n < 2 or m < 2
         if not single and test == "mann-whitney" and 2 / math.comb(n + m, n) >= significance:
             warnings.append(f"{trials.scenario}: with {n} and {m} trials no change can reach "
                             f"p < {significance:g} (Mann-Whitney's smallest p is "

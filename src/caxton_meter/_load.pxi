@@ -441,6 +441,13 @@ cdef class Schedule:
         return None
 
 
+def latency_histogram():
+    """An empty histogram of the load loops' range and precision: 1 ns to
+    one hour, 3 significant figures (what every latency the loops report
+    is recorded in, so that histograms of any driver merge exactly)."""
+    return Histogram(1, _LATENCY_HIGHEST, 3)
+
+
 cdef class LoadInterval:
     """One interval of a load run.  Immutable.
 

@@ -19,15 +19,13 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._aioload import AsyncInterval
-from ._core import Histogram, Schedule, now_ns, open_loop_call
+from ._core import Histogram, Schedule, latency_histogram, now_ns, open_loop_call
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
 __all__ = ["MultiLoadResult", "ProcessResult", "WorkerError", "WorkerFailure", "run_processes"]
 
-_HIGHEST = 3_600_000_000_000          # open_loop_call's histogram range and precision
-_FIGURES = 3
 _READY_TIMEOUT = 120.0                # seconds for a worker to start and load its target
 
 
@@ -324,7 +322,7 @@ def run_processes(
                 p.join()
 
     results = tuple(_process_result(i, procs[i].pid, messages[i][1]) for i in range(processes))
-    latency, uncorrected, jitter = (Histogram(1, _HIGHEST, _FIGURES) for _ in range(3))
+    latency, uncorrected, jitter = (latency_histogram() for _ in range(3))
     errors: dict[str, int] = {}
     for r in results:
         latency.add(r.latency)

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import pytest
 
-from ._core import Histogram, OpenLoopResult, Timer, now_ns
+from ._core import Histogram, OpenLoopResult, Timer, latency_histogram, now_ns
 from ._expressions import (
     Evaluation,
     Measurement,
@@ -61,11 +61,6 @@ __all__ = ["Meter"]
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-# the range of the core's load loops: 1 ns to one hour, 3 significant figures
-_LOWEST = 1
-_HIGHEST = 3_600_000_000_000
-_FIGURES = 3
-
 _MAX_LOOPS = 100_000_000
 _DEFAULT_ROUNDS = 10
 _DEFAULT_MIN_TIME = 0.002           # seconds a calibrated round lasts at least
@@ -74,15 +69,11 @@ _PAYLOAD_FORMAT = 1                 # the xdist payload (workeroutput["caxton_me
 _SESSION_TEST = "session"           # the "test" of meter_session's measurements
 
 
-def _new_histogram() -> Histogram:
-    return Histogram(_LOWEST, _HIGHEST, _FIGURES)
-
-
 def _record(h: Histogram, value_ns: int, count: int = 1) -> None:
-    if value_ns > _HIGHEST:
+    if value_ns > h.highest_recordable_value:
         h.record_overflow(count)
     else:
-        h.record(max(value_ns, _LOWEST), count)
+        h.record(max(value_ns, 1), count)
 
 
 # -- one measurement -----------------------------------------------------------------------
@@ -98,7 +89,7 @@ class _Series:
         self.test = test
         self.name = name
         self.kind = kind
-        self.histogram = _new_histogram()        # ns: blocks, per-call times, latencies
+        self.histogram = latency_histogram()        # ns: blocks, per-call times, latencies
         self.uncorrected: Histogram | None = None    # load: from real start times
         self.calls = 0           # calls: calls made; load: requests completed
         self.errors = 0          # load: requests failed
@@ -181,7 +172,7 @@ class _Series:
     def add_load(self, result: OpenLoopResult | AsyncLoadResult) -> None:
         self.histogram.add(result.latency)
         if self.uncorrected is None:
-            self.uncorrected = _new_histogram()
+            self.uncorrected = latency_histogram()
         self.uncorrected.add(result.latency_uncorrected)
         self.calls += result.completed
         self.errors += result.failed
@@ -205,7 +196,7 @@ class _Series:
         self.histogram.add(other.histogram)
         if other.uncorrected is not None:
             if self.uncorrected is None:
-                self.uncorrected = _new_histogram()
+                self.uncorrected = latency_histogram()
             self.uncorrected.add(other.uncorrected)
         self.calls += other.calls
         self.errors += other.errors
@@ -349,7 +340,7 @@ class Meter:
         self.test = test
         self.disabled = bool(disabled)
         self._series: dict[str, _Series] = {}
-        self._scratch = _new_histogram()       # a disabled Timer's target
+        self._scratch = latency_histogram()       # a disabled Timer's target
 
     def __repr__(self) -> str:
         state = " disabled" if self.disabled else ""
@@ -749,7 +740,7 @@ def _trials(s: _Series) -> Trials:
     results: list[ScenarioResult] = []
     if s.kind == "calls":
         for i, (elapsed, loops) in enumerate(s.rounds):
-            h = _new_histogram()
+            h = latency_histogram()
             _record(h, round(elapsed / loops), loops)
             results.append(ScenarioResult(
                 s.key, config,
