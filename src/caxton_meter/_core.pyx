@@ -27,6 +27,14 @@ from cm_system cimport *
 from operator import index as _index
 import math
 
+
+class CaxtonMeterError(Exception):
+    """The root of every error caxton_meter raises on purpose.  Each error
+    also keeps the builtin base it had (ValueError, LookupError, ...), so
+    ``except ValueError`` goes on working; ``except CaxtonMeterError`` catches
+    them all."""
+
+
 include "_clock.pxi"
 include "_histogram.pxi"
 include "_recorder.pxi"

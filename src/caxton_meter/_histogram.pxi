@@ -16,7 +16,7 @@ cdef enum:
 cdef int64_t _HIGHEST_ALLOWED = INT64_MAX // 2      # as Java allows
 
 
-class HistogramDecodeError(ValueError):
+class HistogramDecodeError(CaxtonMeterError, ValueError):
     """An encoded histogram could not be decoded: says what was wrong."""
 
 

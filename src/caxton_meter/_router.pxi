@@ -102,11 +102,11 @@ cdef enum:
     CLIENT = 0           # the router's client: whoever sends from outside
 
 
-class BackpressureError(RuntimeError):
+class BackpressureError(CaxtonMeterError, RuntimeError):
     """A mailbox was full and the router is configured to raise."""
 
 
-class RoutingError(ValueError):
+class RoutingError(CaxtonMeterError, ValueError):
     """A message could not be routed (unknown receiver, too large, ...)."""
 
 

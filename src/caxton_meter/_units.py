@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 import re
 
+from ._core import CaxtonMeterError
+
 __all__ = ["KINDS", "UnitError", "kind_of_unit", "parse_quantity"]
 
 
-class UnitError(ValueError):
+class UnitError(CaxtonMeterError, ValueError):
     """A quantity that cannot be read; the message lists the valid units."""
 
 

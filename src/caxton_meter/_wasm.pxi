@@ -71,7 +71,7 @@ cdef inline const char *cm_wasm_kind_name(int code) noexcept nogil:
     return b"unknown"
 
 
-class WasmTrap(RuntimeError):
+class WasmTrap(CaxtonMeterError, RuntimeError):
     """A WebAssembly agent failed to handle a message.
 
     ``kind`` names the failure: a trap ("unreachable", "out of fuel",
