@@ -6,18 +6,26 @@ import numpy as np
 import pytest
 
 from caxton_meter import Histogram
-from caxton_meter._compare import MissingCounterpartError, compare, metric_direction
+from caxton_meter._compare import MissingCounterpartError, compare
+from caxton_meter._model import Direction, Grade, Kind, MetricSpec, ScenarioResult
 from caxton_meter._regression import Verdict
 from caxton_meter._results import RunResult, Trials
-from caxton_meter._scenarios import Grade, Metric, ScenarioResult
 
 META = {"host": "h", "cpu": {"model": "m", "logical": 2}, "os": {"system": "Linux",
         "machine": "x86_64"}, "profile": "quick"}
 
+# the metrics these tests produce, declared as a scenario declares them
+SPECS = {s.name: s for s in (
+    MetricSpec("throughput", "msg/s", Kind.THROUGHPUT),
+    MetricSpec("latency_p50", "ns", Kind.LATENCY),
+    MetricSpec("latency_p99", "ns", Kind.LATENCY),
+)}
+P99_OF_LATENCY = MetricSpec("latency_p99", "ns", Kind.LATENCY, histogram="latency", percentile=99)
+
 
 def trial(scenario, metrics, histograms=None):
-    return ScenarioResult(scenario, {}, tuple(Metric(n, v, u, g) for n, v, u, g in metrics),
-                          histograms or {}, ())
+    return ScenarioResult(scenario, {}, tuple((n if isinstance(n, MetricSpec) else SPECS[n])(v, g)
+                                              for n, v, u, g in metrics), histograms or {}, ())
 
 
 def run_of(values, scenario="message_throughput", unit="msg/s", name="throughput",
@@ -26,16 +34,52 @@ def run_of(values, scenario="message_throughput", unit="msg/s", name="throughput
     return RunResult(dict(meta), (Trials(scenario, {"messages": 1000}, trials),))
 
 
-def test_directions():
-    assert metric_direction("throughput", "msg/s") is True
-    assert metric_direction("throughput@100", "msg/s") is True
-    assert metric_direction("success_rate", "ratio") is True
-    assert metric_direction("latency_p99", "ns") is False
-    assert metric_direction("memory_per_agent@10", "bytes") is False
-    assert metric_direction("cpu_per_agent", "percent") is False
-    assert metric_direction("completed", "messages") is None
-    assert metric_direction("intended_rate", "msg/s") is None      # the config's, not measured
-    assert metric_direction("memory_leak", "bool") is None
+@pytest.mark.parametrize("kind, direction, unit", [
+    (Kind.THROUGHPUT, Direction.HIGHER, "msg/s"),
+    (Kind.THROUGHPUT, Direction.HIGHER, "calls/s"),
+    (Kind.LATENCY, Direction.LOWER, "ns"),
+    (Kind.DURATION, Direction.LOWER, "s"),
+    (Kind.MEMORY, Direction.LOWER, "bytes"),
+    (Kind.CPU, Direction.LOWER, "percent"),
+    (Kind.RATIO, Direction.LOWER, "ratio"),         # an error rate
+    (Kind.RATIO, Direction.HIGHER, "ratio"),        # a success rate
+    (Kind.COUNT, Direction.NONE, "requests"),
+    (Kind.FLAG, Direction.NONE, "bool"),
+    (Kind.THROUGHPUT, Direction.NONE, "msg/s"),     # the rate a config asks for
+    (Kind.LATENCY, Direction.HIGHER, "ns"),         # whatever the unit, the declaration rules
+])
+def test_each_kind_is_compared_in_the_direction_it_declares(kind, direction, unit):
+    spec = MetricSpec("m", unit, kind, direction)
+    rng = np.random.default_rng(5)
+
+    def run(mean):
+        return run_of(rng.normal(mean, 0.5, 6), name=spec, unit=unit)
+
+    dropped = compare(run(100.0), run(70.0))
+    if direction is Direction.NONE:
+        assert dropped.metrics == ()
+        return
+    (m,) = dropped.metrics
+    assert m.spec.direction is direction and m.change.higher_is_better is (
+        direction is Direction.HIGHER)
+    expected = Verdict.REGRESSED if direction is Direction.HIGHER else Verdict.IMPROVED
+    assert m.change.verdict is expected
+
+
+def test_an_error_rate_that_rises_from_zero_is_a_regression():
+    error_rate = MetricSpec("error_rate", "ratio", Kind.RATIO, Direction.LOWER)
+    base = run_of([0.0] * 5, name=error_rate, unit="ratio")
+    worse = run_of([0.04, 0.05, 0.06, 0.05, 0.045], name=error_rate, unit="ratio")
+    (m,) = compare(base, worse).metrics
+    assert m.metric == "error_rate" and m.change.verdict is Verdict.REGRESSED
+
+
+def test_a_declaration_without_a_direction_is_refused():
+    with pytest.raises(ValueError, match="a ratio has no usual direction; declare direction="):
+        MetricSpec("rate_of_something", "ratio", Kind.RATIO)
+    with pytest.raises(TypeError, match="direction must be a Direction"):
+        from caxton_meter._model import Metric
+        Metric("x", 1.0, "ns", kind=Kind.LATENCY, direction=None)
 
 
 def test_a_throughput_drop_is_a_regression_and_a_rise_an_improvement():
@@ -81,7 +125,7 @@ def test_single_trial_percentiles_compare_through_the_histograms():
         values = (rng.lognormal(10, 0.5, 20_000) * scale).astype(np.int64)
         h.record_array(values)
         return RunResult(dict(META), (Trials("latency", {}, (trial(
-            "latency", [("latency_p99", h.value_at_percentile(99), "ns", Grade.TARGET)],
+            "latency", [(P99_OF_LATENCY, h.value_at_percentile(99), "ns", Grade.TARGET)],
             {"latency": h.encode()}),)),))
     c = compare(lat_run(1.0), lat_run(1.3))
     (m,) = c.metrics

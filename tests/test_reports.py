@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 import pytest
 
 from caxton_meter import Histogram, read_log
-from caxton_meter._compare import compare, metric_direction
+from caxton_meter._compare import compare
 from caxton_meter._reports import (
     COMPARISON_FORMAT_VERSION,
     REPORT_FORMATS,
@@ -28,7 +28,7 @@ from caxton_meter._reports import (
     write_reports,
 )
 from caxton_meter._results import RunResult, Trials, run_suite
-from caxton_meter._scenarios import Grade, Metric, ScenarioResult
+from caxton_meter._model import Grade, Kind, MetricSpec, ScenarioResult
 
 SCENARIOS = ["latency", "burst_traffic", "horizontal_scaling", "message_throughput"]
 
@@ -60,15 +60,22 @@ META = {"date": "2026-01-02T03:04:05+00:00",
         "trials": 5, "profile": "quick"}
 
 
+def M(name, value, unit, grade=None):
+    """A metric declared as the scenarios declare theirs: counts are not
+    compared, throughputs are better higher, times lower."""
+    kind = {"ns": Kind.LATENCY, "msg/s": Kind.THROUGHPUT}.get(unit, Kind.COUNT)
+    return MetricSpec(name, unit, kind)(value, grade)
+
+
 def synthetic(p99s, *, extra=(), notes=()):
     """A "latency" scenario of len(p99s) trials: p50, p99, throughput
     nearly constant, p99 as given, a count (not reported) and ``extra``."""
     results = []
     for i, p99 in enumerate(p99s):
-        metrics = (Metric("latency_p50", 1000 + i, "ns", Grade.TARGET),
-                   Metric("latency_p99", p99, "ns", Grade.TARGET),
-                   Metric("throughput", 1e6 + 10 * i, "msg/s", Grade.TARGET),
-                   Metric("requests", 1000, "requests"), *extra)
+        metrics = (M("latency_p50", 1000 + i, "ns", Grade.TARGET),
+                   M("latency_p99", p99, "ns", Grade.TARGET),
+                   M("throughput", 1e6 + 10 * i, "msg/s", Grade.TARGET),
+                   M("requests", 1000, "requests"), *extra)
         results.append(ScenarioResult("latency", {"rate": 1000}, metrics, {},
                                       notes=tuple(notes) if i == 0 else ()))
     return RunResult(dict(META), (Trials("latency", {"rate": 1000}, tuple(results)),))
@@ -122,7 +129,7 @@ def split_row(line):
 
 def reported(run):
     return {(t.scenario, n) for t in run.scenarios for n in t.metric_names
-            if t.grade(n) is not None or metric_direction(n, t.unit(n)) is not None}
+            if t.grade(n) is not None or t.spec(n).compared}
 
 
 def mean_sd(values):
@@ -275,7 +282,7 @@ def test_markdown_shows_a_synthetic_regression(regression):
 
 def test_markdown_missing_metrics_warnings_notes_and_escaping():
     baseline = synthetic(BASE_P99)
-    weird = Metric("odd|name", 5.0, "ns", Grade.FAILED)
+    weird = M("odd|name", 5.0, "ns", Grade.FAILED)
     current = synthetic(BASE_P99, extra=(weird,), notes=("a note | with a pipe",))
     current = RunResult({**current.metadata, "host": "other"}, current.scenarios)
     comparison = compare(baseline, current, lenient=True)
@@ -284,7 +291,7 @@ def test_markdown_missing_metrics_warnings_notes_and_escaping():
     assert "❌ 1 metric failed its target: latency/odd\\|name" in md
     assert "> ℹ️ Not compared, no counterpart in the baseline: latency/odd\\|name" in md
     assert "> ⚠️ the baseline was measured on a different machine" in md
-    header, rows = md_sections(md)["Other metrics"]
+    header, rows = md_sections(md)["Latency"]          # its declared kind is a latency
     row = next(r for r in rows if r[1] == "odd\\|name")
     assert row[2] == "—" and row[5] == "no baseline"
     assert row[3].endswith("❌")
@@ -363,7 +370,7 @@ def test_html_without_matplotlib(run, monkeypatch):
 
 
 def test_html_escapes_text():
-    current = synthetic(BASE_P99, extra=(Metric("<b>x</b>", 5.0, "ns", Grade.TARGET),),
+    current = synthetic(BASE_P99, extra=(M("<b>x</b>", 5.0, "ns", Grade.TARGET),),
                         notes=("<script>alert(1)</script>",))
     text = html_report(current)
     assert "<script>alert" not in text and "<b>x</b>" not in text
@@ -387,7 +394,7 @@ def test_json_round_trips(run):
 
 def test_json_comparison_document(regression):
     current, comparison = regression
-    nan_metric = Metric("latency_max", math.nan, "ns")
+    nan_metric = M("latency_max", math.nan, "ns")
     doc = json.loads(json_report(current, comparison), parse_constant=no_constants)
     assert doc["kind"] == "caxton_meter.comparison"
     assert doc["format"] == COMPARISON_FORMAT_VERSION == 1

@@ -20,7 +20,7 @@ from caxton_meter._results import (
     same_machine,
     write_atomic,
 )
-from caxton_meter._scenarios import Grade, Metric, ScenarioResult
+from caxton_meter._model import Direction, Grade, Kind, Metric, MetricSpec, ScenarioResult
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,8 @@ def test_the_json_format_round_trips_exactly(run, tmp_path):
 
 
 def test_nan_is_written_as_null_and_read_back_as_nan(tmp_path):
-    r = ScenarioResult("latency", {}, (Metric("latency_p99", math.nan, "ns", Grade.FAILED),),
-                       {}, ())
+    p99 = MetricSpec("latency_p99", "ns", Kind.LATENCY)
+    r = ScenarioResult("latency", {}, (p99(math.nan, Grade.FAILED),), {}, ())
     run = RunResult({"host": "h"}, (Trials("latency", {"rate": 1.0}, (r,)),))
     text = run.to_json()
     assert "NaN" not in text and json.loads(text)["scenarios"][0]["trials"][0]["metrics"][0]["value"] is None
@@ -191,3 +191,50 @@ def test_a_deadline_does_not_stop_the_suite_but_the_partial_trials_are_kept():
     back = RunResult.from_json(run.to_json())
     assert back.scenario("latency").results[0].partial
     assert not back.scenario("latency").results[0].interrupted
+
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+def test_each_metric_is_written_with_its_declaration_and_read_back_the_same(run):
+    doc = run.to_dict()
+    m = next(m for m in doc["scenarios"][0]["trials"][0]["metrics"] if m["name"] == "latency_p99")
+    assert (m["kind"], m["direction"], m["histogram"], m["percentile"]) == (
+        "latency", "lower", "latency", 99)
+    back = RunResult.from_dict(doc)
+    for t, u in zip(run.scenarios, back.scenarios):
+        for a, b in zip(t.results, u.results):
+            assert a.metrics == b.metrics             # kind, direction, histogram included
+
+
+def test_a_result_of_format_1_reads_with_the_declarations_it_implied():
+    # written by caxton_meter 0.1 (format 1: metrics carry no declaration)
+    old = read_result(os.path.join(DATA, "result-format-1.json"))
+    assert FORMAT_VERSION == 2
+    mt = old.scenario("message_throughput")
+    assert mt.spec("throughput").direction is Direction.HIGHER
+    assert mt.spec("throughput").kind is Kind.THROUGHPUT
+    assert mt.spec("completed").direction is Direction.NONE
+    p99 = mt.spec("latency_p99")
+    assert (p99.kind, p99.direction, p99.histogram, p99.percentile) == (
+        Kind.LATENCY, Direction.LOWER, "round_trip", 99.0)
+    lat = old.scenario("latency")
+    assert lat.spec("latency_p99_9").percentile == 99.9
+    assert lat.spec("latency_p99_9").histogram == "latency"
+    assert lat.spec("achieved_rate").direction is Direction.NONE     # not compared in 0.1
+    peak = old.scenario("peak_load")
+    assert peak.spec("success_rate").direction is Direction.HIGHER
+    # and it compares with a run of today, metric for metric
+    from caxton_meter._compare import compare
+    c = compare(old, old, lenient=True)
+    assert {m.metric for m in c.metrics if m.scenario == "message_throughput"} == {
+        "throughput", "messages_per_second", "latency_p50", "latency_p99"}
+
+
+def test_a_metric_with_a_bad_declaration_is_refused_with_its_path(run):
+    doc = run.to_dict()
+    doc["scenarios"][0]["trials"][0]["metrics"][0]["direction"] = "sideways"
+    with pytest.raises(ResultFormatError, match=r"scenarios\[0\]\.trials\[0\]\.metrics\[0\]"
+                                                r"\.direction must be one of higher, lower, "
+                                                r"none, got 'sideways'"):
+        RunResult.from_dict(doc, source="x.json")

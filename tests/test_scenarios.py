@@ -9,6 +9,7 @@ import pytest
 from caxton_meter import Histogram, ResourceProfile
 from caxton_meter import _scenarios as sc
 from caxton_meter._core import closed_loop as core_closed_loop
+from caxton_meter._model import Direction, Kind
 from caxton_meter._scenarios import (
     DEFAULT_THRESHOLDS,
     SCENARIOS,
@@ -76,9 +77,9 @@ WITH_INTERVALS = {"latency", "load_test", "burst_traffic", "sustained_load", "pe
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_every_scenario_runs_quick_and_returns_a_complete_result(name):
-    config_class, run = SCENARIOS[name]
-    config = config_class.quick()
-    res = run(config)
+    scenario = SCENARIOS[name]
+    config = scenario.config.quick()
+    res = scenario.run(config)
     assert isinstance(res, ScenarioResult)
     assert res.scenario == name and not res.partial
     assert res.config == dataclasses.asdict(config)
@@ -89,6 +90,14 @@ def test_every_scenario_runs_quick_and_returns_a_complete_result(name):
     assert graded == expected
     for m in res.metrics:
         assert isinstance(m.value, float) and not math.isnan(m.value), m
+        # every metric is declared by its scenario, with the kind and direction it carries
+        declared = scenario.spec(m.name)
+        assert (m.kind, m.direction, m.unit) == (declared.kind, declared.direction,
+                                                 declared.unit), m
+        assert isinstance(m.direction, Direction)
+        if m.histogram is not None:
+            assert m.histogram in res.histograms
+            assert res.histogram(m.histogram).value_at_percentile(m.percentile) == m.value
     if expected:
         assert res.worst_grade is not None
     assert res.passed == (res.worst_grade is not Grade.FAILED)
@@ -237,7 +246,7 @@ def test_burst_recovery_is_timed_from_the_burst_end_to_a_recovered_interval_end(
     limits = resolve_thresholds()
     # baseline 1000 ns; burst; then 2000 (> 1.5x), empty, 1400 (<= 1.5x): recovered
     notes = []
-    ms = sc._recovery_metrics(_fake_run([1000, 1000, 90_000, 2000, None, 1400, 1000]), c,
+    ms = sc.load._recovery_metrics(_fake_run([1000, 1000, 90_000, 2000, None, 1400, 1000]), c,
                               limits, notes)
     got = {m.name: m for m in ms}
     assert got["baseline_latency_p99"].value == pytest.approx(1000, rel=0.01)
@@ -250,7 +259,7 @@ def test_burst_that_never_recovers_reports_the_remainder_not_a_fake_number():
     c = BurstTrafficConfig.quick(before=0.2, burst_duration=0.1, after=0.3)
     limits = resolve_thresholds()
     notes = []
-    ms = {m.name: m for m in sc._recovery_metrics(
+    ms = {m.name: m for m in sc.load._recovery_metrics(
         _fake_run([1000, 1000, 90_000, 5000, 5000, 5000]), c, limits, notes)}
     assert ms["recovered"].value == 0
     assert ms["recovery_time"].value == 300 * MS and ms["recovery_time"].grade is None
@@ -259,7 +268,7 @@ def test_burst_that_never_recovers_reports_the_remainder_not_a_fake_number():
     long_run = BurstTrafficConfig.quick(before=100.0, burst_duration=100.0, after=400.0,
                                         interval=100.0)
     notes = []
-    ms = {m.name: m for m in sc._recovery_metrics(
+    ms = {m.name: m for m in sc.load._recovery_metrics(
         _fake_run([1000, 90_000] + [5000] * 4, interval_ns=100 * 1000 * MS),
         long_run, limits, notes)}
     assert ms["recovery_time"].value == 400 * 1000 * MS
@@ -334,7 +343,8 @@ def test_grade_refuses_nan():
 
 def test_passed_and_worst_grade():
     def result(*grades):
-        ms = tuple(Metric(f"m{i}", 1.0, "ns", g) for i, g in enumerate(grades))
+        ms = tuple(Metric(f"m{i}", 1.0, "ns", g, kind=Kind.LATENCY, direction=Direction.LOWER)
+                   for i, g in enumerate(grades))
         return ScenarioResult("x", {}, ms, {})
 
     assert result(Grade.TARGET, None, Grade.CRITICAL).worst_grade is Grade.CRITICAL
@@ -349,7 +359,7 @@ def test_custom_thresholds_override_some_and_keep_the_rest():
     merged = resolve_thresholds({"latency_p50": strict})
     assert merged["latency_p50"] is strict
     assert merged["latency_p99"] is DEFAULT_THRESHOLDS["latency_p99"]
-    impossible = Threshold("throughput", "msg/s", 1e15, 1e14, 1e13, higher_is_better=True)
+    impossible = Threshold("throughput", "msg/s", 1e15, 1e14, 1e13)    # more is better: its metric's
     res = sc.run_message_throughput(MessageThroughputConfig.quick(sample_resources=False),
                                     thresholds={"latency_p50": strict, "throughput": impossible})
     assert res.metric("latency_p50").grade is Grade.FAILED      # nothing routes in < 3 ns
@@ -360,12 +370,17 @@ def test_custom_thresholds_override_some_and_keep_the_rest():
 
 
 def test_unknown_threshold_name_lists_the_valid_ones():
-    bogus = Threshold("latency_p42", "ns", 1, 2, 3)
-    with pytest.raises(ValueError, match=r"unknown threshold metric\(s\) 'latency_p42'; "
-                                         r"valid names: cpu_per_agent, latency_p50, "
-                                         r"latency_p99, memory_per_agent, recovery_time, "
-                                         r"spawn_time, throughput"):
-        sc.run_latency(LatencyConfig.quick(), thresholds={"latency_p42": bogus})
+    with pytest.raises(ValueError, match=r"metric must be a row of the targets table "
+                                         r"\(throughput, latency_p50, latency_p99, spawn_time, "
+                                         r"memory_per_agent, cpu_per_agent, recovery_time\), "
+                                         r"got 'latency_p42' \(did you mean 'latency_p99'\?\)"):
+        Threshold("latency_p42", "ns", 1, 2, 3)
+    with pytest.raises(ValueError, match=r"unknown threshold metric 'latency_p42' \(did you "
+                                         r"mean 'latency_p99'\?\); valid names: cpu_per_agent, "
+                                         r"latency_p50, latency_p99, memory_per_agent, "
+                                         r"recovery_time, spawn_time, throughput"):
+        sc.run_latency(LatencyConfig.quick(),
+                       thresholds={"latency_p42": DEFAULT_THRESHOLDS["latency_p50"]})
     with pytest.raises(ValueError, match="is a threshold for 'latency_p99'"):
         resolve_thresholds({"latency_p50": DEFAULT_THRESHOLDS["latency_p99"]})
     with pytest.raises(TypeError, match="must be a Threshold"):
@@ -374,8 +389,7 @@ def test_unknown_threshold_name_lists_the_valid_ones():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(target=5, acceptable=1, critical=10), "target <= acceptable <= critical"),
-    (dict(target=1, acceptable=5, critical=10, higher_is_better=True),
-     "target >= acceptable >= critical"),
+
     (dict(target=-1, acceptable=5, critical=10), "target must be a finite number >= 0, got -1"),
     (dict(target=1, acceptable=math.inf, critical=10),
      "acceptable must be a finite number >= 0, got inf"),
@@ -383,6 +397,14 @@ def test_unknown_threshold_name_lists_the_valid_ones():
 def test_bad_thresholds(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Threshold("latency_p50", "ns", **kwargs)
+
+
+def test_a_thresholds_order_follows_its_metrics_direction():
+    # throughput: more is better, so its bounds descend; nothing else can say otherwise
+    with pytest.raises(ValueError, match="target >= acceptable >= critical"):
+        Threshold("throughput", "msg/s", 1, 5, 10)
+    assert Threshold("throughput", "msg/s", 10, 5, 1).direction is Direction.HIGHER
+    assert Threshold("latency_p50", "ns", 1, 5, 10).direction is Direction.LOWER
 
 
 # --- agent response time, memory, CPU, WASM limits, sustained and peak load ----------
@@ -470,7 +492,7 @@ def test_trend_bad_input(times, rss, message):
 
 def test_t_quantile_is_close_to_the_table():
     for df, exact in ((3, 3.182), (10, 2.228), (30, 2.042), (1000, 1.962)):
-        assert sc._t_quantile(0.975, df) == pytest.approx(exact, rel=0.01)
+        assert sc.load._t_quantile(0.975, df) == pytest.approx(exact, rel=0.01)
 
 
 def test_sustained_load_compares_first_and_last_windows():
@@ -548,7 +570,7 @@ def test_peak_load_grades_success_rate_pass_fail():
     (BurstTrafficConfig, dict(burst_duration=0),
      "burst_duration must be a finite number > 0, got 0"),
     (BurstTrafficConfig, dict(after=math.nan), "after must be a finite number > 0, got nan"),
-    (BurstTrafficConfig, dict(recovery_factor=0.5), "recovery_factor must be >= 1, got 0.5"),
+    (BurstTrafficConfig, dict(recovery_factor=0.5), "recovery_factor must be a finite number >= 1, got 0.5"),
     (BurstTrafficConfig, dict(before=0.05, interval=0.1),
      "before (0.05 s) must be at least one interval (0.1 s): the baseline needs a whole interval"),
     (WasmOverheadConfig, dict(messages=0), "WasmOverheadConfig: messages must be >= 1, got 0"),
@@ -588,16 +610,16 @@ def test_peak_load_grades_success_rate_pass_fail():
      "duration (1.0 s) must cover at least two intervals (0.6 s each)"),
     (SustainedLoadConfig, dict(window_fraction=0.6),
      "window_fraction must be <= 0.5 (the first and last windows must not overlap), got 0.6"),
-    (SustainedLoadConfig, dict(window_fraction=0), "window_fraction must be a finite number > 0, got 0"),
+    (SustainedLoadConfig, dict(window_fraction=0), "window_fraction must be a fraction in (0, 1] (0.05 for 5 %), got 0"),
     (SustainedLoadConfig, dict(leak_threshold=-0.05),
-     "leak_threshold must be a finite number > 0, got -0.05"),
+     "leak_threshold must be a fraction in (0, 1] (0.05 for 5 %), got -0.05"),
     (SustainedLoadConfig, dict(degradation_limit=0),
-     "degradation_limit must be a finite number > 0, got 0"),
+     "degradation_limit must be a fraction in (0, 1] (0.05 for 5 %), got 0"),
     (PeakLoadConfig, dict(rate=0), "PeakLoadConfig: rate must be a finite number > 0, got 0"),
     (PeakLoadConfig, dict(agents=0), "agents must be >= 1, got 0"),
     (PeakLoadConfig, dict(duration=math.nan), "duration must be a finite number > 0, got nan"),
-    (PeakLoadConfig, dict(min_success_rate=1.5), "min_success_rate must be in (0, 1], got 1.5"),
-    (PeakLoadConfig, dict(min_success_rate=0), "min_success_rate must be a finite number > 0, got 0"),
+    (PeakLoadConfig, dict(min_success_rate=1.5), "min_success_rate must be a fraction in (0, 1] (0.05 for 5 %), got 1.5"),
+    (PeakLoadConfig, dict(min_success_rate=0), "min_success_rate must be a fraction in (0, 1] (0.05 for 5 %), got 0"),
     (PeakLoadConfig, dict(max_in_flight=0), "max_in_flight must be >= 1, got 0"),
 ])
 def test_bad_config_values(cls, kwargs, message):
@@ -611,15 +633,14 @@ def test_bad_config_values(cls, kwargs, message):
 @pytest.mark.parametrize("cls, kwargs, message", [
     (MessageThroughputConfig, dict(messages=1.5), "messages must be an int, not float"),
     (MessageThroughputConfig, dict(agents=True), "agents must be an int, not bool"),
-    (LatencyConfig, dict(rate="fast"), "rate must be a number, not str"),
+    (LatencyConfig, dict(rate=[5]), "rate must be a number or a string with a unit"),
     (TaskProcessingConfig, dict(sample_resources=1), "sample_resources must be a bool"),
-    (HorizontalScalingConfig, dict(agent_counts=[1, 10]),
-     "agent_counts must be a tuple of ints, not list"),
+    (HorizontalScalingConfig, dict(agent_counts={1, 10}),
+     "agent_counts must be a tuple, not set"),
     (HorizontalScalingConfig, dict(agent_counts=(1, 2.5)),
      r"agent_counts\[1\] must be an int, not float"),
-    (LoadTestConfig, dict(ramp_up="1s"), "ramp_up must be a number, not str"),
+    (LoadTestConfig, dict(ramp_up=None), "ramp_up must be a number or a string with a unit"),
     (BurstTrafficConfig, dict(sample_resources=None), "sample_resources must be a bool"),
-    (WasmMemoryLimitsConfig, dict(limits_mb=[1, 10]), "limits_mb must be a tuple of numbers, not list"),
     (WasmMemoryLimitsConfig, dict(limits_mb=(1, "10")), r"limits_mb\[1\] must be a number, not str"),
     (CpuProfileConfig, dict(agents=2.0), "agents must be an int, not float"),
 ])
@@ -628,8 +649,26 @@ def test_bad_config_types(cls, kwargs, message):
         cls(**kwargs)
 
 
+def test_quantities_with_units_and_lists_from_json_are_read_into_the_fields_types():
+    c = LoadTestConfig(rate="2K/s", duration="500ms", ramp_up="1s", interval="100ms",
+                       message_size="1KB")
+    assert (c.rate, c.duration, c.ramp_up, c.interval, c.message_size) == (2000.0, 0.5, 1.0,
+                                                                           0.1, 1000)
+    assert c.planned_seconds() == 1.5
+    assert HorizontalScalingConfig(agent_counts=[1, 10]).agent_counts == (1, 10)
+    assert WasmMemoryLimitsConfig(limits_mb=[1, 10]).limits_mb == (1, 10)
+    with pytest.raises(ValueError, match="LatencyConfig: rate: 'fast' does not start with a "
+                                         "number"):
+        LatencyConfig(rate="fast")
+    with pytest.raises(ValueError, match="unknown unit 'parsecs' for a time"):
+        LatencyConfig(duration="3 parsecs")
+    with pytest.raises(TypeError, match="deadline must be a number or a string with a unit"):
+        LatencyConfig(deadline=True)           # True is not one second
+
+
 def test_configs_are_frozen_and_quick_is_smaller():
-    for name, (cls, _) in SCENARIOS.items():
+    for name, scenario in SCENARIOS.items():
+        cls = scenario.config
         full, quick = cls(), cls.quick()
         assert full != quick, name
         with pytest.raises(dataclasses.FrozenInstanceError):
@@ -644,7 +683,7 @@ def test_an_interrupt_returns_the_partial_result(monkeypatch):
         core_closed_loop(router, targets, total // 2, **kwargs)    # half ran, then Ctrl-C
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sc, "closed_loop", interrupted_loop)
+    monkeypatch.setattr(sc.routing, "closed_loop", interrupted_loop)
     res = sc.run_message_throughput(MessageThroughputConfig.quick(messages=1000))
     assert res.partial
     assert res.metric("completed").value == 500
@@ -656,13 +695,13 @@ def test_an_interrupt_returns_the_partial_result(monkeypatch):
 
 
 def test_an_interrupted_open_loop_keeps_the_routers_latency(monkeypatch):
-    real = sc.open_loop
+    real = sc._base.open_loop
 
     def interrupted_loop(router, targets, stages, **kwargs):
         real(router, targets, [(1000.0, 0.1)], **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sc, "open_loop", interrupted_loop)
+    monkeypatch.setattr(sc._base, "open_loop", interrupted_loop)
     res = sc.run_latency(LatencyConfig.quick(sample_resources=False))
     assert res.partial and res.intervals == ()
     assert res.histogram("latency").total_count == 100
@@ -678,7 +717,7 @@ def test_an_interrupted_scaling_run_keeps_the_finished_points(monkeypatch):
             raise KeyboardInterrupt
         return core_closed_loop(router, targets, total, **kwargs)
 
-    monkeypatch.setattr(sc, "closed_loop", loop)
+    monkeypatch.setattr(sc.resources, "closed_loop", loop)
     res = sc.run_horizontal_scaling(HorizontalScalingConfig.quick(messages=50))
     assert res.partial and res.interrupted
     assert {m.name.split("@")[1] for m in res.metrics} == {"1"}
@@ -688,7 +727,7 @@ def test_an_interrupted_scaling_run_keeps_the_finished_points(monkeypatch):
 
 # -- deadlines ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bad", [0, -1.0, math.nan, math.inf, "1"])
+@pytest.mark.parametrize("bad", [0, -1.0, math.nan, math.inf, "soon", "-2s", b"1"])
 def test_a_bad_deadline_is_refused_before_anything_runs(bad):
     with pytest.raises((ValueError, TypeError), match="deadline"):
         LatencyConfig(deadline=bad)
@@ -746,7 +785,10 @@ def test_run_scenario_refuses_bad_input_before_running():
     import caxton_meter as cm
     with pytest.raises(ValueError, match=r"unknown scenario 'nope'; scenarios: message_throughput"):
         cm.run_scenario("nope")
-    with pytest.raises(ValueError, match=r"LatencyConfig has no field 'rat'; fields: .*rate"):
+    with pytest.raises(ValueError, match=r"unknown scenario 'latncy' \(did you mean 'latency'\?\)"):
+        cm.run_scenario("latncy")
+    with pytest.raises(ValueError, match=r"LatencyConfig has no field 'rat' \(did you mean "
+                                         r"'rate'\?\); fields: .*rate"):
         cm.run_scenario("latency", rat=5)
     with pytest.raises(ValueError, match="rate must be a finite number > 0"):
         cm.run_scenario("latency", rate=0)

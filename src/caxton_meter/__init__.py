@@ -9,6 +9,7 @@ from ._core import (
     PERFORMATIVES,
     AgentInfo,
     BackpressureError,
+    CaxtonMeterError,
     Checkpoint,
     ClockInfo,
     DeadLetter,
@@ -34,8 +35,6 @@ from ._core import (
     wall_time,
 )
 
-__version__ = "0.1.0"
-
 # Loaded on first use (PEP 562), so that ``import caxton_meter`` stays cheap.
 _LAZY = {
     "ResourceProfile": "._sampling",
@@ -48,13 +47,8 @@ _LAZY = {
     "HistogramLogWriter": "._hdrlog",
     "read_log": "._hdrlog",
     "SCENARIOS": "._scenarios",
-    "DEFAULT_THRESHOLDS": "._scenarios",
-    "Grade": "._scenarios",
-    "Threshold": "._scenarios",
-    "Metric": "._scenarios",
-    "Interval": "._scenarios",
-    "ScenarioResult": "._scenarios",
-    "grade": "._scenarios",
+    "Scenario": "._scenarios",
+    "ScenarioConfig": "._scenarios",
     "run_scenario": "._scenarios",
     "scenario_config": "._scenarios",
     "MessageThroughputConfig": "._scenarios",
@@ -71,6 +65,19 @@ _LAZY = {
     "WasmMemoryLimitsConfig": "._scenarios",
     "SustainedLoadConfig": "._scenarios",
     "PeakLoadConfig": "._scenarios",
+    "DEFAULT_THRESHOLDS": "._model",
+    "Direction": "._model",
+    "Grade": "._model",
+    "Interval": "._model",
+    "Kind": "._model",
+    "Metric": "._model",
+    "MetricSpec": "._model",
+    "ScenarioResult": "._model",
+    "Threshold": "._model",
+    "grade": "._model",
+    "ArgumentError": "._checks",
+    "ArgumentTypeError": "._checks",
+    "UnitError": "._units",
     "AsyncLoadResult": "._aioload",
     "open_loop_async": "._aioload",
     "MultiLoadResult": "._multiload",
@@ -84,10 +91,12 @@ _LAZY = {
     "Trials": "._results",
     "BaselineStore": "._results",
     "ResultFormatError": "._results",
+    "BaselineNotFoundError": "._results",
     "read_result": "._results",
     "run_suite": "._results",
     "collect_metadata": "._results",
     "Comparison": "._compare",
+    "MissingCounterpartError": "._compare",
     "MetricComparison": "._compare",
     "compare": "._compare",
     "Change": "._regression",
@@ -101,6 +110,7 @@ _LAZY = {
     "Measurement": "._expressions",
     "ThresholdExpression": "._expressions",
     "ThresholdExpressionError": "._expressions",
+    "MissingMeasurementError": "._expressions",
     "parse_threshold": "._expressions",
     "Monitor": "._monitor",
     "Snapshot": "._monitor",
@@ -111,8 +121,20 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> object:
+    if name == "__version__":           # one source: the installed package's metadata
+        from importlib.metadata import version
+
+        globals()[name] = value = version("caxton_meter")
+        return value
     module = _LAZY.get(name)
     if module is None:
+        if name.endswith("Config"):     # a registered scenario's config (a new one too)
+            from ._scenarios import SCENARIOS
+
+            for found in SCENARIOS.values():
+                if found.config.__name__ == name:
+                    globals()[name] = found.config
+                    return found.config
         raise AttributeError(f"module 'caxton_meter' has no attribute {name!r}")
     import importlib
 
@@ -135,29 +157,38 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
         cpu_per_agent,
         memory_per_agent,
     )
+    from ._checks import ArgumentError, ArgumentTypeError
+    from ._units import UnitError
+    from ._model import (
+        DEFAULT_THRESHOLDS,
+        Direction,
+        Grade,
+        Interval,
+        Kind,
+        Metric,
+        MetricSpec,
+        ScenarioResult,
+        Threshold,
+        grade,
+    )
     from ._scenarios import (
+        SCENARIOS,
         AgentResponseTimeConfig,
         BurstTrafficConfig,
         CpuProfileConfig,
         CrashRecoveryConfig,
-        DEFAULT_THRESHOLDS,
-        Grade,
         HorizontalScalingConfig,
-        Interval,
         LatencyConfig,
         LoadTestConfig,
         MemoryProfileConfig,
         MessageThroughputConfig,
-        Metric,
         PeakLoadConfig,
-        SCENARIOS,
-        ScenarioResult,
+        Scenario,
+        ScenarioConfig,
         SustainedLoadConfig,
         TaskProcessingConfig,
-        Threshold,
         WasmMemoryLimitsConfig,
         WasmOverheadConfig,
-        grade,
         run_scenario,
         scenario_config,
     )
@@ -166,6 +197,7 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
     from ._targets import AsyncTarget, Target, drive, drive_async
     from ._results import (
         BaselineStore,
+        BaselineNotFoundError,
         ResultFormatError,
         RunResult,
         Trials,
@@ -173,11 +205,12 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
         read_result,
         run_suite,
     )
-    from ._compare import Comparison, MetricComparison, compare
+    from ._compare import Comparison, MetricComparison, MissingCounterpartError, compare
     from ._regression import Change, Verdict
     from ._plugin import Meter
     from ._expressions import (
         Measurement,
+        MissingMeasurementError,
         ThresholdExpression,
         ThresholdExpressionError,
         parse_threshold,
@@ -186,6 +219,18 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
     from ._reports import html_report, json_report, markdown_report, terminal_summary, write_reports
 
 __all__ = [
+    "UnitError",
+    "ScenarioConfig",
+    "Scenario",
+    "MissingMeasurementError",
+    "MissingCounterpartError",
+    "MetricSpec",
+    "Kind",
+    "Direction",
+    "CaxtonMeterError",
+    "BaselineNotFoundError",
+    "ArgumentTypeError",
+    "ArgumentError",
     "AgentInfo",
     "AgentResponseTimeConfig",
     "Alert",

@@ -96,19 +96,19 @@ def _quantity(value: object, what: str, kind: str, example: str) -> float:
         raise ArgumentError(f"{what}: {e}") from None
 
 
-def seconds(value: object, what: str, *, allow_zero: bool = False) -> float:
-    """A duration in seconds: a number of seconds, or a string with a unit
-    ("500ms", "30s", "2m", "1h"; a bare number in a string is seconds)."""
-    if isinstance(value, str) and value.strip() and _bare_number(value):
-        value = float(value)
-    if isinstance(value, str):
-        out = _quantity(value, what, "time", "'30s', '500ms'") / 1e9
+def _positive_quantity(value: object, what: str, kind: str, example: str, scale: float,
+                       allow_zero: bool) -> float:
+    """A number (already in the base unit) or a string with a unit, scaled."""
+    if isinstance(value, str) and _bare_number(value):
+        out = float(value)
+    elif isinstance(value, str):
+        out = _quantity(value, what, kind, example) / scale
+    elif _is_number(value):
+        out = float(value)  # type: ignore[arg-type]
     else:
-        out = _quantity(value, what, "time", "'30s', '500ms'")
-        if not math.isfinite(out):
-            raise ArgumentError(f"{what} must be finite, got {value!r}")
-    if out < 0 or (out == 0 and not allow_zero):
-        raise ArgumentError(f"{what} must be {'>= 0' if allow_zero else '> 0'} seconds, "
+        raise _type_error(what, f"a number or a string with a unit ({example})", value)
+    if not math.isfinite(out) or out < 0 or (out == 0 and not allow_zero):
+        raise ArgumentError(f"{what} must be a finite number {'>=' if allow_zero else '>'} 0, "
                             f"got {value!r}")
     return out
 
@@ -121,30 +121,43 @@ def _bare_number(text: str) -> bool:
     return True
 
 
+def seconds(value: object, what: str, *, allow_zero: bool = False) -> float:
+    """A duration in seconds, > 0 (>= 0 with ``allow_zero``): a number of
+    seconds, or a string with a unit ("500ms", "30s", "2m", "1h"; a bare
+    number in a string is seconds)."""
+    return _positive_quantity(value, what, "time", "'30s', '500ms'", 1e9, allow_zero)
+
+
 def rate(value: object, what: str) -> float:
     """Events per second, > 0: a number, or "50K/s", "2K", "1.5M msg/s"."""
-    out = _quantity(value, what, "rate", "'50K/s'")
-    if not out > 0:
-        raise ArgumentError(f"{what} must be > 0 per second, got {value!r}")
-    return out
+    return _positive_quantity(value, what, "rate", "'50K/s'", 1.0, False)
 
 
 def size(value: object, what: str, *, low: int = 0) -> int:
     """A size in bytes, >= ``low``: an int, or "64KB", "1MiB"."""
     if isinstance(value, float):
         raise _type_error(what, "an int or a string with a unit ('64KB')", value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < low:
+            raise ArgumentError(f"{what} must be >= {low}, got {value!r}")
+        return int(value)
     out = _quantity(value, what, "size", "'64KB'")
     if out != int(out):
         raise ArgumentError(f"{what} must be a whole number of bytes, got {value!r}")
     if out < low:
-        raise ArgumentError(f"{what} must be >= {low} bytes, got {value!r}")
+        raise ArgumentError(f"{what} must be >= {low}, got {value!r}")
     return int(out)
 
 
 def fraction(value: object, what: str, *, high: float = 1.0, strict_low: bool = False) -> float:
     """A fraction in [0, high] (or (0, high] with ``strict_low``); "5%" is 0.05."""
-    out = _quantity(value, what, "ratio", "0.05 or '5%'")
-    if out > high or (strict_low and out == 0):
+    if isinstance(value, str):
+        out = _quantity(value, what, "ratio", "0.05 or '5%'")
+    elif _is_number(value):
+        out = float(value)  # type: ignore[arg-type]
+    else:
+        raise _type_error(what, "a number or a percentage ('5%')", value)
+    if not (0 <= out <= high) or (strict_low and out == 0) or math.isnan(out):
         low = "(0" if strict_low else "[0"
         raise ArgumentError(f"{what} must be a fraction in {low}, {high:g}] (0.05 for 5 %), "
                             f"got {value!r}")

@@ -183,7 +183,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 # -- inputs ------------------------------------------------------------------------------
 
 def _slo(path: str) -> dict[str, Any]:
-    from ._scenarios import DEFAULT_THRESHOLDS, Threshold
+    from ._model import DEFAULT_THRESHOLDS, Threshold
     from ._units import UnitError, kind_of_unit, parse_quantity
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -208,8 +208,7 @@ def _slo(path: str) -> dict[str, Any]:
             values = {k: (parse_quantity(bounds[k], kind) if kind != "count" else float(bounds[k]))
                       if k in bounds else getattr(base, k)
                       for k in ("target", "acceptable", "critical")}
-            out[name] = Threshold(name, base.unit, higher_is_better=base.higher_is_better,
-                                  **values)
+            out[name] = Threshold(name, base.unit, **values)
         except (UnitError, ValueError, TypeError) as e:
             raise _Usage(f"--slo {path}: thresholds.{name}: {e}") from None
     return out
@@ -223,8 +222,7 @@ def _changes(args: argparse.Namespace, names: list[str], quick: bool,
         value = getattr(args, field)
         if value is None:
             continue
-        takers = [n for n in names
-                  if field in {f.name for f in _fields(SCENARIOS[n][0])}]
+        takers = [n for n in names if field in SCENARIOS[n].config.field_names()]
         if not takers:
             raise _Usage(f"--{option} applies to none of the selected scenarios "
                          f"({', '.join(names)})")
@@ -253,21 +251,11 @@ def _changes(args: argparse.Namespace, names: list[str], quick: bool,
     return changes
 
 
-def _fields(cls: type) -> tuple[Any, ...]:
-    import dataclasses
-    return dataclasses.fields(cls)
-
-
-# The config fields that are spans of time a scenario runs for.
-_TIMED_FIELDS = ("duration", "ramp_up", "before", "burst_duration", "after", "idle")
-
-
 def _planned_seconds(config: Any) -> float:
     """The time a scenario's schedule lasts at least (its closed loops and
     spawns add to it); a deadline caps it."""
-    seconds = sum(float(getattr(config, f, 0.0) or 0.0) for f in _TIMED_FIELDS)
-    deadline = getattr(config, "deadline", None)
-    return min(seconds, deadline) if deadline else seconds
+    seconds = config.planned_seconds()
+    return min(seconds, config.deadline) if config.deadline else seconds
 
 
 def _span(seconds: float) -> str:
@@ -364,15 +352,18 @@ def _main(args: argparse.Namespace) -> int:
         print(format_self_check(check), file=out, flush=True)
         return EXIT_OK if check.ok else EXIT_FAILED
     if args.list:
-        for name, (cls, _) in SCENARIOS.items():
-            doc = (cls.__doc__ or "").strip().split("\n\n")[0]
-            print(f"{name:22s} {' '.join(doc.split())[:150]}", file=out)
+        import textwrap
+        for name, found in SCENARIOS.items():
+            print(textwrap.fill(found.summary, width=100, initial_indent=f"{name:22s} ",
+                                subsequent_indent=" " * 23), file=out)
         return EXIT_OK
 
     # everything is checked before anything runs
     unknown = [n for n in args.scenarios if n not in SCENARIOS]
     if unknown:
-        raise _Usage(f"unknown scenario {unknown[0]!r}; scenarios: {', '.join(SCENARIOS)}")
+        from ._checks import did_you_mean
+        raise _Usage(f"unknown scenario {unknown[0]!r}{did_you_mean(unknown[0], SCENARIOS)}; "
+                     f"scenarios: {', '.join(SCENARIOS)}")
     names = list(dict.fromkeys(args.scenarios)) or list(SCENARIOS)
     if args.save_baseline and (args.baseline or args.load_baseline):
         raise _Usage("--save-baseline cannot be combined with --baseline or --load-baseline")
@@ -447,7 +438,7 @@ def _main(args: argparse.Namespace) -> int:
                 progress.interval(iv)
 
         from ._results import collect_metadata
-        from ._scenarios import resolve_thresholds
+        from ._model import resolve_thresholds
         limits = resolve_thresholds(thresholds)
         interrupted = False
         all_trials: list[Any] = []

@@ -1,66 +1,43 @@
 """Comparison of a run against a baseline, metric by metric.
 
-Which metrics are compared (:func:`metric_direction`): performance figures
-with a direction — throughputs (``msg/s``, ``tasks/s``) and the success
-rate, where higher is better; times (``ns``, ``s``), memory (``bytes``,
-``bytes/s``) and CPU (``percent``), where lower is better.  Counts
-(messages, requests, faults), flags and the rates a config asks for
-(``intended_rate``, ``achieved_rate`` of an open loop) are not compared:
-they are the test's set-up or are judged by the thresholds.
+Which metrics are compared, and which way, is what each metric declares
+where it is produced (:class:`~caxton_meter._model.Direction`): more is
+better, less is better, or not compared (counts, flags, the load a config
+asks for).  Nothing here reads a metric's name or unit to decide.
 
 Each compared metric gets a :class:`~caxton_meter._regression.Change`
 from its trials (:func:`~caxton_meter._regression.compare_samples`):
 statistics when both sides have two or more trials, the guide's fixed
-threshold when either has one.  A latency percentile (``latency_p50`` ...
-``latency_p99_9``) of a scenario whose trials were each run once is
-compared through confidence intervals derived from the merged histograms
-(:func:`~caxton_meter._regression.compare_percentiles`) instead.
+threshold when either has one.  A metric that declares itself a
+percentile of a histogram, in a scenario whose trials were each run once,
+is compared through confidence intervals derived from the merged
+histograms (:func:`~caxton_meter._regression.compare_percentiles`)
+instead.
 """
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ._core import CaxtonMeterError
+from ._model import Direction, Grade, MetricSpec
 from ._regression import Change, Verdict, compare_percentiles, compare_samples
 from ._results import RunResult, same_machine
-from ._scenarios import Grade
 
 __all__ = [
     "Comparison",
     "MetricComparison",
     "MissingCounterpartError",
     "compare",
-    "metric_direction",
 ]
-
-_HIGHER = {"msg/s", "tasks/s"}
-_LOWER = {"ns", "s", "bytes", "bytes/s", "percent"}
-_NOT_COMPARED = {"intended_rate", "achieved_rate", "interval_storage_bytes", "max_memory",
-                 "largest_allocation", "fill_seconds"}
-_PERCENTILE = re.compile(r"latency_p(\d+)(?:_(\d+))?")
 
 
 def _base(name: str) -> str:
     return name.split("@", 1)[0]
 
 
-def metric_direction(name: str, unit: str) -> bool | None:
-    """True when higher is better, False when lower is better, None when
-    the metric is not compared (counts, flags, the load a config asks for)."""
-    if _base(name) in _NOT_COMPARED:
-        return None
-    if name == "success_rate":
-        return True
-    if unit in _HIGHER:
-        return True
-    if unit in _LOWER:
-        return False
-    return None
-
-
-class MissingCounterpartError(LookupError):
+class MissingCounterpartError(CaxtonMeterError, LookupError):
     """A scenario or metric of the run has no counterpart in the baseline
     (strict comparison); ``missing`` lists them as "scenario/metric"."""
 
@@ -81,6 +58,7 @@ class MetricComparison:
     unit: str
     change: Change
     grade: Grade | None        # the current run's worst grade for the metric
+    spec: MetricSpec           # the metric's declaration (kind, direction, histogram)
 
     @property
     def is_regression(self) -> bool:
@@ -164,9 +142,8 @@ def compare(baseline: RunResult, current: RunResult, *, threshold: float = 0.10,
                             f"p < {significance:g} (Mann-Whitney's smallest p is "
                             f"{2 / math.comb(n + m, n):.3f}): run more trials")
         for name in trials.metric_names:
-            unit = trials.unit(name)
-            direction = metric_direction(name, unit)
-            if direction is None:
+            spec = trials.spec(name)
+            if spec.direction is Direction.NONE:
                 continue
             cur, old = trials.values(name), base.values(name)
             if not old:
@@ -176,19 +153,25 @@ def compare(baseline: RunResult, current: RunResult, *, threshold: float = 0.10,
                 warnings.append(f"{trials.scenario}/{name}: not measured in this run")
                 continue
             limit = per_metric.get(name, per_metric.get(_base(name), threshold))
-            match = _PERCENTILE.fullmatch(name)
-            hist = next((h for h in ("latency", "round_trip") if h in trials.histogram_names),
-                        None)
-            if single and match and hist and hist in base.histogram_names:
-                p = float(match.group(1) + ("." + match.group(2) if match.group(2) else ""))
-                change = compare_percentiles(base.histogram(hist), trials.histogram(hist), p,
-                                             threshold=limit, noise_threshold=noise_threshold)
+            if single and _from_histogram(spec, trials.histogram_names, base.histogram_names):
+                assert spec.histogram is not None and spec.percentile is not None
+                change = compare_percentiles(base.histogram(spec.histogram),
+                                             trials.histogram(spec.histogram), spec.percentile,
+                                             threshold=limit, noise_threshold=noise_threshold,
+                                             higher_is_better=spec.direction.higher_is_better)
             else:
-                change = compare_samples(old, cur, higher_is_better=direction, threshold=limit,
-                                         noise_threshold=noise_threshold,
+                change = compare_samples(old, cur,
+                                         higher_is_better=spec.direction.higher_is_better,
+                                         threshold=limit, noise_threshold=noise_threshold,
                                          significance=significance, test=test)
-            out.append(MetricComparison(trials.scenario, name, unit, change,
-                                        trials.grade(name)))
+            out.append(MetricComparison(trials.scenario, name, spec.unit, change,
+                                        trials.grade(name), spec))
     if missing and not lenient:
         raise MissingCounterpartError(tuple(missing))
     return Comparison(baseline, current, tuple(out), tuple(missing), tuple(warnings))
+
+
+def _from_histogram(spec: MetricSpec, current: tuple[str, ...], baseline: tuple[str, ...]) -> bool:
+    """Whether the metric is a percentile of a histogram both sides hold."""
+    return (spec.percentile is not None and spec.histogram is not None
+            and spec.histogram in current and spec.histogram in baseline)

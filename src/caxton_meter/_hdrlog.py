@@ -47,7 +47,7 @@ import time
 from types import TracebackType
 from typing import IO, Iterator
 
-from ._core import Histogram, HistogramDecodeError
+from ._core import CaxtonMeterError, Histogram, HistogramDecodeError
 
 __all__ = [
     "HistogramLogError",
@@ -95,7 +95,7 @@ _V1_COOKIE_BASES = (0x1C849301, 0x1C849302)
 _DOUBLE_COOKIES = (0x0C72124E, 0x0C72124F)
 
 
-class HistogramLogError(ValueError):
+class HistogramLogError(CaxtonMeterError, ValueError):
     """A histogram log could not be read: says which file, which line and
     what was wrong.  ``path`` (or None for an unnamed stream), ``lineno``
     (1-based) and ``problem`` hold the parts."""

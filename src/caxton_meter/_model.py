@@ -92,7 +92,7 @@ class Kind(enum.Enum):
         return _SECTION[self]
 
 
-_SECTION = {Kind.THROUGHPUT: "throughput", Kind.LATENCY: "latency", Kind.DURATION: "latency",
+_SECTION = {Kind.THROUGHPUT: "throughput", Kind.LATENCY: "latency", Kind.DURATION: "other",
             Kind.MEMORY: "resources", Kind.CPU: "resources", Kind.RATIO: "other",
             Kind.COUNT: "other", Kind.FLAG: "other"}
 
@@ -164,8 +164,11 @@ class MetricSpec:
         return self.direction is not Direction.NONE
 
     def at(self, point: object) -> MetricSpec:
-        """This declaration for one point of a series: ``name@point``."""
-        return dataclasses.replace(self, name=f"{self.name}@{point}")
+        """This declaration for one point of a series: ``name@point``, read
+        from that point's histogram (``histogram@point``) if it has one."""
+        return dataclasses.replace(self, name=f"{self.name}@{point}",
+                                   histogram=None if self.histogram is None
+                                   else f"{self.histogram}@{point}")
 
     def __call__(self, value: float, grade: Grade | None = None) -> Metric:
         return Metric(self.name, value, self.unit, grade, kind=self.kind,

@@ -711,8 +711,10 @@ def percentile_ci(hist: HistogramLike, percentile: float, *,
 
 def compare_percentiles(baseline_hist: HistogramLike, current_hist: HistogramLike,
                         percentile: float, *, threshold: float = 0.10,
-                        noise_threshold: float = 0.05, confidence: float = 0.95) -> Change:
-    """Compare one latency percentile (lower is better) of two histograms.
+                        noise_threshold: float = 0.05, confidence: float = 0.95,
+                        higher_is_better: bool = False) -> Change:
+    """Compare one percentile of two histograms (lower is better unless
+    ``higher_is_better``: the direction the metric declares).
 
     The estimates are the percentiles; the interval of the relative change
     is ``[cur_lo / base_hi - 1, cur_hi / base_lo - 1]`` from the two
@@ -723,7 +725,7 @@ def compare_percentiles(baseline_hist: HistogramLike, current_hist: HistogramLik
     overlaps it; NO_CHANGE when the percentile intervals overlap.  Method
     ``"histogram"``, no p-value, the total counts as ``baseline_n`` and
     ``current_n``.  ``exceeds_threshold``: the change of the percentile is
-    above ``threshold``.  ValueError for an empty histogram, a percentile
+    beyond ``threshold`` on the bad side.  ValueError for an empty histogram, a percentile
     outside [0, 100], a negative or non-finite threshold or noise_threshold,
     or a confidence outside (0, 1)."""
     func = "compare_percentiles"
@@ -741,13 +743,15 @@ def compare_percentiles(baseline_hist: HistogramLike, current_hist: HistogramLik
     ci_high = _relative_change(float(cur_hi), float(base_lo))
     significant = cur_lo > base_hi or cur_hi < base_lo
     if significant:
-        verdict = _band_verdict(change, ci_low, ci_high, noise, higher_is_better=False,
+        verdict = _band_verdict(change, ci_low, ci_high, noise,
+                                higher_is_better=higher_is_better,
                                 baseline_zero=base_est == 0.0)
     else:
         verdict = Verdict.NO_CHANGE
     return Change(verdict=verdict, baseline=base_est, current=cur_est, change=change,
                   ci_low=ci_low, ci_high=ci_high, p_value=None, method="histogram",
-                  higher_is_better=False,
-                  exceeds_threshold=_beyond(change, thr, bad=True, higher_is_better=False),
+                  higher_is_better=higher_is_better,
+                  exceeds_threshold=_beyond(change, thr, bad=True,
+                                            higher_is_better=higher_is_better),
                   baseline_n=_histogram_total(func, "baseline_hist", baseline_hist),
                   current_n=_histogram_total(func, "current_hist", current_hist))

@@ -7,17 +7,18 @@ Data flows one way: everything here reads a :class:`RunResult` and, when
 given, a :class:`Comparison` of it against a baseline; nothing here changes
 them or measures anything.
 
-Which metrics a report shows.  A metric is reported when it is graded
-against the targets table or has a direction (:func:`metric_direction`):
+Which metrics a report shows, and where, is what each metric declares
+(:class:`~caxton_meter._model.Kind` and
+:class:`~caxton_meter._model.Direction`).  A metric is reported when it is
+graded against the targets table or compared (its direction is not NONE):
 counts, flags and the load a config asks for are the test's set-up, not a
-result.  Reported metrics fall into four sections by unit and name:
+result.  Reported metrics fall into four sections by kind:
 
-* Throughput: units ending in ``/s`` (``msg/s``, ``tasks/s``), except bytes;
-* Latency: times (``ns``, ``s``) whose name says latency (``latency``,
-  ``round_trip``, ``response``, ``p99_...`` windows), percentiles in order;
-* Resource usage: ``bytes``, ``bytes/s``, ``percent`` and names starting
-  with ``cpu``, ``memory`` or ``rss``;
-* Other metrics: the rest (spawn and recovery times, success rates...).
+* Throughput: throughputs (events per second);
+* Latency: latencies (the time one event takes), the percentiles of one
+  histogram in percentile order;
+* Resource usage: memory and CPU;
+* Other metrics: durations (spawn, recovery), ratios and the rest.
 
 Plots need matplotlib (the ``plots`` extra); it is imported when an HTML
 report is made, and without it the page still holds every table.  Figures
@@ -42,12 +43,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._compare import Comparison, MetricComparison, metric_direction
+from ._compare import Comparison, MetricComparison
 from ._core import Histogram
 from ._hdrlog import HistogramLogWriter
 from ._regression import Change, Verdict
 from ._results import RunResult, Trials, json_safe, write_atomic
-from ._scenarios import Grade
+from ._model import Direction, Grade, MetricSpec
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -214,33 +215,6 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
 
 _SECTIONS = (("throughput", "Throughput"), ("latency", "Latency"),
              ("resources", "Resource usage"), ("other", "Other metrics"))
-_LATENCY_NAME = re.compile(r"latency|round_trip|response|^p\d+_")
-_PERCENTILE = re.compile(r"(?P<stem>.*?)_?(?:p(?P<p>\d+)(?:_(?P<frac>\d+))?|(?P<word>min|mean|max))$")
-
-
-def _section(name: str, unit: str) -> str:
-    base = name.split("@", 1)[0]
-    if unit in ("bytes", "bytes/s", "percent") or base.startswith(("cpu", "memory", "rss")):
-        return "resources"
-    if unit.endswith("/s"):
-        return "throughput"
-    if unit in ("ns", "s") and _LATENCY_NAME.search(base):
-        return "latency"
-    return "other"
-
-
-def _percentile_key(name: str) -> tuple[str, float]:
-    """Latency metrics of one stem in percentile order: p50, p90, p99,
-    p99.9, max (min first, mean beside the median)."""
-    base, _, at = name.partition("@")
-    m = _PERCENTILE.fullmatch(base)
-    if m is None:
-        return name, -2.0
-    if m.group("word"):
-        rank = {"min": -1.0, "mean": 49.5, "max": 1000.0}[m.group("word")]
-    else:
-        rank = float(m.group("p") + ("." + m.group("frac") if m.group("frac") else ""))
-    return f"{m.group('stem')}@{at}", rank
 
 
 @dataclass(frozen=True)
@@ -253,10 +227,11 @@ class _Row:
     grade: Grade | None
     compared: MetricComparison | None
     missing: bool                         # no counterpart in the baseline
+    spec: MetricSpec                      # the metric's declaration
 
     @property
     def section(self) -> str:
-        return _section(self.metric, self.unit)
+        return self.spec.kind.section
 
     @property
     def mean(self) -> float:
@@ -274,7 +249,7 @@ class _Row:
 
 
 def _reported(trials: Trials, name: str) -> bool:
-    return trials.grade(name) is not None or metric_direction(name, trials.unit(name)) is not None
+    return trials.grade(name) is not None or trials.spec(name).compared
 
 
 def _rows(run: RunResult, comparison: Comparison | None) -> list[_Row]:
@@ -287,24 +262,23 @@ def _rows(run: RunResult, comparison: Comparison | None) -> list[_Row]:
                 continue
             rows.append(_Row(t.scenario, name, t.unit(name), t.values(name), t.grade(name),
                              compared.get((t.scenario, name)),
-                             f"{t.scenario}/{name}" in missing or f"{t.scenario}/*" in missing))
+                             f"{t.scenario}/{name}" in missing or f"{t.scenario}/*" in missing,
+                             t.spec(name)))
     return rows
 
 
 def _by_section(rows: Sequence[_Row]) -> list[tuple[str, str, list[_Row]]]:
     """The non-empty sections: (key, title, rows), rows in scenario order;
-    latency rows of a scenario in percentile order within each stem."""
+    the percentiles of one histogram in percentile order, where the first
+    of them stood."""
     out = []
     for key, title in _SECTIONS:
         chosen = [r for r in rows if r.section == key]
-        if key == "latency":
-            order = {r.scenario: i for i, r in enumerate(rows)}
-            stems: dict[tuple[str, str], int] = {}
-            for r in chosen:
-                stems.setdefault((r.scenario, _percentile_key(r.metric)[0]), len(stems))
-            chosen.sort(key=lambda r: (order[r.scenario],
-                                       stems[r.scenario, _percentile_key(r.metric)[0]],
-                                       _percentile_key(r.metric)[1]))
+        groups: dict[tuple[str, str], int] = {}
+        for r in chosen:
+            groups.setdefault((r.scenario, r.spec.histogram or f"/{r.metric}"), len(groups))
+        chosen.sort(key=lambda r: (groups[r.scenario, r.spec.histogram or f"/{r.metric}"],
+                                   r.spec.percentile or 0.0))
         if chosen:
             out.append((key, title, chosen))
     return out
@@ -655,8 +629,10 @@ def github_benchmark(run: RunResult, *, bigger_is_better: bool) -> str:
     entries: list[dict[str, Any]] = []
     for t in run.scenarios:
         for name in t.metric_names:
-            unit = t.unit(name)
-            if metric_direction(name, unit) is not bigger_is_better:
+            spec = t.spec(name)
+            unit = spec.unit
+            wanted = Direction.HIGHER if bigger_is_better else Direction.LOWER
+            if spec.direction is not wanted:
                 continue
             values = t.values(name)
             if not values:

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._core import Histogram, clock_info
+from ._core import CaxtonMeterError, Histogram, clock_info
 from ._sampling import ResourceProfile
-from ._scenarios import Grade, Interval, Metric, ScenarioResult
+from ._model import Direction, Grade, Interval, Kind, Metric, MetricSpec, ScenarioResult
 
 __all__ = [
     "BASELINE_DIR",
@@ -54,11 +54,10 @@ __all__ = [
 #   1: the first format: metadata, and per scenario its config and the
 #      ScenarioResult of each trial (metrics, HDR-encoded histograms,
 #      intervals, resource profile in the sampler's format 1, notes).
-FORMAT_VERSION = 1
-
-# Readers of older versions: version -> function turning such a document
-# into the next version's.  None yet: version 1 is the first.
-_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+#   2: each metric carries its declaration: "kind", "direction", and for a
+#      percentile of a histogram "histogram" and "percentile".  Version 1
+#      files are read with the declarations version 1 implied (below).
+FORMAT_VERSION = 2
 
 BASELINE_DIR = Path(".caxton_meter") / "baselines"
 """Where baselines are kept, relative to the working directory."""
@@ -66,7 +65,73 @@ BASELINE_DIR = Path(".caxton_meter") / "baselines"
 _KIND = "caxton_meter.result"
 
 
-class ResultFormatError(ValueError):
+# -- reading version 1 -------------------------------------------------------------------
+
+# What version 1 left implicit, reconstructed exactly as caxton_meter 0.1
+# read it: a metric's direction came from its unit, a few names were never
+# compared, and a latency percentile compared through the "latency" or
+# "round_trip" histogram.  These rules live here only, for old files.
+_V1_HIGHER = {"msg/s", "tasks/s"}
+_V1_LOWER = {"ns", "s", "bytes", "bytes/s", "percent"}
+_V1_NOT_COMPARED = {"intended_rate", "achieved_rate", "interval_storage_bytes", "max_memory",
+                    "largest_allocation", "fill_seconds"}
+_V1_KINDS = {"msg/s": Kind.THROUGHPUT, "tasks/s": Kind.THROUGHPUT, "bytes": Kind.MEMORY,
+             "bytes/s": Kind.MEMORY, "percent": Kind.CPU, "ratio": Kind.RATIO,
+             "bool": Kind.FLAG}
+_V1_PERCENTILE = re.compile(r"latency_p(\d+)(?:_(\d+))?")
+_V1_LATENCY = re.compile(r"latency|round_trip|response|^p\d+_")
+
+
+def _v1_declaration(name: str, unit: str, histograms: Iterable[str]) -> dict[str, Any]:
+    base = name.split("@", 1)[0]
+    if base in _V1_NOT_COMPARED:
+        direction = Direction.NONE
+    elif name == "success_rate" or unit in _V1_HIGHER:
+        direction = Direction.HIGHER
+    elif unit in _V1_LOWER:
+        direction = Direction.LOWER
+    else:
+        direction = Direction.NONE
+    if unit in ("ns", "s"):
+        kind = Kind.LATENCY if _V1_LATENCY.search(base) else Kind.DURATION
+    else:
+        kind = _V1_KINDS.get(unit, Kind.COUNT)
+    out: dict[str, Any] = {"kind": kind.value, "direction": direction.value}
+    match = _V1_PERCENTILE.fullmatch(name)
+    hist = next((h for h in ("latency", "round_trip") if h in histograms), None)
+    if match and hist:
+        out["histogram"] = hist
+        out["percentile"] = float(match.group(1) + ("." + match.group(2) if match.group(2)
+                                                    else ""))
+    return out
+
+
+def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(data.get("scenarios"), list):
+        return {**data, "format": 2}        # the reader of version 2 says what is missing
+    scenarios = []
+    for s in data["scenarios"]:
+        if not isinstance(s, dict) or not isinstance(s.get("trials"), list):
+            scenarios.append(s)             # the reader of version 2 says what is wrong
+            continue
+        trials = []
+        for t in s["trials"]:
+            if isinstance(t, dict) and isinstance(t.get("metrics"), list):
+                hists = t.get("histograms") if isinstance(t.get("histograms"), dict) else {}
+                t = {**t, "metrics": [
+                    {**_v1_declaration(m.get("name", ""), m.get("unit", ""), hists), **m}
+                    if isinstance(m, dict) else m for m in t["metrics"]]}
+            trials.append(t)
+        scenarios.append({**s, "trials": trials})
+    return {**data, "format": 2, "scenarios": scenarios}
+
+
+# Readers of older versions: version -> function turning such a document
+# into the next version's.
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_v1}
+
+
+class ResultFormatError(CaxtonMeterError, ValueError):
     """A result file (or document) that cannot be read: names the source
     and the problem."""
 
@@ -76,7 +141,7 @@ class ResultFormatError(ValueError):
         self.problem = problem
 
 
-class BaselineNotFoundError(LookupError):
+class BaselineNotFoundError(CaxtonMeterError, LookupError):
     """No baseline of that name; the message lists the saved ones."""
 
 
@@ -114,13 +179,18 @@ class Trials:
                     out.append(m.value)
         return tuple(out)
 
-    def unit(self, name: str) -> str:
+    def spec(self, name: str) -> MetricSpec:
+        """The metric's declaration (kind, direction, unit, histogram), as
+        the first trial that measured it declared it."""
         for r in self.results:
             for m in r.metrics:
                 if m.name == name:
-                    return m.unit
+                    return m.spec
         raise KeyError(f"no metric {name!r} in {self.scenario!r}; "
                        f"metrics: {', '.join(self.metric_names)}")
+
+    def unit(self, name: str) -> str:
+        return self.spec(name).unit
 
     def grade(self, name: str) -> Grade | None:
         """The worst grade the metric got over the trials (None: ungraded)."""
@@ -295,14 +365,32 @@ def _result_to_dict(r: ScenarioResult) -> dict[str, Any]:
         "scenario": r.scenario,
         "partial": r.partial,
         "interrupted": r.interrupted,
-        "metrics": [{"name": m.name, "value": m.value, "unit": m.unit,
-                     "grade": m.grade.value if m.grade is not None else None}
-                    for m in r.metrics],
+        "metrics": [_metric_to_dict(m) for m in r.metrics],
         "histograms": dict(r.histograms),
         "intervals": [dataclasses.asdict(iv) for iv in r.intervals],
         "resources": r.resources.as_dict() if r.resources is not None else None,
         "notes": list(r.notes),
     }
+
+
+def _metric_to_dict(m: Metric) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": m.name, "value": m.value, "unit": m.unit,
+                           "grade": m.grade.value if m.grade is not None else None,
+                           "kind": m.kind.value, "direction": m.direction.value}
+    if m.histogram is not None:
+        out["histogram"] = m.histogram
+    if m.percentile is not None:
+        out["percentile"] = m.percentile
+    return out
+
+
+def _enum(cls: Any, d: Mapping[str, Any], key: str, where: str) -> Any:
+    value = d.get(key)
+    try:
+        return cls(value)
+    except ValueError:
+        raise _Bad(f"{where}.{key} must be one of {', '.join(e.value for e in cls)}, "
+                   f"got {value!r}") from None
 
 
 _GRADES = {g.value: g for g in Grade}
@@ -321,8 +409,18 @@ def _result_from_dict(d: Any, config: dict[str, Any], where: str) -> ScenarioRes
         g = m.get("grade")
         if g is not None and g not in _GRADES:
             raise _Bad(f"{w}.grade must be one of {', '.join(_GRADES)} or null, got {g!r}")
+        histogram = m.get("histogram")
+        if histogram is not None and not isinstance(histogram, str):
+            raise _Bad(f"{w}.histogram must be a string or absent")
+        percentile = m.get("percentile")
+        if percentile is not None and (isinstance(percentile, bool)
+                                       or not isinstance(percentile, (int, float))):
+            raise _Bad(f"{w}.percentile must be a number or absent")
         metrics.append(Metric(_field(m, "name", str, w), _field(m, "value", float, w),
-                              _field(m, "unit", str, w), _GRADES[g] if g is not None else None))
+                              _field(m, "unit", str, w), _GRADES[g] if g is not None else None,
+                              kind=_enum(Kind, m, "kind", w),
+                              direction=_enum(Direction, m, "direction", w),
+                              histogram=histogram, percentile=percentile))
     histograms = _field(d, "histograms", dict, where)
     for k, v in histograms.items():
         if not isinstance(v, str):
@@ -547,7 +645,8 @@ def run_suite(names: Iterable[str], *, trials: int = 1, quick: bool = False,
     trials finished so far are kept, and so is the partial result of a
     scenario that caught it (``interrupted``); a result cut short by its
     config's deadline does not stop the suite."""
-    from ._scenarios import resolve_thresholds, run_scenario, scenario_config
+    from ._model import resolve_thresholds
+    from ._scenarios import run_scenario, scenario_config
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ValueError(f"trials must be an int >= 1, got {trials!r}")
     names = list(names)
@@ -576,7 +675,7 @@ def run_suite(names: Iterable[str], *, trials: int = 1, quick: bool = False,
                 stopped = True
                 break
         if results:
-            done.append(Trials(n, dataclasses.asdict(configs[n]), tuple(results)))
+            done.append(Trials(n, configs[n].as_dict(), tuple(results)))
         if stopped:
             meta["stopped_early"] = True
             break
