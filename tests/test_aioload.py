@@ -1,12 +1,15 @@
 """The asyncio open loop: pacing from the core's schedule, the concurrency
-limit (dropped arrivals), errors by type, coordinated-omission correction
-and interruption.  Tolerances are generous: the test machine is shared."""
+limit (dropped arrivals), errors by type, coordinated-omission correction,
+its deadline and interruption, and its arguments read as every driver's
+are.  Tolerances are generous: the test machine is shared."""
 import asyncio
 import time
 
 import pytest
 
-from caxton_meter._aioload import AsyncLoadResult, open_loop_async
+from caxton_meter._aioload import open_loop_async
+from caxton_meter._checks import ArgumentError, ArgumentTypeError
+from caxton_meter._core import LoadInterval, OpenLoopResult
 
 
 async def noop():
@@ -15,7 +18,8 @@ async def noop():
 
 def test_paces_a_noop_coroutine_at_the_planned_rate():
     res = asyncio.run(open_loop_async(noop, [(500, 0.5)], interval=0.1))
-    assert isinstance(res, AsyncLoadResult)
+    assert isinstance(res, OpenLoopResult) and res.parts == ()
+    assert all(isinstance(iv, LoadInterval) for iv in res.intervals)
     assert res.planned == res.requests == res.completed == 250      # 500/s for 0.5 s
     assert res.failed == res.dropped == 0 and res.errors == {} and not res.interrupted
     assert res.latency.total_count == res.latency_uncorrected.total_count == 250
@@ -146,9 +150,72 @@ def test_bad_input():
         asyncio.run(open_loop_async(noop, [(1, 1)], concurrency=2.5))
     with pytest.raises(ValueError, match="interval must be > 0 seconds"):
         asyncio.run(open_loop_async(noop, [(1, 1)], interval=0))
-    with pytest.raises(ValueError, match="open_loop_async: stage 0's rate must be >= 0"):
+    with pytest.raises(ValueError, match="open_loop_async: stage 0's rate must be a finite number "
+                                         ">= 0, got -1"):
         asyncio.run(open_loop_async(noop, [(-1, 1)]))
     with pytest.raises(ValueError, match="open_loop_async: the stages last no time"):
         asyncio.run(open_loop_async(noop, []))
     with pytest.raises(TypeError, match="returned int, not an awaitable"):
         asyncio.run(open_loop_async(lambda: 3, [(100, 1)]))
+
+
+def test_a_deadline_stops_the_schedule_and_lets_the_calls_in_flight_finish():
+    finished = 0
+
+    async def call():
+        nonlocal finished
+        await asyncio.sleep(0.1)
+        finished += 1
+
+    # 10 s planned; the deadline cuts it at 0.3 s
+    res = asyncio.run(open_loop_async(call, [(100, 10)], deadline=0.3))
+    assert res.deadline_reached and not res.interrupted
+    assert 5 <= res.planned < 1000 and res.requests == res.planned
+    # every call started ran to its end: none cancelled, none lost
+    assert res.completed == res.requests == finished and res.failed == 0
+    assert res.errors == {} and res.latency.total_count == res.completed
+    # the rates are per second of the schedule run, as the core loops'
+    assert res.duration_ns < 10_000_000_000
+    assert res.achieved_rate == pytest.approx(res.requests * 1e9 / res.duration_ns)
+    assert sum(iv.completed for iv in res.intervals) == res.completed
+
+
+def test_a_deadline_past_the_schedule_changes_nothing():
+    res = asyncio.run(open_loop_async(noop, [(400, 0.1)], deadline="10s"))
+    assert not res.deadline_reached and res.planned == res.completed == 40
+    assert res.duration_ns == 100_000_000
+
+
+def test_rates_and_durations_are_taken_with_their_units():
+    res = asyncio.run(open_loop_async(noop, rate="2K/s", duration="200ms", interval="50ms"))
+    assert res.planned == res.requests == res.completed == 400       # 2000/s for 0.2 s
+    assert res.intended_rate == pytest.approx(2000)
+    # 1000/s for 0.1 s, then a ramp from 1000/s to 2000/s over 0.05 s
+    staged = asyncio.run(open_loop_async(noop, [("1K/s", "100ms"), (2000, "0.05")],
+                                         start_rate="1K/s"))
+    assert staged.planned == 100 + 75
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"interval": True}, ArgumentTypeError, "open_loop_async: interval must be a number or a "
+                                            "string with a unit"),
+    ({"deadline": True}, ArgumentTypeError, "open_loop_async: deadline must be a number"),
+    ({"concurrency": True}, ArgumentTypeError, "open_loop_async: concurrency must be an int, "
+                                               "not bool"),
+    ({"stages": [(True, 1)]}, ArgumentTypeError, "open_loop_async: stage 0's rate must be a "
+                                                 "number, not bool"),
+    ({"stages": [(10, True)]}, ArgumentTypeError, "open_loop_async: stage 0's duration must be"),
+    ({"rate": True, "duration": 1}, ArgumentTypeError, "open_loop_async: rate must be a number"),
+    ({"rate": 10, "duration": "2 parsecs"}, ArgumentError, "open_loop_async: duration: "),
+    ({"rate": "fast", "duration": 1}, ArgumentError, "open_loop_async: rate: "),
+    ({"deadline": 0}, ArgumentError, "open_loop_async: deadline must be > 0 seconds, got 0"),
+    ({}, ArgumentError, "open_loop_async: give stages, or rate= .* and duration="),
+    ({"stages": [(1, 1)], "rate": 1}, ArgumentError, "give stages, or rate= and duration=, "
+                                                     "not both"),
+    ({"stages": [(1, 2, 3)]}, ArgumentError, r"stage 0 must be \(rate per second, duration in "
+                                             r"seconds\), got \(1, 2, 3\)"),
+])
+def test_a_wrong_argument_is_refused_naming_it_and_its_value(kwargs, error, message):
+    kwargs.setdefault("stages", None)
+    with pytest.raises(error, match=message):
+        asyncio.run(open_loop_async(noop, **kwargs))

@@ -332,3 +332,129 @@ def test_every_driver_records_in_the_load_loops_histogram_layout():
                                                h.highest_trackable_value, h.significant_figures)
     h.add(res.latency)                       # merges without re-bucketing
     assert h == res.latency
+
+
+# -- the one load result, made from Python --------------------------------------------------
+
+def _histogram(*values):
+    from caxton_meter._core import latency_histogram
+
+    h = latency_histogram()
+    for v in values:
+        h.record(v)
+    return h
+
+
+def _result(**changes):
+    from caxton_meter._core import OpenLoopResult
+
+    fields = dict(requests=3, completed=2, failed=1, dropped=1, planned=4, elapsed_ns=10,
+                  duration_ns=8, latency=_histogram(5, 7), latency_uncorrected=_histogram(4, 6),
+                  send_jitter=_histogram(1, 1, 1), errors={"ValueError": 1})
+    fields.update(changes)
+    return OpenLoopResult(**fields)
+
+
+def test_a_load_result_is_made_from_python_with_its_fields_checked():
+    from caxton_meter._core import LoadInterval
+
+    iv = LoadInterval(start_ns=100, end_ns=110, sent=3, completed=2, failed=1, dropped=1,
+                      latency=_histogram(5, 7))
+    assert (iv.sent, iv.completed, iv.failed, iv.dropped) == (3, 2, 1, 1)
+    assert iv.latency == _histogram(5, 7)
+    res = _result(intervals=[iv])
+    assert res.planned == res.requests + res.dropped
+    assert res.achieved_rate == pytest.approx(3 / 8e-9)
+    assert res.intended_rate == pytest.approx(4 / 8e-9)
+    assert res.parts == () and res.source == "" and res.intervals == (iv,)
+    assert not res.interrupted and not res.deadline_reached
+    with pytest.raises(AttributeError):
+        res.requests = 0                         # immutable
+
+
+@pytest.mark.parametrize("change, error, message", [
+    ({"requests": True}, TypeError, "OpenLoopResult: requests must be an int >= 0, got bool True"),
+    ({"failed": 1.0}, TypeError, "OpenLoopResult: failed must be an int >= 0, got float 1.0"),
+    ({"dropped": -1}, ValueError, "OpenLoopResult: dropped must be >= 0, got -1"),
+    ({"planned": 5}, ValueError, r"planned \(5\) must be requests \+ dropped \(3 \+ 1\)"),
+    ({"latency": None}, TypeError, "OpenLoopResult: latency must be a Histogram, got NoneType"),
+    ({"intervals": [1]}, TypeError, r"intervals\[0\] must be a LoadInterval, got int"),
+    ({"errors": {"KeyError": 2}}, ValueError, r"errors count 2 failures, more than failed \(1\)"),
+    ({"errors": {3: 1}}, TypeError, "errors' keys must be exception type names"),
+    ({"interrupted": 1}, TypeError, "OpenLoopResult: interrupted must be a bool, got int 1"),
+    ({"source": None}, TypeError, "OpenLoopResult: source must be a str, got NoneType"),
+    ({"parts": ["x"]}, TypeError, r"parts\[0\] must be an OpenLoopResult, got str"),
+])
+def test_a_load_result_refuses_a_wrong_field_naming_it(change, error, message):
+    with pytest.raises(error, match=message):
+        _result(**change)
+
+
+def test_a_load_interval_refuses_a_wrong_field_naming_it():
+    from caxton_meter._core import LoadInterval
+
+    fields = dict(start_ns=10, end_ns=20, sent=1, completed=1, failed=0, dropped=0,
+                  latency=_histogram(3))
+    with pytest.raises(ValueError, match=r"end_ns \(5\) is before start_ns \(10\)"):
+        LoadInterval(**{**fields, "end_ns": 5})
+    with pytest.raises(TypeError, match="LoadInterval: sent must be an int >= 0, got str '1'"):
+        LoadInterval(**{**fields, "sent": "1"})
+    with pytest.raises(TypeError, match="LoadInterval: latency must be a Histogram, got list"):
+        LoadInterval(**{**fields, "latency": [3]})
+
+
+def test_results_merge_bucket_for_bucket_and_keep_their_parts():
+    from caxton_meter._core import LoadInterval, OpenLoopResult
+
+    def part(source, values, start):
+        ivs = [LoadInterval(start_ns=start + 10 * k, end_ns=start + 10 * (k + 1), sent=1,
+                            completed=1, failed=0, dropped=0, latency=_histogram(v))
+               for k, v in enumerate(values)]
+        return OpenLoopResult(requests=len(values), completed=len(values), failed=0, dropped=0,
+                              planned=len(values), elapsed_ns=50, duration_ns=40,
+                              latency=_histogram(*values), latency_uncorrected=_histogram(*values),
+                              send_jitter=_histogram(1), intervals=ivs, source=source)
+
+    a, b = part("a", [5, 7, 9], 100), part("b", [6, 1000], 103)
+    merged = OpenLoopResult.merge([a, b], source="two")
+    assert merged.parts == (a, b) and [p.source for p in merged.parts] == ["a", "b"]
+    assert merged.source == "two" and merged.requests == merged.planned == 5
+    assert merged.latency == _histogram(5, 7, 9, 6, 1000)
+    assert merged.achieved_rate == pytest.approx(a.achieved_rate + b.achieved_rate)
+    # the k-th intervals are added; the longer part's last stands alone
+    assert [iv.sent for iv in merged.intervals] == [2, 2, 1]
+    assert merged.intervals[0].latency == _histogram(5, 6)
+    assert (merged.intervals[1].start_ns, merged.intervals[1].end_ns) == (110, 123)
+    with pytest.raises(ValueError, match=r"requests \(5\) must be the parts' sum \(3\)"):
+        _result(requests=5, planned=6, completed=5, parts=[a])
+    with pytest.raises(ValueError, match="no results to merge"):
+        OpenLoopResult.merge([])
+
+
+def test_a_load_result_and_its_intervals_survive_pickling():
+    import pickle
+
+    from caxton_meter._core import open_loop_call
+
+    res = open_loop_call(int, [(1000, 0.02)], interval=0.01)
+    back = pickle.loads(pickle.dumps(res))
+    for name in ("requests", "completed", "failed", "dropped", "planned", "elapsed_ns",
+                 "duration_ns", "errors", "interrupted", "deadline_reached", "parts", "source",
+                 "latency", "latency_uncorrected", "send_jitter"):
+        assert getattr(back, name) == getattr(res, name), name
+    assert [iv.latency for iv in back.intervals] == [iv.latency for iv in res.intervals]
+
+
+def test_record_clamped_counts_what_is_outside_the_range():
+    from caxton_meter._core import latency_histogram, record_clamped
+
+    h = latency_histogram()
+    record_clamped(h, -3)                      # below zero: recorded as 0
+    record_clamped(h, 10**30, 2)               # beyond the range (and 64 bits): overflow
+    record_clamped(h, 42, 3)
+    assert h.total_count == 4 and h.overflow_count == 2
+    assert h.min == 0 and h.max == h.highest_equivalent_value(42)
+    with pytest.raises(TypeError, match="record_clamped: value must be an int"):
+        record_clamped(h, 1.5)
+    with pytest.raises(ValueError, match="record_clamped: count must be >= 1, got 0"):
+        record_clamped(h, 1, 0)

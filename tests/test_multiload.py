@@ -1,22 +1,28 @@
 """Load from several processes: each runs the core's open_loop_call at 1/N
 of the rate; the parent merges their histograms (sent in the V2 encoding)
-exactly.  Targets are stdlib functions, importable in spawned children."""
+exactly (OpenLoopResult.merge), keeping each process's result as a part.
+Targets are stdlib functions, importable in spawned children."""
 import os
+import re
 
 import pytest
 
 from caxton_meter import Histogram
-from caxton_meter._core import open_loop_call
-from caxton_meter._multiload import MultiLoadResult, WorkerError, run_processes
+from caxton_meter._checks import ArgumentTypeError
+from caxton_meter._core import OpenLoopResult, open_loop_call
+from caxton_meter._multiload import WorkerError, run_processes
 
 
 def test_two_processes_share_the_rate_and_merge_exactly():
     res = run_processes("os:getpid", [(1000, 0.5)], processes=2, interval=0.1)
-    assert isinstance(res, MultiLoadResult)
-    parts = res.processes
-    assert len(parts) == 2 and [p.process for p in parts] == [0, 1]
-    assert len({p.pid for p in parts} | {os.getpid()}) == 3       # two other processes
+    assert isinstance(res, OpenLoopResult) and res.source == "2 processes"
+    parts = res.parts
+    assert len(parts) == 2 and all(isinstance(p, OpenLoopResult) for p in parts)
+    labels = [re.fullmatch(r"process (\d) \(pid (\d+)\)", p.source) for p in parts]
+    assert [int(m[1]) for m in labels] == [0, 1]
+    assert len({int(m[2]) for m in labels} | {os.getpid()}) == 3   # two other processes
     for p in parts:                           # 500/s each for 0.5 s
+        assert p.parts == ()
         assert p.planned == p.requests == p.completed == 250 and p.dropped == 0
         assert sum(iv.sent for iv in p.intervals) == 250
     # totals are the sums
@@ -33,6 +39,17 @@ def test_two_processes_share_the_rate_and_merge_exactly():
             by_hand.add(Histogram.decode(getattr(p, field).encode()))
         assert merged == by_hand, field
         assert merged.max == max(getattr(p, field).max for p in parts)
+    # the k-th intervals of the processes are added into the k-th merged one
+    assert len(res.intervals) == max(len(p.intervals) for p in parts)
+    for k, iv in enumerate(res.intervals):
+        same = [p.intervals[k] for p in parts if k < len(p.intervals)]
+        for field in ("sent", "completed", "failed", "dropped"):
+            assert getattr(iv, field) == sum(getattr(s, field) for s in same), (k, field)
+        by_hand = Histogram(1, 3_600_000_000_000, 3)
+        for s in same:
+            by_hand.add(s.latency)
+        assert iv.latency == by_hand, k
+    assert sum(iv.sent for iv in res.intervals) == 500
 
 
 def test_worker_errors_from_calls_are_counted_and_merged():
@@ -40,7 +57,7 @@ def test_worker_errors_from_calls_are_counted_and_merged():
     res = run_processes("builtins:int", [(200, 0.25)], processes=2, args=("x",))
     assert res.planned == res.requests == res.failed == 50
     assert res.errors == {"ValueError": 50}
-    assert sum(p.errors["ValueError"] for p in res.processes) == 50
+    assert sum(p.errors["ValueError"] for p in res.parts) == 50
     assert res.completed == 0 and res.latency.total_count == 0
 
 
@@ -48,7 +65,7 @@ def test_one_process_counts_as_one_open_loop_call_run():
     stages = [(400, 0.25), (800, 0.25)]
     res = run_processes(os.getpid, stages, processes=1)        # a picklable callable
     single = open_loop_call(os.getpid, stages)
-    assert len(res.processes) == 1
+    assert len(res.parts) == 1
     for field in ("planned", "requests", "completed", "failed", "dropped"):
         assert getattr(res, field) == getattr(single, field), field
     assert res.latency.total_count == single.latency.total_count == single.completed
@@ -86,9 +103,24 @@ def test_bad_input():
         run_processes("os.getpid", [(1, 1)])
     with pytest.raises(TypeError, match="fn_spec must be a 'module:function' string or a callable"):
         run_processes(42, [(1, 1)])
-    with pytest.raises(ValueError, match="run_processes: stage 0's rate must be >= 0"):
+    with pytest.raises(ValueError, match="run_processes: stage 0's rate must be a finite number "
+                                         ">= 0, got -1"):
         run_processes("os:getpid", [(-1, 1)])
     with pytest.raises(ValueError, match="interval must be > 0 seconds"):
         run_processes("os:getpid", [(1, 1)], interval=0)
     with pytest.raises(TypeError, match="cannot be pickled"):
         run_processes(lambda: None, [(1, 1)])
+    with pytest.raises(ArgumentTypeError, match="run_processes: interval must be a number or a "
+                                                "string with a unit"):
+        run_processes("os:getpid", [(1, 1)], interval=True)
+    with pytest.raises(ArgumentTypeError, match="run_processes: processes must be an int, "
+                                                "not bool"):
+        run_processes("os:getpid", [(1, 1)], processes=True)
+
+
+def test_a_deadline_ends_every_process_and_rates_and_durations_take_units():
+    res = run_processes("os:getpid", rate="1K/s", duration="10s", processes=2, deadline="200ms")
+    assert res.deadline_reached and all(p.deadline_reached for p in res.parts)
+    assert 0 < res.planned < 10_000 and res.planned == res.requests + res.dropped
+    assert res.completed == res.requests
+    assert res.duration_ns == max(p.duration_ns for p in res.parts) < 10_000_000_000

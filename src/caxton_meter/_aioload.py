@@ -5,66 +5,88 @@ coordinated omission).
 
 The compiled loops (open_loop, open_loop_call) make one call at a time on
 the calling thread; a coroutine needs the event loop to run, so the pacer
-here is Python, driven by the core's Schedule and clock.  asyncio is
-imported when a run starts, so importing this module stays cheap.
+here is Python, driven by the core's Schedule and clock.  It returns the
+core's OpenLoopResult, as every driver does.  asyncio is imported when a
+run starts, so importing this module stays cheap.
+
+The schedule's arguments of every driver outside the core (this loop, the
+Target drivers, the worker processes) are read by ``checked_stages``.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
-from ._core import Histogram, Schedule, latency_histogram, now_ns
+from . import _checks
+from ._core import (
+    LoadInterval,
+    OpenLoopResult,
+    Schedule,
+    latency_histogram,
+    now_ns,
+    record_clamped,
+)
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["AsyncInterval", "AsyncLoadResult", "open_loop_async"]
+__all__ = ["checked_stages", "open_loop_async"]
 
-def _record(h: Histogram, value_ns: int) -> None:
-    # a call longer than an hour is counted, not lost and not a crash
-    if value_ns > h.highest_recordable_value:
-        h.record_overflow(1)
+# The result types of this loop before it returned the core's: kept as
+# aliases for one release, for code that names them (0.1 -> 0.2).
+AsyncLoadResult = OpenLoopResult
+AsyncInterval = LoadInterval
+
+Stages = Iterable[tuple[float | str, float | str]]
+
+
+def _stage_rate(value: object, what: str) -> float:
+    # a stage may hold a rate of 0 (a pause, a ramp from nothing); with a
+    # unit ("2K/s") a rate is > 0
+    if isinstance(value, str):
+        return _checks.rate(value, what)
+    return _checks.number(value, what, low=0.0, strict=False)
+
+
+def checked_stages(what: str, stages: Stages | None, rate: float | str | None,
+                   duration: float | str | None, start_rate: float | str | None,
+                   ) -> tuple[list[tuple[float, float]], float | None, Schedule]:
+    """The arrival schedule a driver was given, checked: ``stages``
+    [(rate per second, duration in seconds), ...] or one stage as ``rate``
+    and ``duration``, each with or without a unit ("2K/s", "200ms"), and
+    ``start_rate``.  Returns the stages in numbers, the start rate and the
+    core's Schedule of them; raises ArgumentError/ArgumentTypeError named
+    for ``what`` (the driver)."""
+    if stages is not None:
+        if rate is not None or duration is not None:
+            raise _checks.ArgumentError(f"{what}: give stages, or rate= and duration=, not both")
+        if isinstance(stages, (str, bytes)) or not isinstance(stages, Iterable):
+            raise _checks.ArgumentTypeError(
+                f"{what}: stages must be a sequence of (rate per second, duration in seconds), "
+                f"got {type(stages).__name__}")
+        plan = []
+        for index, stage in enumerate(stages):
+            try:
+                r, d = stage
+            except (TypeError, ValueError):
+                raise _checks.ArgumentError(
+                    f"{what}: stage {index} must be (rate per second, duration in seconds), "
+                    f"got {stage!r}") from None
+            plan.append((_stage_rate(r, f"{what}: stage {index}'s rate"),
+                         _checks.seconds(d, f"{what}: stage {index}'s duration",
+                                         allow_zero=True)))
+    elif rate is None or duration is None:
+        raise _checks.ArgumentError(f"{what}: give stages, or rate= (arrivals per second) and "
+                                    f"duration= (seconds); got rate={rate!r}, "
+                                    f"duration={duration!r}")
     else:
-        h.record(max(value_ns, 0))
-
-
-class AsyncInterval(NamedTuple):
-    """One interval of a run (as the core's LoadInterval): arrivals sent and
-    dropped in it, calls that ended in it and their corrected latency."""
-    start_ns: int
-    end_ns: int
-    sent: int
-    completed: int
-    failed: int
-    dropped: int
-    latency: Histogram
-
-
-class AsyncLoadResult(NamedTuple):
-    """What open_loop_async measured (as the core's OpenLoopResult)."""
-    planned: int                      # arrivals the schedule held (up to an interruption)
-    requests: int                     # calls started
-    completed: int
-    failed: int                       # raised, or cancelled by an interruption
-    dropped: int                      # due while `concurrency` calls were running
-    errors: dict[str, int]            # exception type name -> count
-    latency: Histogram                # from intended start times
-    latency_uncorrected: Histogram    # from real start times
-    send_jitter: Histogram            # real start - intended start
-    intervals: tuple[AsyncInterval, ...]
-    elapsed_ns: int
-    duration_ns: int                  # the schedule's length
-    interrupted: bool                 # stopped early: the result is partial
-
-    @property
-    def achieved_rate(self) -> float:
-        """Calls started per second of the schedule."""
-        return self.requests * 1e9 / self.duration_ns if self.duration_ns else 0.0
-
-    @property
-    def intended_rate(self) -> float:
-        return self.planned * 1e9 / self.duration_ns if self.duration_ns else 0.0
+        plan = [(_checks.rate(rate, f"{what}: rate"), _checks.seconds(duration, f"{what}: duration"))]
+    start = None if start_rate is None else _stage_rate(start_rate, f"{what}: start_rate")
+    try:
+        schedule = Schedule(plan, start_rate=start)
+    except ValueError as e:     # the core's message ("the stages last no time"), named for what
+        raise _checks.ArgumentError(str(e).replace("Schedule:", f"{what}:", 1)) from None
+    return plan, start, schedule
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -113,11 +135,11 @@ class _Run:
     async def call(self, fn: Callable[..., Awaitable[object]], args: tuple[object, ...],
                    due: int) -> None:
         start = now_ns()
-        _record(self.jitter, start - due)
+        record_clamped(self.jitter, start - due)
         try:
             awaitable = fn(*args)
             if not _isawaitable(awaitable):
-                self.fatal = TypeError(
+                self.fatal = _checks.ArgumentTypeError(
                     f"open_loop_async: coro_fn returned {type(awaitable).__name__}, not an "
                     "awaitable; pass an async function (or a callable returning an awaitable)")
                 self.stop()
@@ -135,9 +157,9 @@ class _Run:
             end = now_ns()
             self.completed += 1
             self.i_completed += 1
-            _record(self.latency, end - due)
-            _record(self.uncorrected, end - start)
-            _record(self.window, end - due)
+            record_clamped(self.latency, end - due)
+            record_clamped(self.uncorrected, end - start)
+            record_clamped(self.window, end - due)
 
     def done(self, task: asyncio.Task[None]) -> None:
         # runs before anyone awaiting the task resumes (callbacks run in the
@@ -154,30 +176,24 @@ def _isawaitable(obj: object) -> bool:
     return inspect.isawaitable(obj)
 
 
-def _seconds(value: object, what: str) -> float:
-    try:
-        seconds = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise TypeError(f"open_loop_async: {what} must be a number of seconds, "
-                        f"got {value!r}") from None
-    if not (seconds > 0 and math.isfinite(seconds)):
-        raise ValueError(f"open_loop_async: {what} must be > 0 seconds, got {value!r}")
-    return seconds
-
-
 async def open_loop_async(
     coro_fn: Callable[..., Awaitable[object]],
-    stages: Iterable[tuple[float, float]],
+    stages: Stages | None = None,
     *,
+    rate: float | str | None = None,
+    duration: float | str | None = None,
     args: Iterable[object] = (),
     concurrency: int = 100,
-    start_rate: float | None = None,
-    interval: float = 1.0,
-) -> AsyncLoadResult:
+    start_rate: float | str | None = None,
+    interval: float | str = 1.0,
+    deadline: float | str | None = None,
+) -> OpenLoopResult:
     """Start ``coro_fn(*args)`` as a task at the arrival rate ``stages``
     describe (as the core's open_loop: [(target rate per second, duration
     in seconds), ...], the rate moving linearly from ``start_rate``, default
-    the first target), at most ``concurrency`` at a time.
+    the first target), or at a constant ``rate`` for ``duration``, at most
+    ``concurrency`` at a time.  Rates and durations may carry their units
+    ("2K/s", "200ms").
 
     An arrival due while ``concurrency`` calls are running is dropped and
     counted (k6's dropped_iterations).  Each completed call's latency is
@@ -186,43 +202,46 @@ async def open_loop_async(
     next ones late, and the corrected figures show it.  An exception counts
     as a failure by its type name (``errors``), never a crash.  Every
     ``interval`` seconds the counts and latencies are kept (``intervals``).
+    Returns the core's OpenLoopResult.
 
+    ``deadline`` (seconds from the start) ends the schedule early, as the
+    core loops' does: no call starts after it, the calls in flight finish,
+    and the partial result comes back with ``deadline_reached``.
     Cancelling the run (Ctrl-C under asyncio.run, asyncio.timeout, or
-    task.cancel()) or a KeyboardInterrupt from a call ends it early: calls
+    task.cancel()) or a KeyboardInterrupt from a call ends it at once: calls
     in flight are cancelled (counted as failed, "Cancelled") and the partial
     result is returned with ``interrupted`` set.  A callable that returns a
     non-awaitable raises TypeError.
     """
     import asyncio
 
+    what = "open_loop_async"
     if not callable(coro_fn):
-        raise TypeError(f"open_loop_async: coro_fn must be callable (an async function), "
-                        f"got {type(coro_fn).__name__}")
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int):
-        raise TypeError(f"open_loop_async: concurrency must be an int, "
-                        f"got {type(concurrency).__name__}")
-    if concurrency < 1:
-        raise ValueError(f"open_loop_async: concurrency must be >= 1, got {concurrency}")
-    interval_ns = int(_seconds(interval, "interval") * 1e9)
-    try:
-        schedule = Schedule(stages, start_rate=start_rate)
-    except ValueError as e:     # the core's message, named for this function
-        raise ValueError(str(e).replace("Schedule:", "open_loop_async:", 1)) from None
+        raise _checks.ArgumentTypeError(f"{what}: coro_fn must be callable (an async function), "
+                                        f"got {type(coro_fn).__name__}")
+    limit = _checks.integer(concurrency, f"{what}: concurrency", low=1)
+    interval_ns = int(_checks.seconds(interval, f"{what}: interval") * 1e9)
+    deadline_s = _checks.optional(_checks.seconds)(deadline, f"{what}: deadline")
+    deadline_ns = None if deadline_s is None else int(deadline_s * 1e9)
+    _, _, schedule = checked_stages(what, stages, rate, duration, start_rate)
     call_args = tuple(args)
 
     run = _Run(asyncio.get_running_loop())
-    intervals: list[AsyncInterval] = []
+    intervals: list[LoadInterval] = []
     planned = dropped = 0
     i_sent = i_dropped = 0
     t0 = now_ns()
     i_start = t0
     next_boundary = t0 + interval_ns
+    stop_at = None if deadline_ns is None else t0 + deadline_ns
+    stopped_ns: int | None = None       # when the schedule was cut short, from t0
 
     def close_interval(now: int) -> None:
         nonlocal i_start, i_sent, i_dropped, next_boundary
-        intervals.append(AsyncInterval(i_start, now, i_sent, run.i_completed, run.i_failed,
-                                       i_dropped, run.window))
-        run.window = latency_histogram()
+        intervals.append(LoadInterval(start_ns=i_start, end_ns=now, sent=i_sent,
+                                      completed=run.i_completed, failed=run.i_failed,
+                                      dropped=i_dropped, latency=run.window))
+        run.window.reset()
         i_start, i_sent, i_dropped = now, 0, 0
         run.i_completed = run.i_failed = 0
         while next_boundary <= now:
@@ -230,14 +249,18 @@ async def open_loop_async(
 
     n = 0
     rel = schedule.due_ns(0)
-    interrupted = False
+    interrupted = reached = False
     try:
         while rel is not None and not run.interrupted and run.fatal is None:
             now = now_ns()
+            if stop_at is not None and now >= stop_at:
+                reached = True
+                stopped_ns = now - t0
+                break
             while rel is not None and t0 + rel <= now:
                 due = t0 + rel
                 planned += 1
-                if len(run.running) >= concurrency:
+                if len(run.running) >= limit:
                     dropped += 1
                     i_dropped += 1
                 else:
@@ -252,11 +275,15 @@ async def open_loop_async(
                 close_interval(now)
             if rel is None:
                 break
-            gap = min(t0 + rel, next_boundary) - now_ns()
+            wake = min(t0 + rel, next_boundary)
+            if stop_at is not None:
+                wake = min(wake, stop_at)
+            gap = wake - now_ns()
             # a sleep wakes on a whole millisecond at best (epoll): a short
             # gap is spun in yields rather than overslept
             await run.sleep(gap / 1e9 if gap > 50_000 else 0.0)
-        # the schedule has ended: wait for the calls still running
+        # the schedule has ended (or its deadline came): wait for the calls
+        # still running
         while run.running and not run.interrupted and run.fatal is None:
             timeout = max(next_boundary - now_ns(), 0) / 1e9
             await asyncio.wait(set(run.running), timeout=timeout,
@@ -269,6 +296,8 @@ async def open_loop_async(
         # cancellation while cleaning up below does propagate)
         interrupted = True
     interrupted = interrupted or run.interrupted
+    if interrupted and stopped_ns is None:
+        stopped_ns = now_ns() - t0
     if run.running:
         for task in run.running:
             task.cancel()
@@ -277,8 +306,12 @@ async def open_loop_async(
         raise run.fatal
     end = now_ns()
     close_interval(end)
-    return AsyncLoadResult(
+    duration_ns = schedule.duration_ns
+    if stopped_ns is not None:
+        duration_ns = min(duration_ns, stopped_ns)
+    return OpenLoopResult(
         planned=planned, requests=run.requests, completed=run.completed, failed=run.failed,
-        dropped=dropped, errors=dict(run.errors), latency=run.latency,
-        latency_uncorrected=run.uncorrected, send_jitter=run.jitter, intervals=tuple(intervals),
-        elapsed_ns=end - t0, duration_ns=schedule.duration_ns, interrupted=interrupted)
+        dropped=dropped, errors=run.errors, latency=run.latency,
+        latency_uncorrected=run.uncorrected, send_jitter=run.jitter, intervals=intervals,
+        elapsed_ns=end - t0, duration_ns=duration_ns, interrupted=interrupted,
+        deadline_reached=reached)

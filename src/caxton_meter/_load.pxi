@@ -448,8 +448,85 @@ def latency_histogram():
     return Histogram(1, _LATENCY_HIGHEST, 3)
 
 
+cdef object _result_count(value, str owner, str name):
+    """A count (or a length in ns) given to a result's constructor: an int
+    >= 0, never a bool or a float."""
+    if isinstance(value, bool):
+        raise TypeError(f"{owner}: {name} must be an int >= 0, got bool {value!r}")
+    try:
+        value = _index(value)
+    except TypeError:
+        raise TypeError(f"{owner}: {name} must be an int >= 0, "
+                        f"got {type(value).__name__} {value!r}") from None
+    if value < 0:
+        raise ValueError(f"{owner}: {name} must be >= 0, got {value!r}")
+    return value
+
+
+cdef object _result_time(value, str owner, str name):
+    """A clock reading (now_ns()) given to a result's constructor."""
+    if isinstance(value, bool):
+        raise TypeError(f"{owner}: {name} must be an int (ns, as now_ns()), got bool {value!r}")
+    try:
+        return _index(value)
+    except TypeError:
+        raise TypeError(f"{owner}: {name} must be an int (ns, as now_ns()), "
+                        f"got {type(value).__name__} {value!r}") from None
+
+
+cdef Histogram _result_histogram(value, str owner, str name):
+    if not isinstance(value, Histogram):
+        raise TypeError(f"{owner}: {name} must be a Histogram, got {type(value).__name__}")
+    return <Histogram>value
+
+
+cdef bint _result_flag(value, str owner, str name) except -1:
+    if not isinstance(value, bool):
+        raise TypeError(f"{owner}: {name} must be a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
+def record_clamped(Histogram h not None, value, count=1):
+    """Record ``value`` ``count`` times the way every load driver records a
+    latency: a value above the histogram's range is counted in its
+    ``overflow_count`` (a call longer than an hour is counted, not lost and
+    not a crash), a negative one as 0 (a difference of two estimates can be
+    a little below zero; a time cannot).  Safe beside the atomic writers."""
+    cdef int64_t n = 1 if count is 1 else _int64(count, "record_clamped: count")
+    cdef int64_t v
+    if n < 1:
+        raise ValueError(f"record_clamped: count must be >= 1, got {n}")
+    try:
+        v = _int64(value, "record_clamped: value")
+    except ValueError:                     # beyond 64 bits: clamped the same way
+        v = INT64_MAX if value > 0 else 0
+    hdr_record_or_overflow(&h._h, v if v > 0 else 0, n)
+
+
+def _load_interval_from_state(start_ns, end_ns, sent, completed, failed, dropped, bytes counts,
+                              lowest, highest, significant_figures, overflow, start_time,
+                              end_time):
+    """Unpickles a LoadInterval (its counts stay packed)."""
+    cdef LoadInterval iv = LoadInterval.__new__(LoadInterval)
+    iv.start_ns, iv.end_ns, iv.sent, iv.completed = start_ns, end_ns, sent, completed
+    iv.failed, iv.dropped, iv._counts = failed, dropped, counts
+    iv._lowest, iv._highest, iv._significant_figures = lowest, highest, significant_figures
+    iv._overflow, iv._start_time, iv._end_time = overflow, start_time, end_time
+    return iv
+
+
 cdef class LoadInterval:
     """One interval of a load run.  Immutable.
+
+    LoadInterval(*, start_ns, end_ns, sent, completed, failed, dropped, latency)
+
+    ``start_ns`` and ``end_ns`` are readings of now_ns(); in the interval
+    ``sent`` arrivals were sent (a call started, a request submitted) and
+    ``dropped`` were dropped, ``completed`` calls ended well and ``failed``
+    ended in an error, whenever they were sent; ``latency`` holds the
+    completed calls' latencies from their intended starts.  The load loops
+    make these; a driver outside the core (asyncio, a worker process) makes
+    them with this constructor, which checks each field.
 
     The interval's latency histogram is kept as its counts in the V2
     payload's zig-zag LEB128 form (no compression): a few bytes per
@@ -467,6 +544,18 @@ cdef class LoadInterval:
     cdef int64_t _lowest, _highest, _overflow
     cdef int32_t _significant_figures
     cdef double _start_time, _end_time
+
+    def __init__(self, *, start_ns, end_ns, sent, completed, failed, dropped, latency):
+        cdef str owner = "LoadInterval"
+        start, end = _result_time(start_ns, owner, "start_ns"), _result_time(end_ns, owner, "end_ns")
+        if end < start:
+            raise ValueError(f"LoadInterval: end_ns ({end}) is before start_ns ({start})")
+        self.start_ns, self.end_ns = start, end
+        self.sent = _result_count(sent, owner, "sent")
+        self.completed = _result_count(completed, owner, "completed")
+        self.failed = _result_count(failed, owner, "failed")
+        self.dropped = _result_count(dropped, owner, "dropped")
+        self._pack(_result_histogram(latency, owner, "latency"))
 
     cdef void _pack(self, Histogram h) except *:
         cdef int64_t limit = _max_index(&h._h) + 1
@@ -500,19 +589,64 @@ cdef class LoadInterval:
         """Bytes the interval's latency counts occupy."""
         return len(self._counts)
 
+    def __reduce__(self):
+        return (_load_interval_from_state,
+                (self.start_ns, self.end_ns, self.sent, self.completed, self.failed, self.dropped,
+                 self._counts, self._lowest, self._highest, self._significant_figures,
+                 self._overflow, self._start_time, self._end_time))
+
     def __repr__(self):
         return (f"LoadInterval(start_ns={self.start_ns}, end_ns={self.end_ns}, sent={self.sent}, "
                 f"completed={self.completed}, failed={self.failed}, dropped={self.dropped}, "
                 f"p99={self.latency.value_at_percentile(99)})")
 
 
+cdef Histogram _merged_histogram(list histograms):
+    """The histograms added bucket for bucket, in the first one's layout."""
+    cdef Histogram out = (<Histogram>histograms[0]).copy()
+    for h in histograms[1:]:
+        out.add(h)
+    return out
+
+
+def _open_loop_result_from_state(dict fields):
+    """Unpickles an OpenLoopResult (through its checked constructor)."""
+    return OpenLoopResult(**fields)
+
+
+_RESULT_COUNTS = ("requests", "completed", "failed", "dropped", "planned")
+
+
 cdef class OpenLoopResult:
-    """What an open-loop run measured.  Immutable."""
+    """What an open-loop run measured: the one result of every load driver
+    (the compiled loops, the asyncio loop, the Target drivers, several
+    processes).  Immutable.
+
+    OpenLoopResult(*, requests, completed, failed, dropped, planned,
+                   elapsed_ns, duration_ns, latency, latency_uncorrected,
+                   send_jitter, intervals=(), errors=None, interrupted=False,
+                   deadline_reached=False, parts=(), source="")
+
+    Every arrival the schedule held (``planned``) was sent (``requests``)
+    or dropped (``dropped``): planned == requests + dropped.  A request
+    sent ends ``completed`` or ``failed``, or is still in flight when an
+    interruption ends the run.  ``errors`` counts failures by exception
+    type name (drivers of Python calls; at most ``failed`` in all).
+    ``latency`` is measured from each request's intended send time,
+    ``latency_uncorrected`` from its real send, ``send_jitter`` is real
+    send - intended send.  ``duration_ns`` is the schedule's length, or the
+    part of it run before a stop; the rates are per second of it.
+
+    A result merged from runs side by side (``merge``: worker processes,
+    machines) keeps them in ``parts``, each labelled by its ``source``
+    ("process 1 (pid 1234)"); a single run has no parts.  The constructor
+    checks each field and the counts' rules, raising TypeError or
+    ValueError naming the field and the value."""
     cdef readonly int64_t requests         # sent
     cdef readonly int64_t completed
     cdef readonly int64_t failed
-    cdef readonly int64_t dropped          # due while max_in_flight were outstanding
-    cdef readonly int64_t planned          # arrivals the schedule held
+    cdef readonly int64_t dropped          # due while no request could be sent (the limit was reached)
+    cdef readonly int64_t planned          # arrivals the schedule held: requests + dropped
     cdef readonly int64_t elapsed_ns
     cdef readonly int64_t duration_ns      # the schedule's length, or the part run before a stop
     cdef readonly Histogram latency        # from intended send times
@@ -522,20 +656,153 @@ cdef class OpenLoopResult:
     cdef readonly dict errors              # exception type name -> count (callable targets)
     cdef readonly bint interrupted         # stopped early (Ctrl-C): the result is partial
     cdef readonly bint deadline_reached    # the deadline stopped the schedule: partial too
+    cdef readonly tuple parts              # the merged runs' own results; () for one run
+    cdef readonly str source               # where the run was made ("" for this process)
+
+    def __cinit__(self, *args, **kwargs):
+        # the loops make results with __new__ and fill the fields they measure
+        self.intervals = ()
+        self.errors = {}
+        self.parts = ()
+        self.source = ""
+
+    def __init__(self, *, requests, completed, failed, dropped, planned, elapsed_ns,
+                 duration_ns, latency, latency_uncorrected, send_jitter, intervals=(),
+                 errors=None, interrupted=False, deadline_reached=False, parts=(), source=""):
+        cdef str owner = "OpenLoopResult"
+        self.requests = _result_count(requests, owner, "requests")
+        self.completed = _result_count(completed, owner, "completed")
+        self.failed = _result_count(failed, owner, "failed")
+        self.dropped = _result_count(dropped, owner, "dropped")
+        self.planned = _result_count(planned, owner, "planned")
+        if self.planned != self.requests + self.dropped:
+            raise ValueError(f"OpenLoopResult: planned ({self.planned}) must be requests + dropped "
+                             f"({self.requests} + {self.dropped}): every arrival is sent or dropped")
+        self.elapsed_ns = _result_count(elapsed_ns, owner, "elapsed_ns")
+        self.duration_ns = _result_count(duration_ns, owner, "duration_ns")
+        self.latency = _result_histogram(latency, owner, "latency")
+        self.latency_uncorrected = _result_histogram(latency_uncorrected, owner,
+                                                     "latency_uncorrected")
+        self.send_jitter = _result_histogram(send_jitter, owner, "send_jitter")
+        if isinstance(intervals, (str, bytes)):
+            raise TypeError(f"OpenLoopResult: intervals must be LoadIntervals, "
+                            f"got {type(intervals).__name__}")
+        self.intervals = tuple(intervals)
+        for k, iv in enumerate(self.intervals):
+            if not isinstance(iv, LoadInterval):
+                raise TypeError(f"OpenLoopResult: intervals[{k}] must be a LoadInterval, "
+                                f"got {type(iv).__name__}")
+        self.errors = self._checked_errors(errors)
+        self.interrupted = _result_flag(interrupted, owner, "interrupted")
+        self.deadline_reached = _result_flag(deadline_reached, owner, "deadline_reached")
+        if not isinstance(source, str):
+            raise TypeError(f"OpenLoopResult: source must be a str, got {type(source).__name__}")
+        self.source = source
+        self.parts = self._checked_parts(parts)
+
+    cdef dict _checked_errors(self, errors):
+        if errors is None:
+            return {}
+        if not isinstance(errors, dict):
+            raise TypeError(f"OpenLoopResult: errors must be a dict of exception type name -> "
+                            f"count, got {type(errors).__name__}")
+        out = {}
+        for name, count in errors.items():
+            if not isinstance(name, str):
+                raise TypeError(f"OpenLoopResult: errors' keys must be exception type names "
+                                f"(str), got {name!r}")
+            out[name] = _result_count(count, "OpenLoopResult", f"errors[{name!r}]")
+        if sum(out.values()) > self.failed:
+            raise ValueError(f"OpenLoopResult: errors count {sum(out.values())} failures, more "
+                             f"than failed ({self.failed})")
+        return out
+
+    cdef tuple _checked_parts(self, parts):
+        out = tuple(parts)
+        for k, p in enumerate(out):
+            if not isinstance(p, OpenLoopResult):
+                raise TypeError(f"OpenLoopResult: parts[{k}] must be an OpenLoopResult, "
+                                f"got {type(p).__name__}")
+        if out:
+            for name in _RESULT_COUNTS:
+                total = sum(getattr(p, name) for p in out)
+                if getattr(self, name) != total:
+                    raise ValueError(f"OpenLoopResult: {name} ({getattr(self, name)}) must be "
+                                     f"the parts' sum ({total})")
+        return out
+
+    @staticmethod
+    def merge(parts, *, source="", elapsed_ns=None):
+        """One result from runs made side by side, each a share of one
+        schedule (k6's execution segments: worker processes, machines).
+
+        Counts and errors are summed; the histograms are added bucket for
+        bucket, overflow counts too; the k-th intervals of the parts are
+        added into the k-th interval (the parts start together, so theirs
+        cover the same stretch of the schedule), from the earliest start to
+        the latest end.  ``duration_ns`` is the longest part's, so the rates
+        are the parts' summed; ``elapsed_ns`` defaults to the longest
+        part's.  ``interrupted`` and ``deadline_reached`` hold if they hold
+        for any part.  The parts are kept in ``parts``."""
+        cdef list ps = list(parts)
+        if not ps:
+            raise ValueError("OpenLoopResult.merge: no results to merge")
+        for k, p in enumerate(ps):
+            if not isinstance(p, OpenLoopResult):
+                raise TypeError(f"OpenLoopResult.merge: parts[{k}] must be an OpenLoopResult, "
+                                f"got {type(p).__name__}")
+        errors = {}
+        for p in ps:
+            for name, count in (<OpenLoopResult>p).errors.items():
+                errors[name] = errors.get(name, 0) + count
+        intervals = []
+        for k in range(max(len((<OpenLoopResult>p).intervals) for p in ps)):
+            same = [(<OpenLoopResult>p).intervals[k] for p in ps
+                    if k < len((<OpenLoopResult>p).intervals)]
+            intervals.append(LoadInterval(
+                start_ns=min(iv.start_ns for iv in same), end_ns=max(iv.end_ns for iv in same),
+                sent=sum(iv.sent for iv in same), completed=sum(iv.completed for iv in same),
+                failed=sum(iv.failed for iv in same), dropped=sum(iv.dropped for iv in same),
+                latency=_merged_histogram([iv.latency for iv in same])))
+        return OpenLoopResult(
+            requests=sum(p.requests for p in ps), completed=sum(p.completed for p in ps),
+            failed=sum(p.failed for p in ps), dropped=sum(p.dropped for p in ps),
+            planned=sum(p.planned for p in ps),
+            elapsed_ns=max(p.elapsed_ns for p in ps) if elapsed_ns is None else elapsed_ns,
+            duration_ns=max(p.duration_ns for p in ps),
+            latency=_merged_histogram([p.latency for p in ps]),
+            latency_uncorrected=_merged_histogram([p.latency_uncorrected for p in ps]),
+            send_jitter=_merged_histogram([p.send_jitter for p in ps]),
+            intervals=intervals, errors=errors,
+            interrupted=any(p.interrupted for p in ps),
+            deadline_reached=any(p.deadline_reached for p in ps), parts=ps, source=source)
 
     @property
     def achieved_rate(self):
-        """Requests sent per second of the schedule."""
+        """Requests sent per second of the schedule (``duration_ns``)."""
         return self.requests * 1e9 / self.duration_ns if self.duration_ns else 0.0
 
     @property
     def intended_rate(self):
+        """Arrivals planned per second of the schedule (``duration_ns``)."""
         return self.planned * 1e9 / self.duration_ns if self.duration_ns else 0.0
 
+    def __reduce__(self):
+        return (_open_loop_result_from_state, ({
+            "requests": self.requests, "completed": self.completed, "failed": self.failed,
+            "dropped": self.dropped, "planned": self.planned, "elapsed_ns": self.elapsed_ns,
+            "duration_ns": self.duration_ns, "latency": self.latency,
+            "latency_uncorrected": self.latency_uncorrected, "send_jitter": self.send_jitter,
+            "intervals": self.intervals, "errors": self.errors, "interrupted": self.interrupted,
+            "deadline_reached": self.deadline_reached, "parts": self.parts,
+            "source": self.source},))
+
     def __repr__(self):
-        return (f"OpenLoopResult(requests={self.requests}, completed={self.completed}, "
+        where = f"source={self.source!r}, " if self.source else ""
+        parts = f", parts={len(self.parts)}" if self.parts else ""
+        return (f"OpenLoopResult({where}requests={self.requests}, completed={self.completed}, "
                 f"failed={self.failed}, dropped={self.dropped}, planned={self.planned}, "
-                f"achieved_rate={self.achieved_rate:,.1f}/s)")
+                f"achieved_rate={self.achieved_rate:,.1f}/s{parts})")
 
 
 cdef Histogram _shard_snapshot(Router router, bint one_way):

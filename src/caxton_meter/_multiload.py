@@ -1,12 +1,14 @@
 """Open-loop load from several processes on one machine: each worker
 process runs the core's open_loop_call at 1/N of the rate, and the parent
-merges what they measured exactly.
+merges what they measured exactly (OpenLoopResult.merge, keeping each
+process's result in ``parts``).
 
 One Python process makes one call at a time (the GIL and open_loop_call's
 design); N processes make N.  The workers are started with the "spawn"
 method (no state inherited from a threaded parent, as fork would); they
-send their histograms back in the HdrHistogram V2 encoding
-(Histogram.encode), the exchange format other tools read too.
+send their results back pickled, each histogram in the HdrHistogram V2
+encoding (Histogram.encode, the exchange format other tools read too) with
+its overflow count.
 
 A worker that fails (its target cannot be loaded, it crashes or exits
 without a result) makes run_processes raise WorkerError naming the process
@@ -14,17 +16,23 @@ and the error: a merge never silently leaves a process out.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._aioload import AsyncInterval
-from ._core import Histogram, Schedule, latency_histogram, now_ns, open_loop_call
+from . import _checks
+from ._aioload import Stages, checked_stages
+from ._core import CaxtonMeterError, OpenLoopResult, now_ns, open_loop_call
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-__all__ = ["MultiLoadResult", "ProcessResult", "WorkerError", "WorkerFailure", "run_processes"]
+__all__ = ["WorkerError", "WorkerFailure", "run_processes"]
+
+# The result types of run_processes before it returned the core's merged
+# OpenLoopResult (the processes' own results are its ``parts``): kept as
+# aliases for one release, for code that names them (0.1 -> 0.2).
+MultiLoadResult = OpenLoopResult
+ProcessResult = OpenLoopResult
 
 _READY_TIMEOUT = 120.0                # seconds for a worker to start and load its target
 
@@ -39,7 +47,7 @@ class WorkerFailure(NamedTuple):
     traceback: str                    # the worker's, when it could send one
 
 
-class WorkerError(RuntimeError):
+class WorkerError(CaxtonMeterError, RuntimeError):
     """Raised by run_processes when any worker failed; ``failures`` says which
     and how (the others' results are not merged)."""
 
@@ -50,52 +58,6 @@ class WorkerError(RuntimeError):
                  + f" failed while {f.phase} {spec}: {f.error_type}: {f.message}"
                  for f in failures]
         super().__init__("run_processes: " + "; ".join(lines))
-
-
-class ProcessResult(NamedTuple):
-    """What one worker process measured (as the core's OpenLoopResult)."""
-    process: int                      # its index, 0 to processes - 1
-    pid: int
-    planned: int
-    requests: int
-    completed: int
-    failed: int
-    dropped: int
-    errors: dict[str, int]
-    latency: Histogram
-    latency_uncorrected: Histogram
-    send_jitter: Histogram
-    intervals: tuple[AsyncInterval, ...]
-    elapsed_ns: int
-    duration_ns: int
-    interrupted: bool
-
-
-class MultiLoadResult(NamedTuple):
-    """The workers' results merged: counts summed, histograms added (with
-    their overflow counts)."""
-    planned: int
-    requests: int
-    completed: int
-    failed: int
-    dropped: int
-    errors: dict[str, int]
-    latency: Histogram
-    latency_uncorrected: Histogram
-    send_jitter: Histogram
-    elapsed_ns: int                   # from the start signal to the last result
-    duration_ns: int                  # the schedule's length
-    interrupted: bool                 # any worker stopped early
-    processes: tuple[ProcessResult, ...]
-
-    @property
-    def achieved_rate(self) -> float:
-        """Calls made per second of the schedule, all processes together."""
-        return self.requests * 1e9 / self.duration_ns if self.duration_ns else 0.0
-
-    @property
-    def intended_rate(self) -> float:
-        return self.planned * 1e9 / self.duration_ns if self.duration_ns else 0.0
 
 
 # --- the worker side ------------------------------------------------------------------------
@@ -114,30 +76,31 @@ def _resolve(target: str | Callable[..., object]) -> Callable[..., object]:
     return obj
 
 
-def _encode(h: Histogram) -> tuple[str, int]:
-    # the V2 encoding does not carry the overflow count: sent beside it
-    return h.encode(), h.overflow_count
-
-
-def _decode(data: tuple[str, int]) -> Histogram:
-    h = Histogram.decode(data[0])
-    if data[1]:
-        h.record_overflow(data[1])
-    return h
-
-
 def _error_message(e: BaseException) -> tuple[str, str, str, str]:
     import traceback
 
     return ("error", type(e).__name__, str(e), traceback.format_exc())
 
 
-def _worker(conn: Connection, target: str | Callable[..., object],
+def _labelled(res: OpenLoopResult, source: str) -> OpenLoopResult:
+    return OpenLoopResult(
+        requests=res.requests, completed=res.completed, failed=res.failed,
+        dropped=res.dropped, planned=res.planned, elapsed_ns=res.elapsed_ns,
+        duration_ns=res.duration_ns, latency=res.latency,
+        latency_uncorrected=res.latency_uncorrected, send_jitter=res.send_jitter,
+        intervals=res.intervals, errors=res.errors, interrupted=res.interrupted,
+        deadline_reached=res.deadline_reached, source=source)
+
+
+def _worker(conn: Connection, index: int, target: str | Callable[..., object],
             stages: list[tuple[float, float]], start_rate: float | None,
-            args: tuple[object, ...], interval: float) -> None:
+            args: tuple[object, ...], interval: float, deadline: float | None) -> None:
     """A worker process: load the target, report ready, wait for the start
     signal (so that all processes start their schedules together), run,
-    send the result.  Every failure is sent, not just printed."""
+    send the result, labelled with the process.  Every failure is sent,
+    not just printed."""
+    import os
+
     try:
         fn = _resolve(target)
     except BaseException as e:
@@ -147,33 +110,14 @@ def _worker(conn: Connection, target: str | Callable[..., object],
     if conn.recv() != "go":
         return
     try:
-        res = open_loop_call(fn, stages, args=args, start_rate=start_rate, interval=interval)
-        intervals = [(iv.start_ns, iv.end_ns, iv.sent, iv.completed, iv.failed, iv.dropped,
-                      _encode(iv.latency)) for iv in res.intervals]
-        conn.send(("done", {
-            "planned": res.planned, "requests": res.requests, "completed": res.completed,
-            "failed": res.failed, "dropped": res.dropped, "errors": dict(res.errors),
-            "latency": _encode(res.latency),
-            "latency_uncorrected": _encode(res.latency_uncorrected),
-            "send_jitter": _encode(res.send_jitter), "intervals": intervals,
-            "elapsed_ns": res.elapsed_ns, "duration_ns": res.duration_ns,
-            "interrupted": bool(res.interrupted)}))
+        res = open_loop_call(fn, stages, args=args, start_rate=start_rate, interval=interval,
+                             deadline=deadline)
+        conn.send(("done", _labelled(res, f"process {index} (pid {os.getpid()})")))
     except BaseException as e:
         conn.send(_error_message(e))
 
 
 # --- the parent side ------------------------------------------------------------------------
-
-def _process_result(index: int, pid: int, d: dict[str, Any]) -> ProcessResult:
-    intervals = tuple(AsyncInterval(s, e, sent, c, f, dr, _decode(h))
-                      for s, e, sent, c, f, dr, h in d["intervals"])
-    return ProcessResult(
-        process=index, pid=pid, planned=d["planned"], requests=d["requests"],
-        completed=d["completed"], failed=d["failed"], dropped=d["dropped"], errors=d["errors"],
-        latency=_decode(d["latency"]), latency_uncorrected=_decode(d["latency_uncorrected"]),
-        send_jitter=_decode(d["send_jitter"]), intervals=intervals, elapsed_ns=d["elapsed_ns"],
-        duration_ns=d["duration_ns"], interrupted=d["interrupted"])
-
 
 def _collect(conns: list[Connection], procs: list[Any], phase: str,
              timeout: float | None) -> tuple[dict[int, tuple[Any, ...]], list[WorkerFailure]]:
@@ -227,66 +171,65 @@ def _collect(conns: list[Connection], procs: list[Any], phase: str,
 
 def run_processes(
     fn_spec: str | Callable[..., object],
-    stages: Iterable[tuple[float, float]],
+    stages: Stages | None = None,
     *,
+    rate: float | str | None = None,
+    duration: float | str | None = None,
     processes: int = 2,
     args: Iterable[object] = (),
-    interval: float = 1.0,
-    start_rate: float | None = None,
-) -> MultiLoadResult:
+    interval: float | str = 1.0,
+    start_rate: float | str | None = None,
+    deadline: float | str | None = None,
+) -> OpenLoopResult:
     """Call a function from ``processes`` worker processes at the arrival
-    rate ``stages`` describe (as open_loop_call's), all together: each
+    rate ``stages`` describe (as open_loop_call's; or a constant ``rate``
+    for ``duration``; units allowed, "2K/s", "200ms"), all together: each
     process runs open_loop_call with every rate divided by ``processes``,
     so each process's schedule is the whole schedule thinned (its planned
     count rounds on its own: the total may differ from one process's plan
-    by up to ``processes``).
+    by up to ``processes``).  ``deadline`` (seconds) ends every process's
+    schedule early, as open_loop_call's.
 
     ``fn_spec`` is "module:function" (imported in each worker; the
     function may be a dotted attribute path) or a picklable top-level
     callable.  Workers start together once every one has loaded the target.
 
-    Returns the merged MultiLoadResult (each process's result in
-    ``processes``).  Raises WorkerError (a RuntimeError) when any worker
-    fails to load the target, crashes or exits without a result, naming the
-    process and the error.  On KeyboardInterrupt in the parent the workers
-    are terminated and the interrupt propagates.
+    Returns the merged OpenLoopResult (OpenLoopResult.merge): each
+    process's own result is in ``parts``, its ``source`` "process i (pid
+    p)"; ``elapsed_ns`` runs from the start signal to the last result.
+    Raises WorkerError (a RuntimeError) when any worker fails to load the
+    target, crashes or exits without a result, naming the process and the
+    error.  On KeyboardInterrupt in the parent the workers are terminated
+    and the interrupt propagates.
     """
-    if isinstance(processes, bool) or not isinstance(processes, int):
-        raise TypeError(f"run_processes: processes must be an int, got {type(processes).__name__}")
-    if processes < 1:
-        raise ValueError(f"run_processes: processes must be >= 1, got {processes}")
+    what = "run_processes"
+    n_processes = _checks.integer(processes, f"{what}: processes", low=1)
     if isinstance(fn_spec, str):
         module_name, sep, name = fn_spec.partition(":")
         if not (sep and module_name and name):
-            raise ValueError(f"run_processes: fn_spec must be 'module:function', got {fn_spec!r}")
+            raise _checks.ArgumentError(f"{what}: fn_spec must be 'module:function', "
+                                        f"got {fn_spec!r}")
         spec_text = repr(fn_spec)
     elif callable(fn_spec):
         spec_text = getattr(fn_spec, "__qualname__", type(fn_spec).__name__)
     else:
-        raise TypeError("run_processes: fn_spec must be a 'module:function' string or a "
-                        f"callable, got {type(fn_spec).__name__}")
-    try:
-        every = float(interval)
-    except (TypeError, ValueError):
-        raise TypeError(f"run_processes: interval must be a number of seconds, "
-                        f"got {interval!r}") from None
-    if not (every > 0 and math.isfinite(every)):
-        raise ValueError(f"run_processes: interval must be > 0 seconds, got {interval!r}")
-    stage_list = list(stages)
-    try:            # checked here, before any process starts, with the core's messages
-        duration_ns = Schedule(stage_list, start_rate=start_rate).duration_ns
-    except ValueError as e:
-        raise ValueError(str(e).replace("Schedule:", "run_processes:", 1)) from None
-    scaled = [(float(rate) / processes, float(seconds)) for rate, seconds in stage_list]
-    scaled_start = None if start_rate is None else float(start_rate) / processes
+        raise _checks.ArgumentTypeError(f"{what}: fn_spec must be a 'module:function' string or "
+                                        f"a callable, got {type(fn_spec).__name__}")
+    every = _checks.seconds(interval, f"{what}: interval")
+    stop = _checks.optional(_checks.seconds)(deadline, f"{what}: deadline")
+    # checked here, before any process starts
+    plan, start, _ = checked_stages(what, stages, rate, duration, start_rate)
+    scaled = [(r / n_processes, d) for r, d in plan]
+    scaled_start = None if start is None else start / n_processes
     call_args = tuple(args)
     import pickle
 
     try:        # fail here, not in a worker, when the target or args cannot travel
         pickle.dumps((fn_spec, call_args))
     except Exception as e:
-        raise TypeError(f"run_processes: {spec_text} or its args cannot be pickled for the "
-                        f"worker processes: {type(e).__name__}: {e}") from None
+        raise _checks.ArgumentTypeError(
+            f"{what}: {spec_text} or its args cannot be pickled for the worker processes: "
+            f"{type(e).__name__}: {e}") from None
 
     import multiprocessing
 
@@ -294,24 +237,25 @@ def run_processes(
     conns: list[Connection] = []
     procs: list[Any] = []
     try:
-        for i in range(processes):
+        for i in range(n_processes):
             parent_end, child_end = ctx.Pipe()
             p = ctx.Process(target=_worker, name=f"caxton_meter-load-{i}", daemon=True,
-                            args=(child_end, fn_spec, scaled, scaled_start, call_args, every))
+                            args=(child_end, i, fn_spec, scaled, scaled_start, call_args, every,
+                                  stop))
             p.start()
             child_end.close()         # so a dead worker reads as EOF here
             conns.append(parent_end)
             procs.append(p)
         _, failures = _collect(conns, procs, "loading", _READY_TIMEOUT)
         if failures:
-            raise WorkerError(spec_text, processes, tuple(failures))
+            raise WorkerError(spec_text, n_processes, tuple(failures))
         t0 = now_ns()
         for conn in conns:
             conn.send("go")
         messages, failures = _collect(conns, procs, "running", None)
         elapsed_ns = now_ns() - t0
         if failures:
-            raise WorkerError(spec_text, processes, tuple(failures))
+            raise WorkerError(spec_text, n_processes, tuple(failures))
     finally:
         for conn in conns:
             conn.close()           # a worker still waiting for "go" sees EOF and ends
@@ -321,19 +265,5 @@ def run_processes(
                 p.terminate()
                 p.join()
 
-    results = tuple(_process_result(i, procs[i].pid, messages[i][1]) for i in range(processes))
-    latency, uncorrected, jitter = (latency_histogram() for _ in range(3))
-    errors: dict[str, int] = {}
-    for r in results:
-        latency.add(r.latency)
-        uncorrected.add(r.latency_uncorrected)
-        jitter.add(r.send_jitter)
-        for name, count in r.errors.items():
-            errors[name] = errors.get(name, 0) + count
-    return MultiLoadResult(
-        planned=sum(r.planned for r in results), requests=sum(r.requests for r in results),
-        completed=sum(r.completed for r in results), failed=sum(r.failed for r in results),
-        dropped=sum(r.dropped for r in results), errors=errors, latency=latency,
-        latency_uncorrected=uncorrected, send_jitter=jitter, elapsed_ns=elapsed_ns,
-        duration_ns=duration_ns, interrupted=any(r.interrupted for r in results),
-        processes=results)
+    return OpenLoopResult.merge([messages[i][1] for i in range(n_processes)],
+                                source=f"{n_processes} processes", elapsed_ns=elapsed_ns)

@@ -7,7 +7,8 @@ the asyncio open loop, ``concurrency`` at a time).  Its optional ``setup()``
 and ``teardown()`` run before and after the load, outside the measurement,
 and ``teardown()`` runs even when the load stops early.  A request that
 raises is counted as an error by its exception type; nothing else is
-expected of the return value.
+expected of the return value.  Both drivers return the core's
+OpenLoopResult, as every load loop does.
 
     class Client:
         def setup(self):
@@ -26,7 +27,8 @@ import inspect
 from collections.abc import Awaitable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from ._aioload import AsyncLoadResult
+from ._aioload import Stages, checked_stages
+from ._checks import ArgumentTypeError, integer, optional, seconds
 from ._core import OpenLoopResult, open_loop_call
 
 __all__ = ["AsyncTarget", "Target", "drive", "drive_async"]
@@ -51,18 +53,18 @@ class AsyncTarget(Protocol):
 def _request_of(target: object, what: str) -> Any:
     request = getattr(target, "request", None)
     if request is None or not callable(request):
-        raise TypeError(f"{what}: a target needs a request(payload) method; "
+        raise ArgumentTypeError(f"{what}: a target needs a request(payload) method; "
                         f"{type(target).__name__} has none")
     return request
 
 
 def _payload(payload: bytes | bytearray | memoryview, what: str) -> bytes:
     if isinstance(payload, str):
-        raise TypeError(f"{what}: payload must be bytes-like, got str (encode it)")
+        raise ArgumentTypeError(f"{what}: payload must be bytes-like, got str (encode it)")
     try:
         return bytes(memoryview(payload))
     except TypeError:
-        raise TypeError(f"{what}: payload must be bytes-like, got "
+        raise ArgumentTypeError(f"{what}: payload must be bytes-like, got "
                         f"{type(payload).__name__}") from None
 
 
@@ -72,39 +74,55 @@ def _call_hook(target: object, name: str) -> None:
         hook()
 
 
-def drive(target: Target, stages: Iterable[tuple[float, float]], *,
-          payload: bytes | bytearray | memoryview = b"", start_rate: float | None = None,
-          max_lateness: float | None = None, interval: float = 1.0,
-          deadline: float | None = None) -> OpenLoopResult:
+def drive(target: Target, stages: Stages | None = None, *, rate: float | str | None = None,
+          duration: float | str | None = None, payload: bytes | bytearray | memoryview = b"",
+          start_rate: float | str | None = None, max_lateness: float | str | None = None,
+          interval: float | str = 1.0, deadline: float | str | None = None) -> OpenLoopResult:
     """Drive ``target.request(payload)`` at the arrival rate ``stages``
-    describe (k6's stages, as open_loop_call), between its ``setup()`` and
-    ``teardown()``.  Latency counts from each request's intended start."""
-    request = _request_of(target, "drive")
+    describe (k6's stages, as open_loop_call), or at a constant ``rate`` for
+    ``duration``, between its ``setup()`` and ``teardown()``.  Latency
+    counts from each request's intended start.  Rates and durations may
+    carry their units ("2K/s", "200ms")."""
+    what = "drive"
+    request = _request_of(target, what)
     if inspect.iscoroutinefunction(request):
-        raise TypeError("drive: target.request is a coroutine function; use drive_async")
-    data = _payload(payload, "drive")
+        raise ArgumentTypeError(f"{what}: target.request is a coroutine function; use drive_async")
+    data = _payload(payload, what)
+    plan, start, _ = checked_stages(what, stages, rate, duration, start_rate)
+    every = seconds(interval, f"{what}: interval")
+    late = optional(seconds)(max_lateness, f"{what}: max_lateness", allow_zero=True)
+    stop = optional(seconds)(deadline, f"{what}: deadline")
     _call_hook(target, "setup")
     try:
-        return open_loop_call(request, stages, args=(data,), start_rate=start_rate,
-                              max_lateness=max_lateness, interval=interval, deadline=deadline)
+        return open_loop_call(request, plan, args=(data,), start_rate=start, max_lateness=late,
+                              interval=every, deadline=stop)
     finally:
         _call_hook(target, "teardown")
 
 
-async def drive_async(target: AsyncTarget, stages: Iterable[tuple[float, float]], *,
+async def drive_async(target: AsyncTarget, stages: Stages | None = None, *,
+                      rate: float | str | None = None, duration: float | str | None = None,
                       payload: bytes | bytearray | memoryview = b"", concurrency: int = 100,
-                      start_rate: float | None = None, interval: float = 1.0) -> AsyncLoadResult:
+                      start_rate: float | str | None = None, interval: float | str = 1.0,
+                      deadline: float | str | None = None) -> OpenLoopResult:
     """Drive ``await target.request(payload)`` at the arrival rate ``stages``
-    describe, at most ``concurrency`` at a time, between the target's
-    ``setup()`` and ``teardown()`` (plain or async methods)."""
+    describe (or ``rate`` for ``duration``), at most ``concurrency`` at a
+    time, between the target's ``setup()`` and ``teardown()`` (plain or
+    async methods); ``deadline`` as open_loop_async's."""
     from ._aioload import open_loop_async
 
-    request = _request_of(target, "drive_async")
-    data = _payload(payload, "drive_async")
+    what = "drive_async"
+    request = _request_of(target, what)
+    data = _payload(payload, what)
+    # checked before setup() runs, with this function's name
+    plan, start, _ = checked_stages(what, stages, rate, duration, start_rate)
+    limit = integer(concurrency, f"{what}: concurrency", low=1)
+    every = seconds(interval, f"{what}: interval")
+    stop = optional(seconds)(deadline, f"{what}: deadline")
     await _maybe_await(getattr(target, "setup", None))
     try:
-        return await open_loop_async(request, stages, args=(data,), concurrency=concurrency,
-                                     start_rate=start_rate, interval=interval)
+        return await open_loop_async(request, plan, args=(data,), concurrency=limit,
+                                     start_rate=start, interval=every, deadline=stop)
     finally:
         await _maybe_await(getattr(target, "teardown", None))
 
