@@ -67,8 +67,10 @@ def test_calibrated_calls_return_the_result(pytester):
             assert result is None
             # the warm-up and calibration calls are not counted
             assert 3 <= meter.measurement("append").count < len(calls)
-            with pytest.raises(ValueError, match="rounds must be an int >= 1"):
+            with pytest.raises(ValueError, match="rounds must be >= 1, got 0"):
                 meter.call(add, (1,), rounds=0)
+            with pytest.raises(TypeError, match="min_time must be a number or a string"):
+                meter.call(add, (1,), min_time=True)     # True is not one second
             with pytest.raises(ValueError, match="already holds calls results"):
                 meter.time("append")
     """)
@@ -358,7 +360,7 @@ def test_save_baseline_writes_a_valid_result(pytester):
     calls = run.scenario("test_measured.py::test_calls::work")
     assert len(calls.results) == 5                       # one trial per round
     assert {"time_per_call", "throughput"} <= set(calls.metric_names)
-    assert calls.unit("throughput") == "msg/s" and calls.unit("time_per_call") == "ns"
+    assert calls.unit("throughput") == "calls/s" and calls.unit("time_per_call") == "ns"
     assert all(v > 0 for v in calls.values("time_per_call"))
     assert run.metadata["profile"] == "pytest"
 
