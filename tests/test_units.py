@@ -28,6 +28,14 @@ def test_quantities_are_read_in_base_units(text, kind, value):
     assert parse_quantity(text, kind) == pytest.approx(value)
 
 
+@pytest.mark.parametrize("text, kind, value", [
+    ("1.1ms", "time", 1_100_000.0), ("99.9%", "ratio", 0.999), ("0.7%", "ratio", 0.007),
+    ("2.3K/s", "rate", 2300.0), ("1.1MB", "size", 1_100_000.0), ("4.35 s", "time", 4.35e9),
+])
+def test_scaled_quantities_are_the_nearest_float_to_what_is_written(text, kind, value):
+    assert parse_quantity(text, kind) == value
+
+
 def test_numbers_are_taken_as_base_units():
     assert parse_quantity(1500, "time") == 1500.0
     assert parse_quantity(0.5, "ratio") == 0.5

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 from ._core import CaxtonMeterError
 
@@ -45,11 +46,11 @@ KINDS = {
 _NUMBER = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 
 
-def _number(text: str) -> tuple[float, str]:
+def _number(text: str) -> tuple[str, str]:
     m = re.match(r"\s*(" + _NUMBER + r")\s*", text)
     if not m:
         raise UnitError(f"{text!r} does not start with a number")
-    return float(m.group(1)), text[m.end():].strip()
+    return m.group(1), text[m.end():].strip()
 
 
 def parse_quantity(text: str | float | int, kind: str) -> float:
@@ -67,7 +68,10 @@ def parse_quantity(text: str | float | int, kind: str) -> float:
         if not isinstance(text, str):
             raise UnitError(f"a {kind} must be a number or a string, not {type(text).__name__}")
         number, unit = _number(text)
-        value = number * _scale(unit, kind, text)
+        # Scaled in decimal, then rounded once: "1.1ms" is 1100000 ns and
+        # "99.9%" is 0.999, not 1100000.0000000002 and 0.9990000000000001,
+        # so that == and a value at the bound compare as written.
+        value = float(Decimal(number) * Decimal(repr(_scale(unit, kind, text))))
     if not math.isfinite(value) or value < 0:
         raise UnitError(f"{text!r}: a {kind} must be finite and >= 0")
     return value
