@@ -135,6 +135,12 @@ def test_every_kind_has_a_base_unit():
                           "ratio": "ratio", "count": ""}
 
 
+def test_numpy_numbers_are_written_like_python_ones():
+    np = pytest.importorskip("numpy")
+    assert format_quantity(np.int64(1500), "ns") == "1.5 µs"
+    assert format_quantity(np.float64(0.012), "ratio") == "1.2 %"
+
+
 def test_only_numbers_are_written():
     with pytest.raises(TypeError, match="value must be a number, not str"):
         format_quantity("12", "ns")  # type: ignore[arg-type]

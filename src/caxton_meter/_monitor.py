@@ -119,8 +119,8 @@ class Snapshot:
         span or a failed counter read).
     error_rate: errors / requests (NaN without an errors counter, without
         requests or after a failed read; 1.0 at most).
-    p50, p90, p99, p999, max: latency in ns; mean: ns.  All 0 when count is
-        0 (``value()`` gives NaN then).
+    p50, p90, p99, p999 (the 99.9th percentile), max: latency in ns; mean:
+        ns.  All 0 when count is 0 (``value()`` gives NaN then).
     percentiles: (percentile, ns) pairs: the four above and any a threshold
         of this watch asks for.
     histogram: the interval's histogram, encoded (``Histogram.decode``).

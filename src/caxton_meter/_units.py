@@ -14,6 +14,7 @@ with ``exact=True``, the text a threshold expression reads back ("10ms").
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from decimal import Decimal
 
@@ -157,7 +158,8 @@ def format_quantity(value: float, unit: str, *, sign: bool = False, exact: bool 
     that :func:`parse_quantity` reads back the same number: every
     significant digit, no space, no thousands separator, ASCII units
     ("12.345678ms", "250us", "50K/s", "1%", "512MB", "1000")."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # numbers.Real: numpy's integers and floats too, as statistics hand them over.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"format_quantity: value must be a number, not {type(value).__name__}")
     if not isinstance(unit, str):
         raise TypeError(f"format_quantity: unit must be a str, not {type(unit).__name__}")
