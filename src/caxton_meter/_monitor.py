@@ -59,6 +59,7 @@ from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, TypeVar
 
+from ._checks import ArgumentError
 from ._core import Histogram, Recorder
 from ._expressions import (
     OPERATORS,
@@ -156,9 +157,9 @@ class Snapshot:
         name, percent = MONITOR_METRICS.metric(metric)
         value = _snapshot_value(self, name, percent)
         if value is None:
-            raise ValueError(f"{MONITOR_METRICS.label(name, percent)!r} was not computed for "
-                             "this snapshot; computed: "
-                             + ", ".join(_percentile_name(p) for p, _ in self.percentiles))
+            raise ArgumentError(f"{MONITOR_METRICS.label(name, percent)!r} was not computed for "
+                                "this snapshot; computed: "
+                                + ", ".join(_percentile_name(p) for p, _ in self.percentiles))
         return value
 
 
