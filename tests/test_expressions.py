@@ -1,5 +1,6 @@
-"""Threshold expressions: parsed into immutable objects in base units,
-errors shown with a caret, evaluated against measurements."""
+"""Threshold expressions: one grammar over the metric sets of the plugin,
+the monitor and scenario results; parsed into immutable objects in base
+units, errors shown with a caret, evaluated against measurements."""
 import dataclasses
 import math
 
@@ -7,15 +8,23 @@ import pytest
 from hypothesis import given, strategies as st
 
 from caxton_meter import Histogram
+from caxton_meter._core import CaxtonMeterError
 from caxton_meter._expressions import (
     METRICS,
+    PLUGIN_METRICS,
     Measurement,
+    MetricSet,
     MissingMeasurementError,
     ThresholdExpression,
     ThresholdExpressionError,
+    ThresholdMetric,
     format_value,
     parse_threshold,
+    read_mapping,
+    scenario_metrics,
 )
+from caxton_meter._model import GRADED, Kind, MetricSpec, ScenarioResult
+from caxton_meter._monitor import MONITOR_METRICS
 
 
 @pytest.mark.parametrize("text, metric, percentile, op, value", [
@@ -69,6 +78,12 @@ def _caret_column(message: str, expression: str) -> tuple[int, int]:
 
 @pytest.mark.parametrize("text, problem, column, width", [
     ("p99x < 1ms", "unknown metric 'p99x'", 0, 4),
+    ("p99.9.1 < 1ms", "unknown metric 'p99.9.1'", 0, 7),
+    ("p999 < 1ms", "percentile 999 is out of range: it must be from 0 to 100; write p99.9 "
+                   "or p(99.9)", 1, 3),
+    ("p(9999) < 1ms", "percentile 9999 is out of range: it must be from 0 to 100; write "
+                      "p99.99 or p(99.99)", 2, 4),
+    ("p(99) =< 1ms", "'=<' is not an operator; write '<='", 6, 2),
     ("latency < 1ms", "unknown metric 'latency'", 0, 7),
     ("p(99 < 10ms", "expected ')' after the percentile", 5, 1),
     ("p(101) < 1ms", "percentile 101 is out of range", 2, 3),
@@ -90,7 +105,7 @@ def test_errors_point_at_the_bad_part(text, problem, column, width):
     assert message.startswith(f"invalid threshold expression: {problem}")
     assert _caret_column(message, text) == (column, width)
     assert info.value.position == column and info.value.expression == text
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, CaxtonMeterError)
 
 
 def test_unknown_metrics_and_units_list_the_valid_ones():
@@ -181,6 +196,8 @@ def test_a_metric_that_was_not_measured_is_said_so():
     with pytest.raises(MissingMeasurementError, match=r"not in the measurement \(it has 'avg'\)"):
         parse_threshold("p(99) < 1ms").evaluate({"avg": 1.0})
     assert Measurement().error_rate == 0.0
+    assert issubclass(MissingMeasurementError, CaxtonMeterError)
+    assert issubclass(MissingMeasurementError, LookupError)
 
 
 def test_a_mapping_is_looked_up_by_label():
@@ -201,13 +218,19 @@ def test_an_evaluation_describes_itself():
 
 
 @pytest.mark.parametrize("value, kind, text", [
-    (12_345_678.0, "time", "12.3 ms"), (850.0, "time", "850 ns"), (1500.0, "time", "1.5 us"),
+    (12_345_678.0, "time", "12.3 ms"), (850.0, "time", "850 ns"), (1500.0, "time", "1.5 µs"),
     (2.5e9, "time", "2.5 s"), (52_100.0, "rate", "52.1K/s"), (12.0, "rate", "12/s"),
-    (0.005, "ratio", "0.5%"), (128e6, "size", "128 MB"), (512.0, "size", "512 B"),
-    (42.25, "percent", "42.2%"), (1000.0, "count", "1,000"), (math.nan, "time", "nan"),
+    (0.005, "ratio", "0.5 %"), (128e6, "size", "128 MB"), (512.0, "size", "512 B"),
+    (42.25, "percent", "42.2 %"), (1000.0, "count", "1,000"), (math.nan, "time", "—"),
 ])
 def test_values_are_formatted_for_people(value, kind, text):
     assert format_value(value, kind) == text
+
+
+def test_an_unknown_kind_is_not_formatted():
+    with pytest.raises(ValueError, match=r"unknown kind of quantity 'tme'; kinds: time, rate, "
+                                         r"size, percent, ratio, count \(did you mean 'time'\?\)"):
+        format_value(1.0, "tme")
 
 
 @given(st.floats(0, 100, allow_nan=False).map(lambda p: round(p, 3)),
@@ -215,3 +238,198 @@ def test_values_are_formatted_for_people(value, kind, text):
 def test_percentile_expressions_round_trip(p, ns, op):
     e = parse_threshold(f"p({p:g}) {op} {ns}ns")
     assert e.percentile == float(f"{p:g}") and e.operator == op and e.value == ns
+
+
+# -- one grammar, several metric sets ----------------------------------------------------
+
+SHARED = ["p99 < 10ms", "p(99.9) <= 2s", "p99.9 > 250us", "avg < 1ms", "mean == 3ms",
+          "error_rate < 1%", "throughput >= 50K/s", "max != 0"]
+
+
+@pytest.mark.parametrize("text", SHARED)
+def test_an_expression_means_the_same_in_the_plugin_and_the_monitor(text):
+    plugin, monitor = PLUGIN_METRICS.parse(text), MONITOR_METRICS.parse(text)
+    assert (plugin.metric, plugin.percentile, plugin.operator, plugin.value) == \
+        (monitor.metric, monitor.percentile, monitor.operator, monitor.value)
+    assert plugin.kind == monitor.kind
+    assert plugin.metric_set is PLUGIN_METRICS and monitor.metric_set is MONITOR_METRICS
+
+
+def test_each_set_labels_its_metrics_as_its_measurements_do():
+    assert PLUGIN_METRICS.parse("p99 < 1ms").label == "p(99)"
+    assert MONITOR_METRICS.parse("p(99) < 1ms").label == "p99"          # the Snapshot's field
+    assert MONITOR_METRICS.parse("p99.9 < 1ms").label == "p(99.9)"
+    assert PLUGIN_METRICS.parse("mean < 1ms").label == "avg"
+    assert MONITOR_METRICS.parse("avg < 1ms").label == "mean"
+
+
+def test_the_canonical_text_is_one_for_every_spelling():
+    spellings = ["p(99) < 10ms", "p99<10000us", "  p( 99 )  <  1e7  "]
+    assert {PLUGIN_METRICS.parse(t).canonical for t in spellings} == {"p(99) < 10ms"}
+    assert {MONITOR_METRICS.parse(t).canonical for t in spellings} == {"p99 < 10ms"}
+    assert parse_threshold("error_rate <= 0.005").canonical == "error_rate <= 0.5%"
+    assert parse_threshold("throughput > 1500").canonical == "throughput > 1.5K/s"
+
+
+def test_a_metric_outside_a_set_is_refused_with_that_sets_names():
+    with pytest.raises(ThresholdExpressionError) as info:
+        MONITOR_METRICS.parse("rss < 1GB")
+    lines = str(info.value).splitlines()
+    assert lines[0] == "invalid threshold expression: unknown metric 'rss'"
+    assert lines[-1] == "metrics: p(N), avg, max, error_rate, throughput"
+    with pytest.raises(ThresholdExpressionError, match=r"unknown metric 'erors' \(did you mean "
+                                                       r"'errors'\?\)"):
+        PLUGIN_METRICS.parse("erors == 0")
+
+
+def test_parts_build_the_same_expression_as_the_text():
+    built = MONITOR_METRICS.build("p(99.9)", "<=", "2s")
+    assert built == MONITOR_METRICS.parse("p(99.9) <= 2s").__class__(
+        "p(99.9) <= 2s", "p", 99.9, "<=", 2e9, metric_set=MONITOR_METRICS)
+    assert MONITOR_METRICS.build("mean", "!=", 1_500_000).text == "mean != 1.5ms"
+    assert PLUGIN_METRICS.build("count", "==", 3).text == "count == 3"
+    assert PLUGIN_METRICS.metric(" p99.9 ") == ("p", 99.9)
+    assert PLUGIN_METRICS.metric("MEDIAN") == ("med", None)
+
+
+@pytest.mark.parametrize("args, error, match", [
+    (("p99 < 1ms", "<", 1), ThresholdExpressionError, r"unexpected '< 1ms' after the metric"),
+    (("", "<", 1), ThresholdExpressionError, "expected a metric"),
+    (("p99", "=~", 1), ValueError, r"unknown operator '=~'; operators: <, <=, >, >=, ==, !="),
+    (("p99", "<", -1.0), ValueError, r"the value must be a finite number >= 0 \(in ns\)"),
+    (("p99", "<", math.nan), ValueError, r"finite number >= 0"),
+    (("p99", "<", True), TypeError, "not bool"),
+    (("p99", "<", "fast"), ThresholdExpressionError, r"expected a number after '<', got 'fast'"),
+    ((3, "<", 1), TypeError, "a metric must be a str, not int"),
+])
+def test_bad_parts_say_what_is_wrong(args, error, match):
+    with pytest.raises(error, match=match) as info:
+        PLUGIN_METRICS.build(*args)
+    assert isinstance(info.value, CaxtonMeterError)
+
+
+# -- scenario results ------------------------------------------------------------------------
+
+LATENCY_P99 = MetricSpec("latency_p99", "ns", Kind.LATENCY)
+THROUGHPUT = MetricSpec("throughput", "msg/s", Kind.THROUGHPUT)
+MEMORY = MetricSpec("memory_per_agent", "bytes", Kind.MEMORY)
+SPAWN = MetricSpec("spawn_seconds", "s", Kind.DURATION)
+SUCCESS = MetricSpec("success_rate", "ratio", Kind.RATIO, direction=GRADED["throughput"].direction)
+DEAD = MetricSpec("dead_letters", "messages", Kind.COUNT)
+POINT = MetricSpec("throughput", "msg/s", Kind.THROUGHPUT).at(100)
+
+
+def _result() -> ScenarioResult:
+    return ScenarioResult("burst", {}, (LATENCY_P99(8e6), THROUGHPUT(52_100.0), MEMORY(12e6),
+                                        SPAWN(0.25), SUCCESS(0.999), DEAD(0), POINT(9e4)), {})
+
+
+@pytest.mark.parametrize("text, passed", [
+    ("latency_p99 < 10ms", True), ("throughput >= 50K/s", True),
+    ("throughput >= 50K msg/s", True), ("memory_per_agent < 10MB", False),
+    ("spawn_seconds < 500ms", True), ("spawn_seconds <= 0.2s", False),
+    ("success_rate >= 99.9%", True), ("dead_letters == 0", True),
+    ("throughput@100 > 100K/s", False), ("LATENCY_P99 != 8ms", False),
+])
+def test_a_scenario_set_reads_a_runs_metrics(text, passed):
+    metrics = scenario_metrics([LATENCY_P99, THROUGHPUT, MEMORY, SPAWN, SUCCESS, DEAD, POINT])
+    evaluation = metrics.parse(text).evaluate(_result())
+    assert evaluation.passed is passed
+
+
+def test_a_scenario_metric_takes_the_kind_of_its_unit():
+    metrics = scenario_metrics([LATENCY_P99, THROUGHPUT, MEMORY, SPAWN, SUCCESS, DEAD])
+    assert {n: m.kind for n, m in metrics.metrics.items()} == {
+        "latency_p99": "time", "throughput": "rate", "memory_per_agent": "size",
+        "spawn_seconds": "time", "success_rate": "ratio", "dead_letters": "count"}
+    assert metrics.parse("spawn_seconds < 500ms").value == 500e6       # compared in ns
+    assert metrics.parse("spawn_seconds < 500ms").measure({"spawn_seconds": 0.25}) == 0.25e9
+    with pytest.raises(ThresholdExpressionError, match="unknown unit 'ms' for throughput, a rate"):
+        metrics.parse("throughput > 5ms")
+    with pytest.raises(ThresholdExpressionError, match="dead_letters is a count: it takes no unit"):
+        metrics.parse("dead_letters < 5%")
+
+
+def test_a_scenario_set_from_names_and_units_or_the_targets_table():
+    pairs = scenario_metrics([("latency_p50", "ns"), ("rss_slope", "bytes/s"),
+                              ("cpu_router", "percent"), ("completed", "requests"),
+                              ("latency_p50", "ns")])
+    assert [m.kind for m in pairs.metrics.values()] == ["time", "rate", "percent", "count"]
+    assert pairs.parse("rss_slope < 1K/s").evaluate({"rss_slope": 512.0}).passed
+    graded = scenario_metrics()
+    assert list(graded) == list(GRADED)
+    assert graded.parse("cpu_per_agent < 5%").kind == "percent"
+    assert graded.parse("recovery_time < 30s").value == 30e9
+
+
+def test_a_scenario_evaluation_describes_itself_in_the_metrics_unit():
+    metrics = scenario_metrics([THROUGHPUT, MEMORY])
+    ev = metrics.parse("throughput >= 100K/s").evaluate(_result())
+    assert ev.describe("burst") == ("threshold 'throughput >= 100K/s' failed for burst: "
+                                    "throughput = 52.1K msg/s")
+    ev = metrics.parse("memory_per_agent < 10MB").evaluate([MEMORY(12_345_678)])
+    assert ev.describe("burst").endswith("memory_per_agent = 12.3 MB")
+
+
+def test_a_scenario_set_names_what_it_lacks():
+    metrics = scenario_metrics([LATENCY_P99, THROUGHPUT])
+    with pytest.raises(ThresholdExpressionError) as info:
+        metrics.parse("p99 < 10ms")
+    assert str(info.value).splitlines()[0] == \
+        "invalid threshold expression: unknown metric 'p99' (did you mean 'latency_p99'?)"
+    assert str(info.value).splitlines()[-1] == "metrics: latency_p99, throughput"
+    with pytest.raises(ThresholdExpressionError, match=r"did you mean 'throughput'"):
+        metrics.parse("thruput > 1K/s")
+    with pytest.raises(MissingMeasurementError,
+                       match=r"latency_p99: not in the result of 'burst' \(it has throughput\)"):
+        metrics.parse("latency_p99 < 1ms").evaluate(
+            ScenarioResult("burst", {}, (THROUGHPUT(1.0),), {}))
+    with pytest.raises(TypeError, match="must be a ScenarioResult, metrics, or a mapping"):
+        metrics.parse("latency_p99 < 1ms").evaluate(3)
+
+
+@pytest.mark.parametrize("metrics, error, match", [
+    ([MetricSpec("latency_p99", "msg/s", Kind.LATENCY)], ValueError,
+     r"metric 'latency_p99': a latency in 'msg/s' has no kind of quantity a threshold can "
+     r"read \(its unit reads as a rate; a latency is a time\)"),
+    ([("x", "ns"), ("x", "s")], ValueError, r"metric 'x' is given in 'ns' and in 's'"),
+    ([("cpu-router", "percent")], ValueError, r"name must be a word"),
+    (["latency_p99"], TypeError, r"expected a MetricSpec, a Metric or a \(name, unit\) pair"),
+    ([], ValueError, "no metrics"),
+    ("latency_p99", TypeError, "must be an iterable"),
+])
+def test_bad_scenario_declarations(metrics, error, match):
+    with pytest.raises(error, match=match):
+        scenario_metrics(metrics)
+
+
+# -- metric sets of one's own ----------------------------------------------------------------
+
+def test_a_metric_set_of_ones_own():
+    queue = MetricSet("queue", [ThresholdMetric("depth", "count", "messages waiting",
+                                                aliases=("backlog",)),
+                                ThresholdMetric("age", "time", label="oldest_ns")],
+                      read=read_mapping)
+    assert queue.parse("backlog <= 10").evaluate({"depth": 7}).passed
+    assert not queue.parse("age < 1ms").evaluate({"oldest_ns": 2e6}).passed
+    assert not queue.percentiles and len(queue) == 2 and "depth" in queue
+    with pytest.raises(ThresholdExpressionError, match="unknown metric 'p'"):
+        queue.parse("p(99) < 1ms")
+    with pytest.raises(KeyError, match="no metric 'size' in the queue set"):
+        queue["size"]
+    assert repr(queue) == "<MetricSet queue: depth, age>"
+
+
+def test_bad_metric_sets():
+    with pytest.raises(ValueError, match="'mean' names both 'avg' and 'mean'"):
+        MetricSet("x", [ThresholdMetric("avg", "time", aliases=("mean",)),
+                        ThresholdMetric("mean", "time")], read=read_mapping)
+    with pytest.raises(ValueError, match=r"kind must be one of time, rate, size, percent, "
+                                         r"ratio, count, got 'times' \(did you mean 'time'\?\)"):
+        ThresholdMetric("x", "times")
+    with pytest.raises(ValueError, match="scale must be a finite number > 0"):
+        ThresholdMetric("x", "time", scale=0)
+    with pytest.raises(TypeError, match="read and percentile_label must be callable"):
+        MetricSet("x", [ThresholdMetric("x", "time")], read=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="metrics must be a MetricSet, not str"):
+        parse_threshold("p99 < 1ms", "monitor")  # type: ignore[arg-type]

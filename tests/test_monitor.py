@@ -18,13 +18,15 @@ import numpy as np
 import pytest
 
 from caxton_meter import Histogram, Recorder
+from caxton_meter._core import CaxtonMeterError
+from caxton_meter._expressions import ThresholdExpressionError
 from caxton_meter._monitor import (
     CONTENT_TYPE,
+    MONITOR_METRICS,
     Alert,
     AlertRule,
     Monitor,
     Snapshot,
-    parse_threshold,
 )
 
 MS = 1_000_000
@@ -109,7 +111,8 @@ def test_snapshots_hold_exactly_what_each_interval_recorded(clock: FakeClock) ->
         assert dict(s.percentiles) == dict(zip([50.0, 90.0, 95.0, 99.0, 99.9],
                                                ref.percentiles([50, 90, 95, 99, 99.9])))
         assert s.value("p95") == s.value("p(95)") == ref.value_at_percentile(95)
-        assert s.value("p999") == s.p999 and s.value("max") == s.max
+        assert s.value("p99.9") == s.value("p(99.9)") == s.p999
+        assert s.value("max") == s.max and s.value("avg") == s.value("mean") == s.mean
         assert Histogram.decode(s.histogram) == ref
         assert monitor.latest["api"] is s
 
@@ -457,7 +460,7 @@ def test_the_exposition_parses_back(clock: FakeClock) -> None:
     firing = {(smp.labels["name"], smp.labels["threshold"]): smp.value
               for smp in families["svc_alert_firing"].samples}
     assert firing == {(api["name"], "p99 < 10ms"): 0.0,
-                      (api["name"], "error_rate < 0.005"): 1.0,
+                      (api["name"], "error_rate < 0.5%"): 1.0,
                       ("db", "mean <= 2.5ms"): 0.0}        # no data yet
     text = monitor.exposition()
     assert "# TYPE svc_requests_total counter\n" in text
@@ -594,18 +597,55 @@ def test_stop_from_a_callback_ends_the_thread() -> None:
 @pytest.mark.parametrize("text, expected", [
     ("p99 < 10ms", ("p99", "<", 10e6)),
     ("p(99.9)<=1.5s", ("p(99.9)", "<=", 1.5e9)),
-    ("p999 < 250us", ("p(99.9)", "<", 250e3)),
+    ("p99.9 < 250us", ("p(99.9)", "<", 250e3)),
     ("  p95>=  2ms ", ("p95", ">=", 2e6)),
     ("p100 < 1s", ("p100", "<", 1e9)),
     ("max < 100", ("max", "<", 100.0)),
     ("mean > 0.5ms", ("mean", ">", 0.5e6)),
+    ("avg > 0.5ms", ("mean", ">", 0.5e6)),
+    ("mean == 2ms", ("mean", "==", 2e6)),
+    ("max != 0", ("max", "!=", 0.0)),
     ("error_rate < 1%", ("error_rate", "<", 0.01)),
     ("error_rate <= 0.001", ("error_rate", "<=", 0.001)),
     ("throughput > 50K/s", ("throughput", ">", 50e3)),
 ])
-def test_parse_threshold(text: str, expected: tuple[str, str, float]) -> None:
-    metric, op, value = parse_threshold(text)
-    assert (metric, op) == expected[:2] and value == pytest.approx(expected[2])
+def test_thresholds_are_read_in_the_monitors_metric_set(text: str,
+                                                        expected: tuple[str, str, float]) -> None:
+    e = MONITOR_METRICS.parse(text)
+    assert (e.label, e.operator) == expected[:2] and e.value == pytest.approx(expected[2])
+
+
+def test_p999_is_refused_with_the_spellings_that_mean_it(clock: FakeClock) -> None:
+    monitor, _ = monitor_with(clock)
+    with pytest.raises(ThresholdExpressionError) as info:
+        monitor.threshold("api", "p999 < 250us")
+    assert str(info.value).splitlines()[0] == (
+        "invalid threshold expression: percentile 999 is out of range: it must be from 0 to "
+        "100; write p99.9 or p(99.9)")
+    with pytest.raises(ValueError, match="write p99.9 or p"):
+        monitor.threshold("api", "p999", "<", "250us")
+    assert monitor.rules == ()
+
+
+def test_equality_and_avg_thresholds_alert(clock: FakeClock) -> None:
+    monitor, recorder = monitor_with(clock)
+    monitor.threshold("api", "max == 1us")             # below 2048 ns values are exact
+    differs = monitor.threshold("api", "avg", "!=", "1us")
+    assert (differs.metric, differs.op, differs.expression) == ("mean", "!=", "mean != 1us")
+    alerts = collect_alerts(monitor)
+    poll_with(monitor, recorder, clock, 0.001)         # every latency 1 µs
+    assert [(a.expression, a.state) for a in alerts] == [("mean != 1us", "firing")]
+    poll_with(monitor, recorder, clock, 0.0015)        # every latency 1.5 µs
+    assert [(a.expression, a.state, a.value) for a in alerts][1:] == [
+        ("max == 1us", "firing", 1500.0), ("mean != 1us", "resolved", 1500.0)]
+
+
+def test_a_threshold_error_is_a_caxton_meter_error(clock: FakeClock) -> None:
+    monitor, _ = monitor_with(clock)
+    with pytest.raises(CaxtonMeterError):
+        monitor.threshold("api", "p99 <")
+    with pytest.raises(CaxtonMeterError):
+        monitor.threshold("api", "p99", "=~", 1)
 
 
 def test_rules_canonicalise_their_expression(clock: FakeClock) -> None:
@@ -615,7 +655,7 @@ def test_rules_canonicalise_their_expression(clock: FakeClock) -> None:
     assert rule.expression == "p(99.9) < 10ms"
     with pytest.raises(ValueError, match=r"watch 'api' has the threshold 'p\(99\.9\) < 10ms' "
                                          "already"):
-        monitor.threshold("api", "p999 < 10ms")
+        monitor.threshold("api", "p99.9 < 10ms")
     assert monitor.rules == (rule,)
 
 
@@ -662,19 +702,25 @@ def test_bad_watches(clock: FakeClock) -> None:
 @pytest.mark.parametrize("args, error, match", [
     (("nope", "p99 < 1ms"), ValueError, r"threshold on unknown watch 'nope'; watches: api"),
     (("api", "p98.5.1 < 1ms"), ValueError,
-     r"unknown metric 'p98\.5\.1'; metrics: p50, p90, p99, p999, p\(<percent>\), max, mean, "
-     r"error_rate, throughput"),
-    (("api", "latency", "<", 1), ValueError, r"unknown metric 'latency'; metrics: p50, "),
+     r"unknown metric 'p98\.5\.1'\n    p98\.5\.1 < 1ms\n    \^{7}\n"
+     r"metrics: p\(N\), avg, max, error_rate, throughput"),
+    (("api", "latency < 1ms"), ValueError,
+     r"unknown metric 'latency'\n(.*\n){2}metrics: p\(N\), avg, max, error_rate, throughput"),
+    (("api", "latency", "<", 1), ValueError, r"unknown metric 'latency'"),
     (("api", "p99", "=<", 1), ValueError,
-     r"unknown op '=<'; ops: <, <=, >, >= \(the condition that must hold"),
-    (("api", "p99", "==", 1), ValueError, r"unknown op '=='; ops: <, <=, >, >="),
+     r"unknown operator '=<'; operators: <, <=, >, >=, ==, !="),
     (("api", "p99 ~ 10ms"), ValueError,
-     r"threshold 'p99 ~ 10ms': expected '<metric> <op> <value>' like 'p99 < 10ms', with op "
-     "one of <, <=, >, >="),
+     r"expected a comparison operator \(<, <=, >, >=, ==, !=\)\n    p99 ~ 10ms\n        \^\n"),
     (("api", "p99 < 10 furlongs"), ValueError,
-     r"threshold 'p99 < 10 furlongs': '10 furlongs': unknown unit 'furlongs' for a time; "
-     "valid: ns, us, ms, s"),
-    (("api", "p(101) < 1s"), ValueError, r"a percentile must be in \[0, 100\], got 101"),
+     r"unknown unit 'furlongs' for p99, a time\n    p99 < 10 furlongs\n             \^{8}\n"
+     r"valid: ns, us, ms, s"),
+    (("api", "p99", "<", "10 furlongs"), ValueError,
+     r"unknown unit 'furlongs' for p99, a time\n    10 furlongs\n       \^{8}\n"),
+    (("api", "p99", "<", -1), ValueError, r"threshold p99 <: the value must be a finite number "
+                                           r">= 0 \(in ns\), got -1"),
+    (("api", "p99", "<", None, ), TypeError, "give both op and value"),
+    (("api", "p(101) < 1s"), ValueError,
+     r"percentile 101 is out of range: it must be from 0 to 100\n"),
     (("api", "error_rate < 1%"), ValueError,
      r"the watch has no errors counter; pass errors= to watch\(\)"),
     (("api", "p99", "<"), TypeError, "give both op and value, or one expression"),

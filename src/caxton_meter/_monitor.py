@@ -11,6 +11,7 @@ callbacks about every change of state::
     monitor.watch("api", recorder, errors=lambda: failed, requests=lambda: served)
     monitor.threshold("api", "p99 < 10ms")             # k6-like: what must hold
     monitor.threshold("api", "error_rate", "<", 0.01, clear_after=3)
+    monitor.threshold("api", "avg != 0")
     monitor.on_alert(lambda alert: print(alert.state, alert.expression, alert.value))
     with monitor:                                      # a daemon thread polls
         serve()
@@ -21,6 +22,12 @@ Recorder's lock-free writer-reader swap, recycling the previous interval's
 histogram).  A monitor becomes the reader of the recorders it watches: values
 recorded before :meth:`Monitor.watch` are discarded there, and another reader
 of the same recorder would take intervals away from it.
+
+Thresholds are written in the one threshold grammar
+(:mod:`caxton_meter._expressions`) over the monitor's metric set,
+:data:`MONITOR_METRICS`: percentiles (``p99``, ``p99.9``, ``p(99.95)``),
+``max``, ``mean`` (``avg``), ``error_rate`` and ``throughput``, with the
+operators ``<``, ``<=``, ``>``, ``>=``, ``==``, ``!=``.
 
 Alerts have hysteresis.  A threshold states what must hold (``"p99 < 10ms"``);
 its alert fires once, when a snapshot breaks it, stays quiet while later
@@ -41,6 +48,7 @@ does not stop monitoring: the error is logged (logger
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -49,24 +57,31 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Callable, Iterable, Literal, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, TypeVar
 
+from ._checks import ArgumentError
 from ._core import Histogram, Recorder
-from ._units import parse_quantity
+from ._expressions import (
+    OPERATORS,
+    MetricSet,
+    MissingMeasurementError,
+    ThresholdExpression,
+    ThresholdMetric,
+    read_mapping,
+)
 
 if TYPE_CHECKING:
     from prometheus_client.registry import Collector, CollectorRegistry
 
 __all__ = [
     "CONTENT_TYPE",
-    "METRICS",
+    "MONITOR_METRICS",
     "OPS",
     "Alert",
     "AlertRule",
     "CallbackError",
     "Monitor",
     "Snapshot",
-    "parse_threshold",
 ]
 
 logger = logging.getLogger("caxton_meter.monitor")
@@ -76,13 +91,8 @@ _T = TypeVar("_T")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The Content-Type of :meth:`Monitor.exposition`'s text, for an HTTP reply."""
 
-OPS = ("<", "<=", ">", ">=")
+OPS = tuple(OPERATORS)
 """Threshold operators; a threshold states the condition that must hold."""
-
-METRICS = ("p50", "p90", "p99", "p999", "p(<percent>)", "max", "mean", "error_rate",
-           "throughput")
-"""What a threshold may check.  ``pNN`` is the NN-th percentile, digits after
-the second read as decimals (``p999`` = 99.9th); ``p(99.95)`` any percentile."""
 
 MAX_INTERVAL = 3600.0     # seconds; a longer interval is surely a unit mistake
 MAX_CALLBACK_ERRORS = 100  # kept in callback_errors (all are logged)
@@ -90,14 +100,6 @@ MAX_CALLBACK_ERRORS = 100  # kept in callback_errors (all are logged)
 # Percentiles every snapshot carries (its p50, p90, p99 and p999 fields).
 _STANDARD_PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 _QUANTILE_LABELS = ("0.5", "0.9", "0.99", "0.999")
-_LATENCY_METRICS = ("max", "mean")
-_KINDS = {"max": "time", "mean": "time", "error_rate": "ratio", "throughput": "rate"}
-_COMPARE: dict[str, Callable[[float, float], bool]] = {
-    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-}
-_PERCENTILE = re.compile(r"p\(\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*\)|p([0-9]+(?:\.[0-9]+)?)")
-_EXPRESSION = re.compile(r"\s*(\S.*?)\s*(<=|>=|<|>)\s*(\S.*?)\s*")
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
@@ -118,8 +120,8 @@ class Snapshot:
         span or a failed counter read).
     error_rate: errors / requests (NaN without an errors counter, without
         requests or after a failed read; 1.0 at most).
-    p50, p90, p99, p999, max: latency in ns; mean: ns.  All 0 when count is
-        0 (``value()`` gives NaN then).
+    p50, p90, p99, p999 (the 99.9th percentile), max: latency in ns; mean:
+        ns.  All 0 when count is 0 (``value()`` gives NaN then).
     percentiles: (percentile, ns) pairs: the four above and any a threshold
         of this watch asks for.
     histogram: the interval's histogram, encoded (``Histogram.decode``).
@@ -147,28 +149,28 @@ class Snapshot:
         return self.end - self.start
 
     def value(self, metric: str) -> float:
-        """The value of ``metric`` (one of :data:`METRICS`) in base units (ns,
-        a ratio, per second); NaN when the interval has no data for it.
-        ValueError for an unknown metric or a percentile not computed."""
-        key, percent = _parse_metric(metric)
-        if percent is None:
-            if key in _LATENCY_METRICS:
-                return math.nan if self.count == 0 else float(getattr(self, key))
-            return float(getattr(self, key))
-        for p, ns in self.percentiles:
-            if p == percent:
-                return math.nan if self.count == 0 else float(ns)
-        raise ValueError(f"{metric!r} was not computed for this snapshot; computed: "
-                         + ", ".join(_percentile_name(p) for p, _ in self.percentiles))
+        """The value of ``metric`` (a metric of :data:`MONITOR_METRICS`:
+        ``"p99"``, ``"p(99.9)"``, ``"mean"``...) in base units (ns, a ratio,
+        per second); NaN when the interval has no data for it.
+        ThresholdExpressionError (a ValueError) for an unknown metric,
+        ValueError for a percentile not computed."""
+        name, percent = MONITOR_METRICS.metric(metric)
+        value = _snapshot_value(self, name, percent)
+        if value is None:
+            raise ArgumentError(f"{MONITOR_METRICS.label(name, percent)!r} was not computed for "
+                                "this snapshot; computed: "
+                                + ", ".join(_percentile_name(p) for p, _ in self.percentiles))
+        return value
 
 
 @dataclass(frozen=True, slots=True)
 class AlertRule:
     """A threshold on one watch: ``metric op threshold`` must hold.
 
-    metric: canonical (``"p99"``, ``"p(99.9)"``, ``"error_rate"``...);
-    threshold: in base units (ns, a ratio, per second); clear_after: good
-    intervals in a row that resolve the alert."""
+    metric: the label in :data:`MONITOR_METRICS` (``"p99"``, ``"p(99.9)"``,
+    ``"mean"``, ``"error_rate"``...); op: one of :data:`OPS`; threshold: in
+    base units (ns, a ratio, per second); clear_after: good intervals in a
+    row that resolve the alert."""
     name: str
     metric: str
     op: str
@@ -177,11 +179,13 @@ class AlertRule:
 
     @property
     def expression(self) -> str:
-        """The condition in words, e.g. ``"p99 < 10ms"``."""
+        """The condition in words, e.g. ``"p99 < 10ms"``: the same for every
+        spelling of it, so that it names the rule."""
         return _expression(self.metric, self.op, self.threshold)
 
     def holds(self, value: float) -> bool:
-        return _COMPARE[self.op](value, self.threshold)
+        """Whether ``value`` satisfies the rule (NaN never does)."""
+        return not math.isnan(value) and OPERATORS[self.op](value, self.threshold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,65 +230,52 @@ def _percentile_name(percent: float) -> str:
     return f"p({percent:.15g})"
 
 
-def _parse_metric(metric: str) -> tuple[str, float | None]:
-    """(canonical name, percentile or None); ValueError listing the metrics."""
-    if not isinstance(metric, str):
-        raise TypeError(f"metric must be a str, not {type(metric).__name__}")
-    text = metric.strip()
-    if text in _KINDS:
-        return text, None
-    match = _PERCENTILE.fullmatch(text)
-    if match is None:
-        raise ValueError(f"unknown metric {metric!r}; metrics: {', '.join(METRICS)}")
-    if match.group(1) is not None:
-        percent = float(match.group(1))
-    else:
-        digits = match.group(2)
-        # p50, p99, p100; p999 -> 99.9, p9999 -> 99.99 (the usual names)
-        if "." in digits or len(digits) <= 2 or digits == "100":
-            percent = float(digits)
+def _snapshot_value(s: Snapshot, metric: str, percent: float | None) -> float | None:
+    """``metric`` of the monitor's set in snapshot ``s``, in base units:
+    NaN for a latency figure of an empty interval; None for a percentile
+    the snapshot did not compute."""
+    if metric in ("p", "avg", "max"):
+        if metric == "p":
+            found = [ns for p, ns in s.percentiles if p == percent]
+            if not found:
+                return None
+            value = float(found[0])
         else:
-            percent = float(digits[:2] + "." + digits[2:])
-    if not 0.0 <= percent <= 100.0:
-        raise ValueError(f"metric {metric!r}: a percentile must be in [0, 100], got {percent:g}")
-    return _percentile_name(percent), percent
+            value = float(s.mean if metric == "avg" else s.max)
+        return math.nan if s.count == 0 else value
+    return float(s.error_rate if metric == "error_rate" else s.throughput)
 
 
-def _kind(metric: str) -> str:
-    return _KINDS.get(metric, "time")
+def _read_snapshot(expr: ThresholdExpression, measurement: Any) -> float:
+    if isinstance(measurement, Mapping):
+        return read_mapping(expr, measurement)
+    if not isinstance(measurement, Snapshot):
+        raise TypeError(f"measurement must be a Snapshot or a mapping of metric labels to "
+                        f"values, not {type(measurement).__name__}")
+    value = _snapshot_value(measurement, expr.metric, expr.percentile)
+    if value is None:
+        raise MissingMeasurementError(f"{expr.label} was not computed for this snapshot "
+                                      f"(a threshold of the watch asks for a percentile)")
+    return value
 
 
-def _format_value(value: float, kind: str) -> str:
-    if kind == "time":
-        for scale, unit in ((1e9, "s"), (1e6, "ms"), (1e3, "us"), (1.0, "ns")):
-            if value >= scale or scale == 1.0:
-                return f"{value / scale:.15g}{unit}"
-    if kind == "rate":
-        return f"{value:.15g}/s"
-    return f"{value:.15g}"
+MONITOR_METRICS: MetricSet = MetricSet("monitor", (
+    ThresholdMetric("p", "time", "p(N): the N-th percentile of the interval's latencies"),
+    ThresholdMetric("avg", "time", "the mean latency of the interval",
+                    aliases=("mean", "average"), label="mean"),
+    ThresholdMetric("max", "time", "the largest latency of the interval"),
+    ThresholdMetric("error_rate", "ratio", "errors / requests over the interval"),
+    ThresholdMetric("throughput", "rate", "requests per second over the interval"),
+), read=_read_snapshot, percentile_label=_percentile_name)
+"""The metrics a monitor's threshold may check, read from a
+:class:`Snapshot`.  Percentiles are labelled as the snapshot's fields
+(``p99``; ``p(99.9)`` when not whole); ``avg`` as ``mean``."""
 
 
+@functools.lru_cache(maxsize=1024)
 def _expression(metric: str, op: str, threshold: float) -> str:
-    return f"{metric} {op} {_format_value(threshold, _kind(metric))}"
-
-
-def parse_threshold(expression: str) -> tuple[str, str, float]:
-    """``"p99 < 10ms"`` -> ``("p99", "<", 10000000.0)``: the canonical metric,
-    the operator and the bound in base units (ns for latencies, a fraction
-    for ``error_rate`` -- "1%" or 0.01 --, per second for ``throughput``).
-    ValueError saying what is wrong and what is valid."""
-    if not isinstance(expression, str):
-        raise TypeError(f"a threshold expression must be a str, not {type(expression).__name__}")
-    match = _EXPRESSION.fullmatch(expression)
-    if match is None:
-        raise ValueError(f"threshold {expression!r}: expected '<metric> <op> <value>' like "
-                         f"'p99 < 10ms', with op one of {', '.join(OPS)}")
-    metric, op, value = match.groups()
-    try:
-        canonical, _ = _parse_metric(metric)
-        return canonical, op, parse_quantity(value, _kind(canonical))
-    except ValueError as e:
-        raise ValueError(f"threshold {expression!r}: {e}") from None
+    # Called for every rule at every scrape (the alert_firing label).
+    return MONITOR_METRICS.build(metric, op, threshold).canonical
 
 
 # -- the monitor -------------------------------------------------------------------------
@@ -316,11 +307,11 @@ class _Watch:
 
 
 class _RuleState:
-    __slots__ = ("rule", "percent", "firing", "good")
+    __slots__ = ("rule", "expression", "firing", "good")
 
-    def __init__(self, rule: AlertRule, percent: float | None) -> None:
+    def __init__(self, rule: AlertRule, expression: ThresholdExpression) -> None:
         self.rule = rule
-        self.percent = percent
+        self.expression = expression
         self.firing = False
         self.good = 0       # good intervals in a row while firing
 
@@ -436,34 +427,33 @@ class Monitor:
                   value: float | str | None = None, *, clear_after: int = 1) -> AlertRule:
         """Add a threshold on watch ``name``: ``metric op value`` must hold,
         e.g. ``threshold("api", "p99", "<", "10ms")`` or, k6-like,
-        ``threshold("api", "p99 < 10ms")``.  ``value``: a number in base
-        units (ns, a fraction, per second) or a quantity string ("10ms",
-        "1%", "500/s").  ``clear_after``: good intervals in a row that
-        resolve a firing alert.  Returns the rule."""
+        ``threshold("api", "p99 < 10ms")``, in the grammar of
+        :data:`MONITOR_METRICS`.  ``value``: a number in base units (ns, a
+        fraction, per second) or a quantity string ("10ms", "1%", "500/s").
+        ``clear_after``: good intervals in a row that resolve a firing
+        alert.  Returns the rule.  ThresholdExpressionError (a ValueError)
+        for an expression that cannot be read, with a caret under the
+        fault."""
         if op is None and value is None:
-            metric, op, bound = parse_threshold(metric)
+            expr = MONITOR_METRICS.parse(metric)
         elif op is None or value is None:
             raise TypeError("threshold: give both op and value, or one expression like "
                             "'p99 < 10ms' alone")
         else:
-            if op not in OPS:
-                raise ValueError(f"unknown op {op!r}; ops: {', '.join(OPS)} (the condition "
-                                 "that must hold; the alert fires when it does not)")
-            metric, _ = _parse_metric(metric)
-            bound = parse_quantity(value, _kind(metric))
+            expr = MONITOR_METRICS.build(metric, op, value)
         if isinstance(clear_after, bool) or not isinstance(clear_after, int):
             raise TypeError(f"clear_after must be an int, not {type(clear_after).__name__}")
         if clear_after < 1:
             raise ValueError(f"clear_after must be >= 1 (good intervals before an alert "
                              f"resolves), got {clear_after}")
-        _, percent = _parse_metric(metric)
-        rule = AlertRule(name, metric, op, bound, clear_after)
+        percent = expr.percentile
+        rule = AlertRule(name, expr.label, expr.operator, expr.value, clear_after)
         with self._lock:
             watch = self._watches.get(name)
             if watch is None:
                 raise ValueError(f"threshold on unknown watch {name!r}; watches: "
                                  f"{', '.join(self._watches) or '(none: call watch() first)'}")
-            if metric == "error_rate" and watch.errors is None:
+            if expr.metric == "error_rate" and watch.errors is None:
                 raise ValueError(f"threshold {rule.expression!r} on {name!r}: the watch has no "
                                  "errors counter; pass errors= to watch()")
             for state in self._rules:
@@ -472,7 +462,7 @@ class Monitor:
                                      "already")
             if percent is not None and percent not in watch.percentiles:
                 watch.percentiles = tuple(sorted(watch.percentiles + (percent,)))
-            self._rules.append(_RuleState(rule, percent))
+            self._rules.append(_RuleState(rule, expr))
         return rule
 
     def on_alert(self, callback: Callable[[Alert], object]) -> None:
@@ -615,11 +605,8 @@ class Monitor:
             snapshot = snapshots.get(rule.name)
             if snapshot is None:
                 continue
-            if state.percent is None:
-                value = snapshot.value(rule.metric)
-            else:
-                value = math.nan if snapshot.count == 0 else float(
-                    dict(snapshot.percentiles)[state.percent])
+            # The watch computes every percentile its rules ask for.
+            value = state.expression.measure(snapshot)
             if math.isnan(value):
                 continue         # no data: the state stands
             if not rule.holds(value):
