@@ -106,7 +106,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="run_processes: stage 0's rate must be a finite number "
                                          ">= 0, got -1"):
         run_processes("os:getpid", [(-1, 1)])
-    with pytest.raises(ValueError, match="interval must be > 0 seconds"):
+    with pytest.raises(ValueError, match="interval must be a finite number > 0"):
         run_processes("os:getpid", [(1, 1)], interval=0)
     with pytest.raises(TypeError, match="cannot be pickled"):
         run_processes(lambda: None, [(1, 1)])

@@ -147,7 +147,7 @@ def test_loads_of_callables_targets_and_coroutines(pytester):
         def test_misuse(meter):
             with pytest.raises(TypeError, match="must be a callable, a coroutine function"):
                 meter.load(42, rate=1, duration=1)
-            with pytest.raises(ValueError, match="give rate= .* and duration="):
+            with pytest.raises(ValueError, match="rate= .* and duration="):
                 meter.load(print, rate=1)
             with pytest.raises(TypeError, match="payload= is for a Target"):
                 meter.load(print, rate=1, duration=1, payload=b"x")

@@ -20,7 +20,6 @@ from caxton_meter._reports import (
     REPORT_FORMATS,
     github_benchmark,
     html_report,
-    humanize,
     json_report,
     markdown_report,
     terminal_summary,
@@ -28,6 +27,7 @@ from caxton_meter._reports import (
     write_reports,
 )
 from caxton_meter._results import RunResult, Trials, run_suite
+from caxton_meter._units import format_quantity
 from caxton_meter._model import Grade, Kind, MetricSpec, ScenarioResult
 
 SCENARIOS = ["latency", "burst_traffic", "horizontal_scaling", "message_throughput"]
@@ -195,8 +195,8 @@ def svg_of(html_text, figure_id):
     (0.0, "bool", "no"), (1000, "requests", "1,000 requests"), (2.5, "agents", "2.5 agents"),
     (math.nan, "ns", "—"), (math.nan, "msg/s", "—"),
 ])
-def test_humanize(value, unit, text):
-    assert humanize(value, unit) == text
+def test_format_quantity(value, unit, text):
+    assert format_quantity(value, unit) == text
 
 
 # -- Markdown ----------------------------------------------------------------------------
@@ -233,7 +233,7 @@ def test_markdown_tables_without_comparison(run):
     t = run.scenario("message_throughput")
     row = next(r for r in sections["Throughput"][1] if r[:2] == ["message_throughput", "throughput"])
     mean, sd = mean_sd(t.values("throughput"))
-    assert row[2] == f"{humanize(mean, 'msg/s')} ± {humanize(sd, 'msg/s')}"
+    assert row[2] == f"{format_quantity(mean, 'msg/s')} ± {format_quantity(sd, 'msg/s')}"
     icons = {Grade.TARGET: "✅", Grade.ACCEPTABLE: "🟡", Grade.CRITICAL: "🟠", Grade.FAILED: "❌"}
     g = t.grade("throughput")
     assert row[3] == f"{icons[g]} {g.value}"
@@ -272,7 +272,7 @@ def test_markdown_shows_a_synthetic_regression(regression):
     by_metric = {r[1]: r for r in rows}
     p99 = by_metric["latency_p99"]
     assert p99[5] == "🔴 regressed"
-    assert p99[2] == humanize(statistics.fmean(BASE_P99), "ns")
+    assert p99[2] == format_quantity(statistics.fmean(BASE_P99), "ns")
     assert re.fullmatch(r"\+100\.0 % \[\+\d+\.\d, \+\d+\.\d\] \(p=0\.\d{3}\)", p99[4]), p99[4]
     assert "🔴" not in by_metric["latency_p50"][5]
     assert sum(line.count("🔴") for line in md.splitlines()) == 1

@@ -128,7 +128,7 @@ def test_targets_are_checked():
         drive(Client(0), [(1, 1)], interval=True)
     with pytest.raises(ArgumentTypeError, match="drive_async: concurrency must be an int, not bool"):
         asyncio.run(drive_async(Client(0), [(1, 1)], concurrency=True))
-    with pytest.raises(ArgumentError, match="drive: max_lateness: -1: a time must be finite and >= 0"):
+    with pytest.raises(ArgumentError, match="drive: max_lateness must be a finite number >= 0, got -1"):
         drive(Client(0), [(1, 1)], max_lateness=-1)
 
 

@@ -78,9 +78,7 @@ _LAZY = {
     "ArgumentError": "._checks",
     "ArgumentTypeError": "._checks",
     "UnitError": "._units",
-    "AsyncLoadResult": "._aioload",
     "open_loop_async": "._aioload",
-    "MultiLoadResult": "._multiload",
     "WorkerError": "._multiload",
     "run_processes": "._multiload",
     "AsyncTarget": "._targets",
@@ -106,12 +104,16 @@ _LAZY = {
     "json_report": "._reports",
     "write_reports": "._reports",
     "terminal_summary": "._reports",
-    "Meter": "._plugin",
+    "Meter": "._meter",
     "Measurement": "._expressions",
     "ThresholdExpression": "._expressions",
     "ThresholdExpressionError": "._expressions",
     "MissingMeasurementError": "._expressions",
     "parse_threshold": "._expressions",
+    "MetricSet": "._expressions",
+    "scenario_metrics": "._expressions",
+    "format_quantity": "._units",
+    "parse_quantity": "._units",
     "Monitor": "._monitor",
     "Snapshot": "._monitor",
     "Alert": "._monitor",
@@ -158,7 +160,7 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
         memory_per_agent,
     )
     from ._checks import ArgumentError, ArgumentTypeError
-    from ._units import UnitError
+    from ._units import UnitError, format_quantity, parse_quantity
     from ._model import (
         DEFAULT_THRESHOLDS,
         Direction,
@@ -192,8 +194,8 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
         run_scenario,
         scenario_config,
     )
-    from ._aioload import AsyncLoadResult, open_loop_async
-    from ._multiload import MultiLoadResult, WorkerError, run_processes
+    from ._aioload import open_loop_async
+    from ._multiload import WorkerError, run_processes
     from ._targets import AsyncTarget, Target, drive, drive_async
     from ._results import (
         BaselineStore,
@@ -207,18 +209,24 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
     )
     from ._compare import Comparison, MetricComparison, MissingCounterpartError, compare
     from ._regression import Change, Verdict
-    from ._plugin import Meter
+    from ._meter import Meter
     from ._expressions import (
         Measurement,
+        MetricSet,
         MissingMeasurementError,
         ThresholdExpression,
         ThresholdExpressionError,
         parse_threshold,
+        scenario_metrics,
     )
     from ._monitor import Alert, AlertRule, CallbackError, Monitor, Snapshot
     from ._reports import html_report, json_report, markdown_report, terminal_summary, write_reports
 
 __all__ = [
+    "parse_quantity",
+    "format_quantity",
+    "scenario_metrics",
+    "MetricSet",
     "UnitError",
     "ScenarioConfig",
     "Scenario",
@@ -235,7 +243,6 @@ __all__ = [
     "AgentResponseTimeConfig",
     "Alert",
     "AlertRule",
-    "AsyncLoadResult",
     "AsyncTarget",
     "BackpressureError",
     "BaselineStore",
@@ -281,7 +288,6 @@ __all__ = [
     "Metric",
     "MetricComparison",
     "Monitor",
-    "MultiLoadResult",
     "now_ns",
     "open_loop",
     "open_loop_async",

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from . import _checks
+from ._checks import Stages
 from ._core import (
     LoadInterval,
     OpenLoopResult,
@@ -30,64 +31,12 @@ from ._core import (
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["checked_stages", "open_loop_async"]
+__all__ = ["open_loop_async"]
 
 # The result types of this loop before it returned the core's: kept as
 # aliases for one release, for code that names them (0.1 -> 0.2).
 AsyncLoadResult = OpenLoopResult
 AsyncInterval = LoadInterval
-
-Stages = Iterable[tuple[float | str, float | str]]
-
-
-def _stage_rate(value: object, what: str) -> float:
-    # a stage may hold a rate of 0 (a pause, a ramp from nothing); with a
-    # unit ("2K/s") a rate is > 0
-    if isinstance(value, str):
-        return _checks.rate(value, what)
-    return _checks.number(value, what, low=0.0, strict=False)
-
-
-def checked_stages(what: str, stages: Stages | None, rate: float | str | None,
-                   duration: float | str | None, start_rate: float | str | None,
-                   ) -> tuple[list[tuple[float, float]], float | None, Schedule]:
-    """The arrival schedule a driver was given, checked: ``stages``
-    [(rate per second, duration in seconds), ...] or one stage as ``rate``
-    and ``duration``, each with or without a unit ("2K/s", "200ms"), and
-    ``start_rate``.  Returns the stages in numbers, the start rate and the
-    core's Schedule of them; raises ArgumentError/ArgumentTypeError named
-    for ``what`` (the driver)."""
-    if stages is not None:
-        if rate is not None or duration is not None:
-            raise _checks.ArgumentError(f"{what}: give stages, or rate= and duration=, not both")
-        if isinstance(stages, (str, bytes)) or not isinstance(stages, Iterable):
-            raise _checks.ArgumentTypeError(
-                f"{what}: stages must be a sequence of (rate per second, duration in seconds), "
-                f"got {type(stages).__name__}")
-        plan = []
-        for index, stage in enumerate(stages):
-            try:
-                r, d = stage
-            except (TypeError, ValueError):
-                raise _checks.ArgumentError(
-                    f"{what}: stage {index} must be (rate per second, duration in seconds), "
-                    f"got {stage!r}") from None
-            plan.append((_stage_rate(r, f"{what}: stage {index}'s rate"),
-                         _checks.seconds(d, f"{what}: stage {index}'s duration",
-                                         allow_zero=True)))
-    elif rate is None or duration is None:
-        raise _checks.ArgumentError(f"{what}: give stages, or rate= (arrivals per second) and "
-                                    f"duration= (seconds); got rate={rate!r}, "
-                                    f"duration={duration!r}")
-    else:
-        plan = [(_checks.rate(rate, f"{what}: rate"), _checks.seconds(duration, f"{what}: duration"))]
-    start = None if start_rate is None else _stage_rate(start_rate, f"{what}: start_rate")
-    try:
-        schedule = Schedule(plan, start_rate=start)
-    except ValueError as e:     # the core's message ("the stages last no time"), named for what
-        raise _checks.ArgumentError(str(e).replace("Schedule:", f"{what}:", 1)) from None
-    return plan, start, schedule
-
 
 def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
@@ -223,7 +172,7 @@ async def open_loop_async(
     interval_ns = int(_checks.seconds(interval, f"{what}: interval") * 1e9)
     deadline_s = _checks.optional(_checks.seconds)(deadline, f"{what}: deadline")
     deadline_ns = None if deadline_s is None else int(deadline_s * 1e9)
-    _, _, schedule = checked_stages(what, stages, rate, duration, start_rate)
+    _, _, schedule = _checks.stages(what, stages, rate, duration, start_rate)
     call_args = tuple(args)
 
     run = _Run(asyncio.get_running_loop())

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from . import _core
 from ._core import CaxtonMeterError
 from ._units import UnitError, parse_quantity
 
@@ -34,6 +35,8 @@ __all__ = [
     "rate",
     "seconds",
     "size",
+    "stage_rate",
+    "stages",
 ]
 
 _T = TypeVar("_T")
@@ -168,7 +171,7 @@ def choice(value: object, what: str, choices: Iterable[str]) -> str:
     """One of ``choices``; the error lists them with a did-you-mean."""
     options = tuple(choices)
     if value in options:
-        return value  # type: ignore[return-value]
+        return value
     hint = did_you_mean(value, options) if isinstance(value, str) else ""
     raise ArgumentError(f"{what} must be one of {', '.join(map(repr, options))}, "
                         f"got {value!r}{hint}")
@@ -187,3 +190,59 @@ def optional(check: Callable[..., _T]) -> Callable[..., _T | None]:
         return None if value is None else check(value, what, **kwargs)
     checked.__doc__ = f"None, or {check.__name__}: {check.__doc__}"
     return checked
+
+
+# -- arrival schedules -------------------------------------------------------------------
+
+_rate, _seconds = rate, seconds       # stages() has parameters of these names
+
+Stages = Iterable[tuple[float | str, float | str]]
+
+
+def stage_rate(value: object, what: str) -> float:
+    # a stage may hold a rate of 0 (a pause, a ramp from nothing); with a
+    # unit ("2K/s") a rate is > 0
+    if isinstance(value, str):
+        return _rate(value, what)
+    return number(value, what, low=0.0, strict=False)
+
+
+def stages(what: str, stages: Stages | None, rate: float | str | None,
+                   duration: float | str | None, start_rate: float | str | None,
+                   ) -> tuple[list[tuple[float, float]], float | None, _core.Schedule]:
+    """The arrival schedule a driver was given, checked: ``stages``
+    [(rate per second, duration in seconds), ...] or one stage as ``rate``
+    and ``duration``, each with or without a unit ("2K/s", "200ms"), and
+    ``start_rate``.  Returns the stages in numbers, the start rate and the
+    core's Schedule of them; raises ArgumentError/ArgumentTypeError named
+    for ``what`` (the driver)."""
+    if stages is not None:
+        if rate is not None or duration is not None:
+            raise ArgumentError(f"{what}: give stages, or rate= and duration=, not both")
+        if isinstance(stages, (str, bytes)) or not isinstance(stages, Iterable):
+            raise ArgumentTypeError(
+                f"{what}: stages must be a sequence of (rate per second, duration in seconds), "
+                f"got {type(stages).__name__}")
+        plan = []
+        for index, stage in enumerate(stages):
+            try:
+                r, d = stage
+            except (TypeError, ValueError):
+                raise ArgumentError(
+                    f"{what}: stage {index} must be (rate per second, duration in seconds), "
+                    f"got {stage!r}") from None
+            plan.append((stage_rate(r, f"{what}: stage {index}'s rate"),
+                         _seconds(d, f"{what}: stage {index}'s duration", allow_zero=True)))
+        if not plan:
+            raise ArgumentError(f"{what}: stages is empty; give at least one (rate, duration)")
+    elif rate is None or duration is None:
+        raise ArgumentError(f"{what}: give stages, or rate= (arrivals per second) and "
+                            f"duration= (seconds); got rate={rate!r}, duration={duration!r}")
+    else:
+        plan = [(_rate(rate, f"{what}: rate"), _seconds(duration, f"{what}: duration"))]
+    start = None if start_rate is None else stage_rate(start_rate, f"{what}: start_rate")
+    try:
+        schedule = _core.Schedule(plan, start_rate=start)
+    except ValueError as e:     # the core's message ("the stages last no time"), named for what
+        raise ArgumentError(str(e).replace("Schedule:", f"{what}:", 1)) from None
+    return plan, start, schedule

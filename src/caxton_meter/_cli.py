@@ -39,10 +39,12 @@ significant (Mann-Whitney U, p < --significance) and its bootstrap confidence
 interval lies wholly beyond --noise-threshold on the bad side; with a single
 trial on either side, the fixed --threshold decides.
 
-SLO file (--slo): JSON, {"format": 1, "thresholds": {"latency_p99": {"target":
-"10ms", "acceptable": "50ms", "critical": "100ms"}, "throughput": {"target":
-"100K/s", "acceptable": "50K/s", "critical": "10K/s"}}}; metrics not named keep
-the guide's targets.
+SLOs (--slo, repeatable): an expression in the threshold grammar, checked
+against every selected scenario that produces its metric (each trial's mean;
+each point of a series), e.g. --slo "latency_p99 < 10ms" --slo "throughput >=
+50K/s"; a failed one exits 1.  Or a JSON file of custom targets for grading:
+{"format": 1, "thresholds": {"latency_p99": {"target": "10ms", "acceptable":
+"50ms", "critical": "100ms"}}}; metrics not named keep the guide's targets.
 
 exit codes:
   0    all targets met, no regression
@@ -54,6 +56,21 @@ exit codes:
 
 _OVERRIDES = (("duration", "duration"), ("rate", "rate"), ("agents", "agents"),
               ("message_size", "message-size"), ("agent_kind", "agent-kind"))
+
+
+def _checks_seconds(text: str, what: str) -> float:
+    from ._checks import seconds
+    return seconds(text, what)
+
+
+def _checks_rate(text: str, what: str) -> float:
+    from ._checks import rate
+    return rate(text, what)
+
+
+def _checks_size(text: str, what: str) -> int:
+    from ._checks import size
+    return size(text if not text.strip().isdigit() else int(text), what)
 
 
 class _Usage(Exception):
@@ -89,15 +106,28 @@ def _probability(text: str) -> float:
 
 
 def _positive(kind: type) -> Any:
+    """An argparse type for a whole number > 0."""
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            what = "an integer" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not value > 0:
             raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
         return value
+    return parse
+
+
+def _quantity(check: Any) -> Any:
+    """An argparse type reading a quantity through the package's one check
+    (units accepted: "30s", "500ms", "50K/s", "1KB")."""
+    def parse(text: str) -> Any:
+        from ._checks import ArgumentError, ArgumentTypeError
+        try:
+            return check(text, "value")
+        except (ArgumentError, ArgumentTypeError) as e:
+            raise argparse.ArgumentTypeError(str(e).replace("value: ", "", 1)
+                                             .replace("value ", "", 1)) from None
     return parse
 
 
@@ -146,12 +176,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--self-check", action="store_true",
                    help="run the compiled core's self-check (exactness and cost) and exit")
     g = p.add_argument_group("overrides (applied to every selected scenario that has the field)")
-    g.add_argument("--duration", type=_positive(float), metavar="SECONDS")
-    g.add_argument("--rate", type=_positive(float), metavar="PER_SECOND")
+    g.add_argument("--duration", type=_quantity(_checks_seconds), metavar="SECONDS")
+    g.add_argument("--rate", type=_quantity(_checks_rate), metavar="PER_SECOND")
     g.add_argument("--agents", type=_positive(int), metavar="N")
-    g.add_argument("--message-size", type=_positive(int), metavar="BYTES")
+    g.add_argument("--message-size", type=_quantity(_checks_size), metavar="BYTES")
     g.add_argument("--agent-kind", choices=("native", "python", "wasm"))
-    g.add_argument("--deadline", type=_positive(float), metavar="SECONDS",
+    g.add_argument("--deadline", type=_quantity(_checks_seconds), metavar="SECONDS",
                    help="stop each scenario after this long, keeping its partial result")
     b = p.add_argument_group("baselines")
     b.add_argument("--save-baseline", metavar="NAME")
@@ -170,7 +200,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                         "(default 5%%)")
     r.add_argument("--significance", type=_probability, default=0.05, metavar="ALPHA",
                    help="the p-value below which a change is significant (default 0.05)")
-    r.add_argument("--slo", metavar="FILE", help="custom targets (JSON; see below)")
+    r.add_argument("--slo", metavar="EXPR|FILE", action="append", default=[],
+                   help="an SLO expression (\"latency_p99 < 10ms\") or a JSON file of "
+                        "custom targets; see below")
     o = p.add_argument_group("output")
     o.add_argument("--report", type=_formats, default=[], metavar="md,html,json",
                    help="reports to write to --output")
@@ -214,6 +246,60 @@ def _slo(path: str) -> dict[str, Any]:
     return out
 
 
+def _is_expression(text: str) -> bool:
+    return any(op in text for op in "<>=!")
+
+
+def _slo_expressions(texts: list[str], names: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Each SLO expression parsed in the metric set of every selected
+    scenario that declares its metric: [(text, {scenario: expression})].
+    A usage error for a malformed one, or one no selected scenario produces."""
+    from ._expressions import ThresholdExpressionError, scenario_metrics
+    from ._scenarios import SCENARIOS
+    out = []
+    for text in texts:
+        parsed: dict[str, Any] = {}
+        problem: str | None = None
+        for n in names:
+            try:
+                parsed[n] = scenario_metrics(SCENARIOS[n].metrics, name=n).parse(text)
+            except ThresholdExpressionError as e:
+                problem = problem or str(e)
+        if not parsed:
+            raise _Usage(f"--slo {text!r}: no selected scenario ({', '.join(names)}) "
+                         f"produces its metric: {problem}")
+        out.append((text, parsed))
+    return out
+
+
+def _check_slos(run: Any, slos: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], bool]:
+    """Each SLO against each scenario's mean over its trials (every point
+    of a series): the lines to print, and whether every one held."""
+    from ._expressions import scenario_metrics
+    lines: list[str] = []
+    held = True
+    for text, parsed in slos:
+        for scenario, expression in parsed.items():
+            if scenario not in run.names:
+                continue
+            trials = run.scenario(scenario)
+            for name in trials.metric_names:
+                if name.split("@", 1)[0] != expression.metric:
+                    continue
+                values = trials.values(name)
+                if not values:
+                    lines.append(f"SLO {text!r}: {scenario} {name} was not measured: failed")
+                    held = False
+                    continue
+                mean = sum(values) / len(values)
+                point = scenario_metrics([trials.spec(name)], name=scenario).parse(
+                    text.replace(expression.metric, name, 1))
+                result = point.evaluate({name: mean})
+                held = held and result.passed
+                lines.append(f"SLO {result.describe(f'{scenario}')}")
+    return lines, held
+
+
 def _changes(args: argparse.Namespace, names: list[str], quick: bool,
              err: TextIO) -> dict[str, dict[str, Any]]:
     from ._scenarios import SCENARIOS, scenario_config
@@ -254,8 +340,8 @@ def _changes(args: argparse.Namespace, names: list[str], quick: bool,
 def _planned_seconds(config: Any) -> float:
     """The time a scenario's schedule lasts at least (its closed loops and
     spawns add to it); a deadline caps it."""
-    seconds = config.planned_seconds()
-    return min(seconds, config.deadline) if config.deadline else seconds
+    seconds = float(config.planned_seconds())
+    return min(seconds, float(config.deadline)) if config.deadline else seconds
 
 
 def _span(seconds: float) -> str:
@@ -304,7 +390,7 @@ class _Progress:
         self.draw()
 
     def draw(self, force: bool = False) -> None:
-        from ._reports import humanize
+        from ._units import format_quantity
         now = time.monotonic()
         if not force and now - self._drawn < 0.2:
             return
@@ -314,9 +400,9 @@ class _Progress:
         if self.done:
             parts.append(f"remaining ~{elapsed / self.done * (self.total - self.done):.0f} s")
         if self.rate is not None:
-            parts.append(f"rate {humanize(self.rate, 'msg/s')}")
+            parts.append(f"rate {format_quantity(self.rate, 'msg/s')}")
         if self.p99 is not None:
-            parts.append(f"p99 {humanize(self.p99, 'ns')}")
+            parts.append(f"p99 {format_quantity(self.p99, 'ns')}")
         parts.append(f"errors {self.errors}")
         self.stream.write("\r\x1b[K" + " · ".join(parts))
         self.stream.flush()
@@ -369,7 +455,11 @@ def _main(args: argparse.Namespace) -> int:
         raise _Usage("--save-baseline cannot be combined with --baseline or --load-baseline")
     if args.baseline_lenient and not (args.baseline or args.save_baseline):
         raise _Usage("--baseline-lenient needs --baseline")
-    thresholds = _slo(args.slo) if args.slo else None
+    files = [v for v in args.slo if not _is_expression(v)]
+    if len(files) > 1:
+        raise _Usage(f"--slo: one targets file at most, got {', '.join(files)}")
+    thresholds = _slo(files[0]) if files else None
+    slos = _slo_expressions([v for v in args.slo if _is_expression(v)], names)
     fixed, per_metric = 0.10, {}
     for name, value in args.threshold:
         if name is None:
@@ -519,6 +609,12 @@ def _main(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if comparison is not None and comparison.regressions:
         code = EXIT_FAILED
+    if slos:
+        lines, held = _check_slos(current, slos)
+        for line in lines:
+            print(line, file=out)
+        if not held:
+            code = EXIT_FAILED
     if failures:
         print(f"error: {len(failures)} scenario(s) failed to run: "
               + "; ".join(failures), file=err)

@@ -153,6 +153,7 @@ def compare(baseline: RunResult, current: RunResult, *, threshold: float = 0.10,
                 warnings.append(f"{trials.scenario}/{name}: not measured in this run")
                 continue
             limit = per_metric.get(name, per_metric.get(_base(name), threshold))
+            assert spec.direction is not None           # a spec's direction is set when made
             if single and _from_histogram(spec, trials.histogram_names, base.histogram_names):
                 assert spec.histogram is not None and spec.percentile is not None
                 change = compare_percentiles(base.histogram(spec.histogram),

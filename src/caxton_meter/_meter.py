@@ -20,14 +20,16 @@ import inspect
 import itertools
 import math
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
 from . import _checks
 from ._checks import ArgumentError, ArgumentTypeError
-from ._core import Histogram, OpenLoopResult, Timer, latency_histogram, now_ns
+from ._core import Histogram, OpenLoopResult, Timer, latency_histogram, now_ns, record_clamped
 from ._expressions import (
+    PLUGIN_METRICS,
     Evaluation,
     Measurement,
+    MetricSet,
     MissingMeasurementError,
     ThresholdExpression,
     parse_threshold,
@@ -35,7 +37,6 @@ from ._expressions import (
 from ._model import Direction, Grade, Interval, Kind, Metric, MetricSpec, ScenarioResult
 
 if TYPE_CHECKING:
-    from ._aioload import AsyncLoadResult
     from ._model import Threshold
     from ._results import RunResult, Trials
     from ._sampling import ResourceProfile
@@ -81,13 +82,6 @@ METRICS: Mapping[str, MetricSpec] = {s.name: s for s in (
 _PERCENTILES = tuple((s.name, s.percentile) for s in METRICS.values()
                      if s.percentile is not None)
 _GRADED = tuple(METRICS[n] for n in ("latency_p50", "latency_p99", "throughput"))
-
-
-def _record(h: Histogram, value_ns: int, count: int = 1) -> None:
-    if value_ns > h.highest_recordable_value:
-        h.record_overflow(count)
-    else:
-        h.record(max(value_ns, 1), count)
 
 
 # -- one measurement ------------------------------------------------------------------------
@@ -179,11 +173,11 @@ class _Series:
     # -- recording
     def add_round(self, elapsed_ns: int, loops: int) -> None:
         self.rounds.append((elapsed_ns, loops))
-        _record(self.histogram, round(elapsed_ns / loops), loops)
+        record_clamped(self.histogram, round(elapsed_ns / loops), loops)
         self.calls += loops
         self.busy_ns += elapsed_ns
 
-    def add_load(self, result: OpenLoopResult | AsyncLoadResult) -> None:
+    def add_load(self, result: OpenLoopResult) -> None:
         self.histogram.add(result.latency)
         if self.uncorrected is None:
             self.uncorrected = latency_histogram()
@@ -275,30 +269,6 @@ def _check_name(name: object, what: str = "a measurement name") -> str:
     return name
 
 
-def _rate_or_zero(value: object, what: str) -> float:
-    """A rate as :func:`_checks.rate`, or 0: a stage may ramp down to a pause."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
-        return 0.0
-    return _checks.rate(value, what)
-
-
-def _stages(stages: Iterable[tuple[float | str, float | str]]) -> list[tuple[float, float]]:
-    if isinstance(stages, (str, bytes)) or not isinstance(stages, Iterable):
-        raise ArgumentTypeError(f"meter.load: stages must be a list of (rate, duration) pairs, "
-                                f"not {type(stages).__name__}")
-    out = []
-    for i, stage in enumerate(stages):
-        if isinstance(stage, (str, bytes)) or not isinstance(stage, Sequence) or len(stage) != 2:
-            raise ArgumentError(f"meter.load: stages[{i}] must be a (rate, duration) pair such "
-                                f"as (1000, 5) or ('2K/s', '500ms'), got {stage!r}")
-        what = f"meter.load: stages[{i}]"
-        out.append((_rate_or_zero(stage[0], f"{what} rate"),
-                    _checks.seconds(stage[1], f"{what} duration", allow_zero=True)))
-    if not out:
-        raise ArgumentError("meter.load: stages is empty")
-    return out
-
-
 def _name_of(fn: object) -> str:
     name = getattr(fn, "__name__", None)
     return name if isinstance(name, str) and name else type(fn).__name__
@@ -345,6 +315,11 @@ class Meter:
     When disabled (``--meter-disable``) the code still runs, once, without
     timing; nothing is recorded and thresholds are not checked.
     """
+
+    METRICS: ClassVar[Mapping[str, MetricSpec]] = METRICS
+    """The metrics a Meter produces, each declared with its kind and direction."""
+    THRESHOLD_METRICS: ClassVar[MetricSet] = PLUGIN_METRICS
+    """The metric set of :meth:`check` and the marker's threshold expressions."""
 
     def __init__(self, test: str = "", *, disabled: bool = False) -> None:
         if not isinstance(test, str):
@@ -431,14 +406,14 @@ class Meter:
              name: str = "load", payload: bytes | None = None, args: Sequence[Any] = (),
              concurrency: int = 100, start_rate: float | str | None = None,
              max_lateness: float | str | None = None, interval: float | str = 1.0,
-             resources: bool = True) -> OpenLoopResult | AsyncLoadResult:
+             resources: bool = True) -> OpenLoopResult:
         """Drive ``target`` at ``rate`` arrivals per second for ``duration``
         seconds (or through k6-like ``stages`` [(rate, seconds), ...]; rates
         and times may carry their units: "2K/s", "500ms") and
         record the result under ``name``: latencies from each arrival's
         intended start, completed requests per second, errors, and (when
         ``resources``) the process's memory and CPU.  Returns the loop's
-        result (the core's OpenLoopResult, or AsyncLoadResult).
+        result (the core's OpenLoopResult).
 
         The target is a callable (called with ``args``, by the compiled open
         loop, one call at a time), a coroutine function (``concurrency`` at a
@@ -468,7 +443,7 @@ class Meter:
                          args: Sequence[Any] = (), concurrency: int = 100,
                          start_rate: float | str | None = None,
                          max_lateness: float | str | None = None, interval: float | str = 1.0,
-                         resources: bool = True) -> OpenLoopResult | AsyncLoadResult:
+                         resources: bool = True) -> OpenLoopResult:
         """:meth:`load` for async tests: a coroutine target runs on the
         test's event loop (a plain one blocks it while the load runs)."""
         plan = self._plan(target, rate, duration, stages, name, payload, args, concurrency,
@@ -483,21 +458,10 @@ class Meter:
               start_rate: float | str | None, max_lateness: float | str | None,
               interval: float | str, resources: bool) -> _LoadPlan:
         kind = _target_kind(target)
-        if stages is not None:
-            if rate is not None or duration is not None:
-                raise ArgumentError("meter.load: give either rate and duration or stages, "
-                                    "not both")
-            plan_stages = _stages(stages)
-        else:
-            if rate is None or duration is None:
-                raise ArgumentError("meter.load: give rate= (arrivals per second) and "
-                                    "duration= (seconds), or stages=[(rate, seconds), ...]")
-            plan_stages = [(_checks.rate(rate, "meter.load: rate"),
-                            _checks.seconds(duration, "meter.load: duration"))]
+        plan_stages, first_rate, _ = _checks.stages("meter.load", stages, rate, duration,
+                                                    start_rate)
         name = _check_name(name, "meter.load: name")
         concurrency = _checks.integer(concurrency, "meter.load: concurrency", low=1)
-        first_rate = None if start_rate is None else _rate_or_zero(start_rate,
-                                                                   "meter.load: start_rate")
         lateness = _checks.optional(_checks.seconds)(max_lateness, "meter.load: max_lateness",
                                                      allow_zero=True)
         every = _checks.seconds(interval, "meter.load: interval")
@@ -666,7 +630,7 @@ def _kind_text(kind: str) -> str:
             "resources": "resources"}[kind]
 
 
-_LoadResultT = TypeVar("_LoadResultT", OpenLoopResult, "AsyncLoadResult")
+
 
 
 @dataclasses.dataclass
@@ -714,7 +678,7 @@ class _LoadPlan:
         finally:
             self._stop()
 
-    async def run_async(self) -> AsyncLoadResult:
+    async def run_async(self) -> OpenLoopResult:
         from ._aioload import open_loop_async
         from ._targets import drive_async
 
@@ -731,7 +695,7 @@ class _LoadPlan:
         finally:
             self._stop()
 
-    def finish(self, result: _LoadResultT) -> _LoadResultT:
+    def finish(self, result: OpenLoopResult) -> OpenLoopResult:
         if self.series is not None:
             self.series.add_load(result)
         return result
@@ -773,7 +737,7 @@ def _trials(s: _Series) -> Trials:
     if s.kind == "calls":
         for i, (elapsed, loops) in enumerate(s.rounds):
             h = latency_histogram()
-            _record(h, round(elapsed / loops), loops)
+            record_clamped(h, round(elapsed / loops), loops)
             results.append(ScenarioResult(
                 s.key, config,
                 (metric("time_per_call", elapsed / loops),

@@ -57,7 +57,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Mapping, TypeVar
 
 from ._checks import ArgumentError
 from ._core import Histogram, Recorder
@@ -351,6 +351,9 @@ class Monitor:
     Thread-safe: ``poll()`` may come from the thread and from the user,
     ``exposition()`` from a server's threads.
     """
+
+    THRESHOLD_METRICS: ClassVar[MetricSet] = MONITOR_METRICS
+    """The metric set of :meth:`threshold`'s expressions."""
 
     def __init__(self, *, interval: float = 10.0, clock: Callable[[], float] = time.monotonic,
                  namespace: str = "caxton_meter") -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _checks
-from ._aioload import Stages, checked_stages
+from ._checks import Stages
 from ._core import CaxtonMeterError, OpenLoopResult, now_ns, open_loop_call
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ def run_processes(
     every = _checks.seconds(interval, f"{what}: interval")
     stop = _checks.optional(_checks.seconds)(deadline, f"{what}: deadline")
     # checked here, before any process starts
-    plan, start, _ = checked_stages(what, stages, rate, duration, start_rate)
+    plan, start, _ = _checks.stages(what, stages, rate, duration, start_rate)
     scaled = [(r / n_processes, d) for r, d in plan]
     scaled_start = None if start is None else start / n_processes
     call_args = tuple(args)

@@ -48,6 +48,7 @@ from ._core import Histogram
 from ._hdrlog import HistogramLogWriter
 from ._regression import Change, Verdict
 from ._results import RunResult, Trials, json_safe, write_atomic
+from ._units import format_quantity
 from ._model import Direction, Grade, MetricSpec
 
 if TYPE_CHECKING:
@@ -58,7 +59,6 @@ __all__ = [
     "REPORT_FORMATS",
     "github_benchmark",
     "html_report",
-    "humanize",
     "json_report",
     "markdown_report",
     "terminal_summary",
@@ -102,17 +102,7 @@ _PLOTS_NOTE = "plots need matplotlib: pip install 'caxton_meter[plots]'"
 _DASH = "—"
 
 
-# -- humanised values ------------------------------------------------------------------------
-
-def _num(x: float) -> str:
-    """Three significant digits (more left of the point), no exponent,
-    trailing zeros dropped: 1.23, 12.3, 123, 1234."""
-    a = abs(x)
-    text = f"{x:.0f}" if a >= 99.95 else f"{x:.1f}" if a >= 9.995 else f"{x:.2f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
-
+# -- values on plot axes ------------------------------------------------------------------------
 
 def _scale_of(value: float, scales: Sequence[tuple[float, str]]) -> tuple[float, str]:
     """The largest (factor, label) of ``scales`` (largest first) that
@@ -125,54 +115,8 @@ def _scale_of(value: float, scales: Sequence[tuple[float, str]]) -> tuple[float,
     return scales[-1]
 
 
-def _scaled(value: float, scales: Sequence[tuple[float, str]]) -> tuple[float, str]:
-    """``value`` in the scale :func:`_scale_of` picks, and its label."""
-    factor, label = _scale_of(value, scales)
-    return value / factor, label
-
-
 _TIME = ((1e9, "s"), (1e6, "ms"), (1e3, "µs"), (1.0, "ns"))
 _BYTES = ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "KB"), (1.0, "B"))
-_RATE = ((1e9, "G"), (1e6, "M"), (1e3, "K"))
-
-
-def humanize(value: float, unit: str) -> str:
-    """``value`` (in the base unit ``unit``) for a reader: ns and s as
-    "850 ns", "12.3 µs", "1.23 ms", "2.5 s"; bytes in decimal units (the
-    guide's MB) as "512 B", "12.3 MB", and bytes/s likewise; rates
-    (``msg/s``, ``tasks/s``...) as "850 msg/s", "123.4K msg/s", "1.2M msg/s";
-    percent as "3.2 %"; a ratio as a percentage, "99.5 %"; a flag (``bool``)
-    as "yes"/"no"; counts as "1,000 requests".  NaN is "—"."""
-    v = float(value)
-    if math.isnan(v):
-        return _DASH
-    if math.isinf(v):
-        return "∞" if v > 0 else "−∞"
-    if unit in ("ns", "s"):
-        number, label = _scaled(v * 1e9 if unit == "s" else v, _TIME)
-        return f"{_num(number)} {label}"
-    if unit in ("bytes", "bytes/s"):
-        number, label = _scaled(v, _BYTES)
-        text = f"{number:.0f}" if label == "B" else _num(number)
-        return f"{text} {label}" + ("/s" if unit == "bytes/s" else "")
-    if unit.endswith("/s"):
-        if abs(v) < 1e3 * (1 - 5e-5):
-            return f"{_num(v)} {unit}"
-        number, label = _scaled(v, _RATE)
-        if abs(round(number, 1)) >= 1000 and label != "G":      # 999.96K -> 1.0M
-            number, label = number / 1e3, {"K": "M", "M": "G"}[label]
-        return f"{number:.1f}{label} {unit}"
-    if unit == "percent":
-        return f"{v:.1f} %"
-    if unit == "ratio":
-        return f"{v * 100:.1f} %"
-    if unit == "bool":
-        return "yes" if v else "no"
-    if v == int(v) and abs(v) < 1e15:
-        text = f"{int(v):,}"
-    else:
-        text = _num(v)
-    return f"{text} {unit}" if unit else text
 
 
 def _signed_percent(x: float, *, sign: bool = True) -> str:
@@ -242,9 +186,9 @@ class _Row:
         return statistics.stdev(self.values) if len(self.values) > 1 else math.nan
 
     def current_text(self) -> str:
-        text = humanize(self.mean, self.unit)
+        text = format_quantity(self.mean, self.unit)
         if len(self.values) > 1:
-            text += f" ± {humanize(self.stdev, self.unit)}"
+            text += f" ± {format_quantity(self.stdev, self.unit)}"
         return text
 
 
@@ -295,7 +239,7 @@ def _cells(row: _Row, comparison: Comparison | None) -> list[str]:
     if c is None:
         why = "no baseline" if row.missing else "not compared"
         return [row.scenario, row.metric, _DASH, current, _DASH, why]
-    return [row.scenario, row.metric, humanize(c.change.baseline, row.unit), current,
+    return [row.scenario, row.metric, format_quantity(c.change.baseline, row.unit), current,
             _change_text(c.change), _verdict_text(c.change)]
 
 
@@ -876,7 +820,7 @@ def _spectrum_plot(trials: Trials, base: Trials | None) -> _Plot | None:
             subs = (1.0, 2.0, 5.0) if high / low < 1e3 else (1.0,)
             ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
             ax.minorticks_off()
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: humanize(v, "ns")))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_quantity(v, "ns")))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("percentile")
         ax.set_ylabel("latency")

@@ -117,7 +117,8 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
         trials = []
         for t in s["trials"]:
             if isinstance(t, dict) and isinstance(t.get("metrics"), list):
-                hists = t.get("histograms") if isinstance(t.get("histograms"), dict) else {}
+                hists: dict[str, Any] = t["histograms"] if isinstance(t.get("histograms"),
+                                                                       dict) else {}
                 t = {**t, "metrics": [
                     {**_v1_declaration(m.get("name", ""), m.get("unit", ""), hists), **m}
                     if isinstance(m, dict) else m for m in t["metrics"]]}

@@ -138,6 +138,7 @@ def _figures(quick: bool) -> list[Figure]:
             record(v)
 
     def theirs(k: int) -> None:
+        assert oracle is not None
         record = oracle.record_value
         for v in small[:k]:
             record(v)
@@ -157,6 +158,7 @@ def _figures(quick: bool) -> list[Figure]:
 
     def by_hand(k: int) -> None:
         clock = time.perf_counter_ns
+        assert oracle is not None
         record = oracle.record_value
         for _ in range(k // 20):
             t0 = clock()
@@ -170,6 +172,7 @@ def _figures(quick: bool) -> list[Figure]:
             h.value_at_percentile(99.0)
 
     def p99_theirs(k: int) -> None:
+        assert oracle is not None
         for _ in range(k):
             oracle.get_value_at_percentile(99.0)
 

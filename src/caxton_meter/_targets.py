@@ -27,8 +27,8 @@ import inspect
 from collections.abc import Awaitable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from ._aioload import Stages, checked_stages
-from ._checks import ArgumentTypeError, integer, optional, seconds
+from ._checks import ArgumentTypeError, Stages, integer, optional, seconds
+from ._checks import stages as stages_of
 from ._core import OpenLoopResult, open_loop_call
 
 __all__ = ["AsyncTarget", "Target", "drive", "drive_async"]
@@ -88,7 +88,7 @@ def drive(target: Target, stages: Stages | None = None, *, rate: float | str | N
     if inspect.iscoroutinefunction(request):
         raise ArgumentTypeError(f"{what}: target.request is a coroutine function; use drive_async")
     data = _payload(payload, what)
-    plan, start, _ = checked_stages(what, stages, rate, duration, start_rate)
+    plan, start, _ = stages_of(what, stages, rate, duration, start_rate)
     every = seconds(interval, f"{what}: interval")
     late = optional(seconds)(max_lateness, f"{what}: max_lateness", allow_zero=True)
     stop = optional(seconds)(deadline, f"{what}: deadline")
@@ -115,7 +115,7 @@ async def drive_async(target: AsyncTarget, stages: Stages | None = None, *,
     request = _request_of(target, what)
     data = _payload(payload, what)
     # checked before setup() runs, with this function's name
-    plan, start, _ = checked_stages(what, stages, rate, duration, start_rate)
+    plan, start, _ = stages_of(what, stages, rate, duration, start_rate)
     limit = integer(concurrency, f"{what}: concurrency", low=1)
     every = seconds(interval, f"{what}: interval")
     stop = optional(seconds)(deadline, f"{what}: deadline")

@@ -33,7 +33,7 @@ _TIME = {"ns": 1.0, "us": 1e3, "µs": 1e3, "μs": 1e3, "ms": 1e6, "s": 1e9, "m":
 _SIZE = {"b": 1.0, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 1024.0, "mib": 1024.0 ** 2,
          "gib": 1024.0 ** 3}
 _SCALE = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
-_RATE_UNITS = ("/s", "msg/s", "rps", "tasks/s", "req/s")
+_RATE_UNITS = ("/s", "msg/s", "rps", "tasks/s", "req/s", "calls/s")
 
 KINDS = {
     "time": "ns, us, ms, s, m, h (a bare number is ns)",
@@ -91,7 +91,7 @@ def _scale(unit: str, kind: str, text: str) -> float:
         if u.lower() in _SIZE:
             return _SIZE[u.lower()]
     elif kind == "rate":
-        m = re.fullmatch(r"([kKmMgG]?)\s*(/s|msg/s|rps|tasks/s|req/s)?", u)
+        m = re.fullmatch(r"([kKmMgG]?)\s*(/s|msg/s|rps|tasks/s|req/s|calls/s)?", u)
         if m:
             return _SCALE[m.group(1).lower()]
     elif kind == "percent":
@@ -105,7 +105,8 @@ def _scale(unit: str, kind: str, text: str) -> float:
     raise UnitError(f"{text!r}: unknown unit {u!r} for a {kind}; valid: {KINDS[kind]}")
 
 
-_UNIT_KINDS = {"ns": "time", "s": "time", "msg/s": "rate", "tasks/s": "rate", "bytes": "size",
+_UNIT_KINDS = {"ns": "time", "s": "time", "msg/s": "rate", "tasks/s": "rate", "calls/s": "rate",
+               "bytes": "size",
                "percent": "percent", "ratio": "ratio"}
 
 

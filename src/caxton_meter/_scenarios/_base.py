@@ -35,6 +35,7 @@ from .._model import (
 from .._sampling import ResourceProfile, ResourceSampler
 
 _C = TypeVar("_C")
+_Config = TypeVar("_Config", bound="ScenarioConfig")
 _S = 1_000_000_000        # ns
 
 
@@ -113,13 +114,13 @@ class ScenarioConfig:
         """Checks across fields, after each field's own (override)."""
 
     @classmethod
-    def quick(cls: type[_C], **changes: Any) -> _C:
+    def quick(cls: type[_Config], **changes: Any) -> _Config:
         """The quick profile (the class's ``QUICK`` changes), with ``changes``."""
-        return dataclasses.replace(cls(**cls.QUICK), **changes)  # type: ignore[attr-defined]
+        return dataclasses.replace(cls(**cls.QUICK), **changes)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        return tuple(f.name for f in dataclasses.fields(cls))
 
     def planned_seconds(self) -> float:
         """The run's length as planned: the sum of its timed fields (the
@@ -216,7 +217,7 @@ def latency_specs(histogram: str, *, extra: bool = False) -> tuple[MetricSpec, .
     def p(name: str, percentile: float, graded: bool = False) -> MetricSpec:
         return MetricSpec(name, "ns", Kind.LATENCY, histogram=histogram, percentile=percentile,
                           graded_by=name if graded else None)
-    out = (p("latency_p50", 50, True), p("latency_p99", 99, True))
+    out: tuple[MetricSpec, ...] = (p("latency_p50", 50, True), p("latency_p99", 99, True))
     if extra:
         out += (p("latency_p90", 90), p("latency_p95", 95), p("latency_p99_9", 99.9),
                 p("latency_max", 100))
@@ -230,7 +231,7 @@ def latency_metrics(h: Histogram, specs: tuple[MetricSpec, ...], thresholds: Map
     if h.total_count == 0:
         notes.append("no latency was recorded (no request completed): latency is FAILED")
         return [s(math.nan, Grade.FAILED) for s in specs if s.graded_by is not None]
-    values = h.percentiles([s.percentile for s in specs])
+    values = h.percentiles([s.percentile for s in specs if s.percentile is not None])
     return [s.graded(float(v), thresholds) if graded and s.graded_by is not None
             else s(float(v)) for s, v in zip(specs, values)]
 
