@@ -153,8 +153,10 @@ def test_bad_input():
     with pytest.raises(ValueError, match="open_loop_async: stage 0's rate must be a finite number "
                                          ">= 0, got -1"):
         asyncio.run(open_loop_async(noop, [(-1, 1)]))
-    with pytest.raises(ValueError, match="open_loop_async: the stages last no time"):
+    with pytest.raises(ValueError, match="open_loop_async: stages is empty"):
         asyncio.run(open_loop_async(noop, []))
+    with pytest.raises(ValueError, match="open_loop_async: the stages last no time"):
+        asyncio.run(open_loop_async(noop, [(10, 0)]))
     with pytest.raises(TypeError, match="returned int, not an awaitable"):
         asyncio.run(open_loop_async(lambda: 3, [(100, 1)]))
 
