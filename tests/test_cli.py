@@ -326,3 +326,38 @@ def test_the_duration_note_comes_before_anything_runs(tmp_path):
         p.communicate()
     assert line.startswith("note: this run lasts at least 23 min (2 trials; latency: 12 min "
                            "a trial)"), line
+
+
+def test_slo_expressions_are_checked_against_the_scenarios_that_produce_their_metric(tmp_path):
+    r = cli("latency", "message_throughput", "--quick", "--trials", "1", "--quiet",
+            "--slo", "latency_p99 < 10s", "--slo", "throughput >= 1/s", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "threshold 'latency_p99 < 10s' passed for latency: latency_p99 = " in r.stdout
+    assert "threshold 'latency_p99 < 10s' passed for message_throughput" in r.stdout
+    assert "threshold 'throughput >= 1/s' passed for message_throughput" in r.stdout
+    assert "'throughput >= 1/s' passed for latency" not in r.stdout     # latency has none
+    r = cli("latency", "--quick", "--trials", "1", "--quiet", "--slo", "latency_p50 < 1ns",
+            cwd=tmp_path)
+    assert r.returncode == 1
+    assert "threshold 'latency_p50 < 1ns' failed for latency: latency_p50 = " in r.stdout
+
+
+@pytest.mark.parametrize("slo, message", [
+    ("latncy_p99 < 10ms", "unknown metric 'latncy_p99' (did you mean 'latency_p99'?)"),
+    ("latency_p99 < 10 parsecs", "--slo 'latency_p99 < 10 parsecs'"),
+    ("recovery_time_max < 1s", "no selected scenario (latency) produces its metric"),
+])
+def test_a_bad_slo_expression_is_a_usage_error_before_anything_runs(tmp_path, slo, message):
+    r = cli("latency", "--quick", "--slo", slo, cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert not (tmp_path / ".caxton_meter").exists()
+
+
+def test_durations_and_rates_take_units_on_the_command_line(tmp_path):
+    r = cli("latency", "--quick", "--trials", "1", "--quiet", "--duration", "200ms",
+            "--rate", "1K/s", "--report", "json", "--output", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    config = json.loads((tmp_path / "out" / "report.json").read_text())["scenarios"][0]["config"]
+    assert config["duration"] == 0.2 and config["rate"] == 1000.0
+    r = cli("latency", "--quick", "--duration", "0", cwd=tmp_path)
+    assert r.returncode == 2 and "--duration: must be a finite number > 0" in r.stderr

@@ -37,3 +37,31 @@ def test_import_is_cheap():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_self_check_runs_without_the_hdrhistogram_package_and_says_how_to_compare():
+    # hdrhistogram is a test extra, not a dependency: hide it as a user without it has none
+    code = ("import sys, runpy\n"
+            "class Hide:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'hdrh' or name.startswith('hdrh.'):\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, Hide())\n"
+            "sys.argv = ['caxton_meter.run', '--self-check', '--quick']\n"
+            "runpy.run_module('caxton_meter.run', run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "[ok] codec vector" in result.stdout
+    assert "Histogram.record() from Python" in result.stdout
+    assert "hdrhistogram record_value" not in result.stdout
+    assert "note: the hdrhistogram package is not installed" in result.stdout
+    assert "pip install hdrhistogram" in result.stdout
+
+
+def test_hdrhistogram_is_a_test_extra_not_a_dependency():
+    from importlib import metadata
+    requires = metadata.requires("caxton_meter") or []
+    runtime = [r for r in requires if "extra ==" not in r]
+    assert not any(r.startswith("hdrhistogram") for r in runtime), runtime
+    assert any(r.startswith("hdrhistogram") and 'extra == "test"' in r for r in requires)
