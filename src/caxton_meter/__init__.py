@@ -87,9 +87,11 @@ _LAZY = {
     "drive_async": "._targets",
     "RunResult": "._results",
     "Trials": "._results",
-    "BaselineStore": "._results",
+    "BaselineStore": "._baselines",
     "ResultFormatError": "._results",
-    "BaselineNotFoundError": "._results",
+    "BaselineNotFoundError": "._baselines",
+    "BaselineRefusedError": "._baselines",
+    "BaselineHistory": "._baselines",
     "read_result": "._results",
     "run_suite": "._results",
     "collect_metadata": "._results",
@@ -198,14 +200,18 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
     from ._multiload import WorkerError, run_processes
     from ._targets import AsyncTarget, Target, drive, drive_async
     from ._results import (
-        BaselineStore,
-        BaselineNotFoundError,
         ResultFormatError,
         RunResult,
         Trials,
         collect_metadata,
         read_result,
         run_suite,
+    )
+    from ._baselines import (
+        BaselineHistory,
+        BaselineNotFoundError,
+        BaselineRefusedError,
+        BaselineStore,
     )
     from ._compare import Comparison, MetricComparison, MissingCounterpartError, compare
     from ._regression import Change, Verdict
@@ -223,6 +229,8 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
     from ._reports import html_report, json_report, markdown_report, terminal_summary, write_reports
 
 __all__ = [
+    "BaselineHistory",
+    "BaselineRefusedError",
     "parse_quantity",
     "format_quantity",
     "scenario_metrics",

@@ -25,19 +25,28 @@ EXIT_USAGE = 2         # bad options or input files: nothing was run
 EXIT_INTERRUPTED = 130  # Ctrl-C: the partial results are printed, no baseline is saved
 
 _EPILOG = """\
-baselines (Criterion's semantics):
-  --save-baseline NAME   run, compare with NAME if it exists, then save the run as NAME
-  --baseline NAME        compare with NAME (never overwritten); a scenario or metric
+baselines (a history of runs each, the last 20 kept, nothing overwritten):
+  --save-baseline NAME   run, compare with NAME if it exists, then add the run to
+                         NAME's history (refused for a run with a failed, partial or
+                         interrupted scenario: the baseline stays as it was)
+  --baseline NAME        compare with NAME (never written); a scenario or metric
                          of the run missing from it is a failure (--baseline-lenient
                          skips those)
   --load-baseline NAME   use the saved NAME as this run's data (nothing runs); with
                          --baseline, compares two saved results
   baselines live in --baseline-dir (default .caxton_meter/baselines)
+  caxton-meter calibrate NAME [SCENARIO ...] --runs 10   save 10 runs of unchanged code
+                         and print what this machine can detect, metric by metric
+  caxton-meter history NAME   a baseline's runs, and the change points in them
 
-regression detection: a metric regresses when the change is statistically
-significant (Mann-Whitney U, p < --significance) and its bootstrap confidence
-interval lies wholly beyond --noise-threshold on the bad side; with a single
-trial on either side, the fixed --threshold decides.
+regression detection: each compared metric's mean in this run is tested
+against the means of the baseline's saved runs (their run-to-run spread on
+this machine; 3 runs at least), and Holm's correction holds --significance
+for the whole run, not per metric.  A significant change beyond
+--noise-threshold on the bad side is a regression; a change that is not
+significant where this machine cannot detect one of --threshold is "not
+gateable here".  The report says how many comparisons were made and what
+each metric can detect.
 
 SLOs (--slo, repeatable): an expression in the threshold grammar, checked
 against every selected scenario that produces its metric (each trial's mean;
@@ -87,6 +96,11 @@ def _percent(text: str) -> float:
     if not (math.isfinite(value) and 0 <= value < 1000):
         raise argparse.ArgumentTypeError(f"{text!r} must be a percentage from 0 to 1000")
     return value / 100
+
+
+def _noise(text: str) -> float | str:
+    """A percentage, or "auto" (from each metric's run-to-run spread)."""
+    return "auto" if text.strip() == "auto" else _percent(text)
 
 
 def _threshold(text: str) -> tuple[str | None, float]:
@@ -193,13 +207,15 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     r = p.add_argument_group("regression detection and thresholds")
     r.add_argument("--threshold", type=_threshold, action="append", default=[],
                    metavar="[METRIC=]PCT",
-                   help="the fixed regression threshold, 10%% by default; METRIC=PCT for one "
-                        "metric (repeatable)")
-    r.add_argument("--noise-threshold", type=_percent, default=0.05, metavar="PCT",
-                   help="changes whose confidence interval reaches inside ±PCT are noise "
-                        "(default 5%%)")
+                   help="the size of change the gate must be able to detect, 10%% by default "
+                        "(a metric whose spread hides it is not gateable); METRIC=PCT for "
+                        "one metric (repeatable)")
+    r.add_argument("--noise-threshold", type=_noise, default=0.05, metavar="PCT|auto",
+                   help="significant changes within ±PCT are noise (default 5%%); auto: "
+                        "twice each metric's run-to-run spread")
     r.add_argument("--significance", type=_probability, default=0.05, metavar="ALPHA",
-                   help="the p-value below which a change is significant (default 0.05)")
+                   help="the false-alarm rate of the whole run (family-wise, Holm; "
+                        "default 0.05)")
     r.add_argument("--slo", metavar="EXPR|FILE", action="append", default=[],
                    help="an SLO expression (\"latency_p99 < 10ms\") or a JSON file of "
                         "custom targets; see below")
@@ -412,11 +428,86 @@ class _Progress:
         self.stream.flush()
 
 
+def _run(args: argparse.Namespace, names: list[str], quick: bool,
+         changes: dict[str, dict[str, Any]], thresholds: Any, err: TextIO,
+         ) -> tuple[Any, bool, list[str]]:
+    """Run the selected scenarios, each ``--trials`` times, keeping every
+    result a failing scenario does not take with it: (the run, whether
+    Ctrl-C stopped it, the scenarios that failed)."""
+    from ._results import RunResult, run_suite
+    failures: list[str] = []
+    trials = args.trials or 5
+    from ._scenarios import scenario_config
+    planned = {n: _planned_seconds(scenario_config(n, quick=quick, **changes[n]))
+               for n in names}
+    total = trials * sum(planned.values())
+    if total >= 600 and not args.quiet:
+        longest = max(planned, key=lambda n: planned[n])
+        print(f"note: this run lasts at least {_span(total)} ({trials} trials; "
+              f"{longest}: {_span(planned[longest])} a trial); --quick runs every "
+              "scenario in seconds, --deadline caps each trial", file=err)
+    progress = _Progress(err, trials * len(names)) \
+        if not args.quiet and err.isatty() else None
+    def on_trial(name: str, index: int, result: Any) -> None:
+        if progress is not None:
+            progress.trial_done()
+            if index + 1 < trials:
+                progress.begin(name, index + 1, trials)
+
+    def on_interval(iv: Any) -> None:
+        if progress is not None:
+            progress.interval(iv)
+
+    from ._results import collect_metadata
+    from ._model import resolve_thresholds
+    limits = resolve_thresholds(thresholds)
+    interrupted = False
+    all_trials: list[Any] = []
+    meta: dict[str, Any] = {}
+    try:
+        meta = collect_metadata()
+        for name in names:          # one scenario at a time, so progress can name it
+            if progress is not None:
+                progress.begin(name, 0, trials)
+            try:
+                part = run_suite([name], trials=trials, quick=quick, changes=changes,
+                                 thresholds=limits, metadata=meta, on_trial=on_trial,
+                                 on_interval=on_interval)
+            except Exception as e:    # one scenario's failure loses no other result
+                if progress is not None:
+                    progress.close()
+                failures.append(f"{name}: {type(e).__name__}: {e}")
+                print(f"error: scenario {name} failed: {type(e).__name__}: {e}", file=err)
+                continue
+            all_trials.extend(part.scenarios)
+            if part.metadata.get("stopped_early"):
+                interrupted = True
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if progress is not None:
+            progress.close()
+    meta = dict(meta, trials=trials, profile="quick" if quick else "full")
+    if interrupted:
+        meta["stopped_early"] = True
+    if failures:
+        meta["failed_scenarios"] = failures
+    current = RunResult(meta, tuple(all_trials))
+    return current, interrupted, failures
+
+
 # -- main --------------------------------------------------------------------------------
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    parser = _parser(prog or os.path.basename(sys.argv[0]) or "caxton-meter")
+    """Run the command line; returns the exit code.  The first word may
+    name a command (``calibrate``, ``history``); otherwise the scenarios
+    run."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = prog or os.path.basename(sys.argv[0]) or "caxton-meter"
+    if argv and argv[0] in _COMMANDS:
+        return _COMMANDS[argv[0]](argv[1:], f"{prog} {argv[0]}")
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     try:
         return _main(args)
@@ -467,16 +558,17 @@ def _main(args: argparse.Namespace) -> int:
         else:
             per_metric[name] = value
 
+    from ._baselines import BASELINE_DIR, BaselineHistory, BaselineNotFoundError, \
+        BaselineRefusedError, BaselineStore
     from ._compare import MissingCounterpartError, compare
-    from ._results import BASELINE_DIR, BaselineNotFoundError, BaselineStore, \
-        ResultFormatError, RunResult, run_suite
+    from ._results import ResultFormatError, RunResult
     store = BaselineStore(args.baseline_dir or BASELINE_DIR)
 
-    def load(option: str, name: str, must_exist: bool = True) -> RunResult | None:
+    def load(option: str, name: str, must_exist: bool = True) -> BaselineHistory | None:
         try:
             if not must_exist and not store.exists(name):
                 return None
-            return store.load(name)
+            return store.history(name)
         except ValueError as e:          # a bad name, a damaged or foreign file
             if isinstance(e, ResultFormatError):
                 raise _Usage(f"--{option} {name}: {e}; nothing was overwritten") from None
@@ -492,9 +584,9 @@ def _main(args: argparse.Namespace) -> int:
     quick = args.quick
     failures: list[str] = []
     if args.load_baseline:
-        loaded = load("load-baseline", args.load_baseline)
-        assert loaded is not None
-        current = loaded
+        saved = load("load-baseline", args.load_baseline)
+        assert saved is not None
+        loaded = current = saved.latest()
         if args.scenarios:                # the selected scenarios of the saved run
             missing = [n for n in names if n not in loaded.names]
             if missing:
@@ -505,64 +597,7 @@ def _main(args: argparse.Namespace) -> int:
         interrupted = False
     else:
         changes = _changes(args, names, quick, err)
-        trials = args.trials or 5
-        from ._scenarios import scenario_config
-        planned = {n: _planned_seconds(scenario_config(n, quick=quick, **changes[n]))
-                   for n in names}
-        total = trials * sum(planned.values())
-        if total >= 600 and not args.quiet:
-            longest = max(planned, key=lambda n: planned[n])
-            print(f"note: this run lasts at least {_span(total)} ({trials} trials; "
-                  f"{longest}: {_span(planned[longest])} a trial); --quick runs every "
-                  "scenario in seconds, --deadline caps each trial", file=err)
-        progress = _Progress(err, trials * len(names)) \
-            if not args.quiet and err.isatty() else None
-        def on_trial(name: str, index: int, result: Any) -> None:
-            if progress is not None:
-                progress.trial_done()
-                if index + 1 < trials:
-                    progress.begin(name, index + 1, trials)
-
-        def on_interval(iv: Any) -> None:
-            if progress is not None:
-                progress.interval(iv)
-
-        from ._results import collect_metadata
-        from ._model import resolve_thresholds
-        limits = resolve_thresholds(thresholds)
-        interrupted = False
-        all_trials: list[Any] = []
-        meta: dict[str, Any] = {}
-        try:
-            meta = collect_metadata()
-            for name in names:          # one scenario at a time, so progress can name it
-                if progress is not None:
-                    progress.begin(name, 0, trials)
-                try:
-                    part = run_suite([name], trials=trials, quick=quick, changes=changes,
-                                     thresholds=limits, metadata=meta, on_trial=on_trial,
-                                     on_interval=on_interval)
-                except Exception as e:    # one scenario's failure loses no other result
-                    if progress is not None:
-                        progress.close()
-                    failures.append(f"{name}: {type(e).__name__}: {e}")
-                    print(f"error: scenario {name} failed: {type(e).__name__}: {e}", file=err)
-                    continue
-                all_trials.extend(part.scenarios)
-                if part.metadata.get("stopped_early"):
-                    interrupted = True
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            if progress is not None:
-                progress.close()
-        meta = dict(meta, trials=trials, profile="quick" if quick else "full")
-        if interrupted:
-            meta["stopped_early"] = True
-        if failures:
-            meta["failed_scenarios"] = failures
-        current = RunResult(meta, tuple(all_trials))
+        current, interrupted, failures = _run(args, names, quick, changes, thresholds, err)
 
     comparison = None
     code = EXIT_OK
@@ -599,7 +634,12 @@ def _main(args: argparse.Namespace) -> int:
         else:
             try:
                 path = store.save(args.save_baseline, current)
-                print(f"baseline {args.save_baseline!r} saved: {path}", file=out)
+                kept = len(store.run_files(args.save_baseline))
+                print(f"baseline {args.save_baseline!r}: run saved ({kept} in its history, "
+                      f"the last {store.keep} kept): {path}", file=out)
+            except BaselineRefusedError as e:
+                print(f"error: {e}", file=err)
+                code = EXIT_FAILED
             except OSError as e:
                 print(f"error: baseline {args.save_baseline!r} could not be saved to "
                       f"{store.directory}: {e.strerror or e}", file=err)
@@ -622,3 +662,104 @@ def _main(args: argparse.Namespace) -> int:
     if not current.passed:
         code = EXIT_FAILED
     return code
+
+
+# -- calibrate ---------------------------------------------------------------------------
+
+def cmd_calibrate(argv: list[str], prog: str) -> int:
+    """``calibrate NAME [SCENARIO ...] --runs N``: run the selected
+    scenarios N times on unchanged code, add each run to baseline NAME's
+    history, and print, metric by metric, the run-to-run spread and the
+    smallest change the gate can detect here."""
+    parser = _parser(prog)
+    parser.description = (cmd_calibrate.__doc__ or "").split("\n\n")[0]
+    parser.add_argument("--runs", type=_positive(int), default=10,
+                        help="runs to save (default 10; the gate needs 3 at least)")
+    args = parser.parse_args(argv)
+    try:
+        return _calibrate(args)
+    except _Usage as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from ._baselines import BASELINE_DIR, BaselineRefusedError, BaselineStore
+    from ._compare import detectable_changes
+    from ._scenarios import SCENARIOS
+    out, err = sys.stdout, sys.stderr
+    if not args.scenarios:
+        raise _Usage("give the baseline's NAME first: calibrate NAME [SCENARIO ...]")
+    name, *scenarios = args.scenarios
+    for option in ("baseline", "save_baseline", "load_baseline", "self_check", "list"):
+        if getattr(args, option):
+            raise _Usage(f"--{option.replace('_', '-')} is not for calibrate, which saves "
+                         f"its runs to baseline {name!r}")
+    store = BaselineStore(args.baseline_dir or BASELINE_DIR)
+    try:
+        store.path(name)
+    except ValueError as e:
+        raise _Usage(str(e)) from None
+    unknown = [n for n in scenarios if n not in SCENARIOS]
+    if unknown:
+        from ._checks import did_you_mean
+        raise _Usage(f"unknown scenario {unknown[0]!r}{did_you_mean(unknown[0], SCENARIOS)}; "
+                     f"scenarios: {', '.join(SCENARIOS)}")
+    names = list(dict.fromkeys(scenarios)) or list(SCENARIOS)
+    changes = _changes(args, names, args.quick, err)
+    for i in range(args.runs):
+        if not args.quiet:
+            print(f"calibrate: run {i + 1} of {args.runs}", file=err, flush=True)
+        run, interrupted, failures = _run(args, names, args.quick, changes, None, err)
+        if interrupted:
+            print(f"interrupted: {i} run(s) saved to baseline {name!r}", file=err)
+            return EXIT_INTERRUPTED
+        try:
+            store.save(name, run)
+        except BaselineRefusedError as e:
+            print(f"error: {e}", file=err)
+            return EXIT_FAILED
+    history = store.history(name)
+    found = detectable_changes(history, significance=args.significance)
+    print(f"baseline {name!r}: {len(history.runs)} saved run(s); what a run of these "
+          f"{len(found)} comparisons can detect here (false-alarm rate "
+          f"{args.significance:g} for the whole run, power 0.8):", file=out)
+    from ._units import format_quantity
+    width = max((len(f"{d.scenario}/{d.metric}") for d in found), default=10)
+    for d in found:
+        print(f"  {d.scenario + '/' + d.metric:<{width}}  spread "
+              f"{format_quantity(d.spread, 'ratio'):>8}   detects >= "
+              f"{format_quantity(d.detectable, 'ratio'):>8}", file=out)
+    by_kind: dict[str, list[float]] = {}
+    for d in found:
+        by_kind.setdefault(d.spec.kind.value, []).append(d.detectable)
+    if by_kind:
+        import statistics
+        print("this machine can detect (median over the metrics of each kind): "
+              + ", ".join(f">= {format_quantity(statistics.median(v), 'ratio')} {kind}"
+                          for kind, v in sorted(by_kind.items())) + " changes", file=out)
+    _write_calibration(store.path(name) / "calibration.json", history, found,
+                       args.significance)
+    return EXIT_OK
+
+
+def _write_calibration(path: Any, history: Any, found: Any, significance: float) -> None:
+    """The calibration as JSON beside the runs it was computed from
+    (format 1: per metric its runs, spread and detectable change)."""
+    import json as _json
+
+    from ._results import write_atomic
+    write_atomic(path, _json.dumps({
+        "kind": "caxton_meter.calibration", "format": 1, "runs": len(history.runs),
+        "significance": significance, "power": 0.8, "comparisons": len(found),
+        "metrics": [{"scenario": d.scenario, "metric": d.metric, "runs": d.runs,
+                     "spread": d.spread, "detectable": d.detectable} for d in found]},
+        indent=1, allow_nan=False, default=float) + "\n")
+
+
+def cmd_history(argv: list[str], prog: str) -> int:
+    from ._history import main_history
+    return main_history(argv, prog)
+
+
+_COMMANDS = {"calibrate": cmd_calibrate, "history": cmd_history}

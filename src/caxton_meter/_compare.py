@@ -1,40 +1,60 @@
-"""Comparison of a run against a baseline, metric by metric.
+"""Comparison of a run against a baseline's history of runs: the
+regression gate.
 
 Which metrics are compared, and which way, is what each metric declares
 where it is produced (:class:`~caxton_meter._model.Direction`): more is
 better, less is better, or not compared (counts, flags, the load a config
 asks for).  Nothing here reads a metric's name or unit to decide.
 
-Each compared metric gets a :class:`~caxton_meter._regression.Change`
-from its trials (:func:`~caxton_meter._regression.compare_samples`):
-statistics when both sides have two or more trials, the guide's fixed
-threshold when either has one.  A metric that declares itself a
-percentile of a histogram, in a scenario whose trials were each run once,
-is compared through confidence intervals derived from the merged
-histograms (:func:`~caxton_meter._regression.compare_percentiles`)
-instead.
+Each compared metric is tested by :func:`~caxton_meter._regression.run_to_run`:
+is this run's mean one more run like the saved runs' means?  The spread of
+the saved runs holds everything that varies between runs on this machine,
+so no verdict rests on the within-run error of one run.  A metric needs
+``min_history`` saved runs (3) to be tested; before that its verdict is
+"not gateable" and says how many runs there are.
+
+The family.  Every tested metric of the run is one comparison of one
+family, and Holm's step-down correction keeps the probability that the
+run reports one or more false changes at or below ``significance``
+(family-wise, not per metric): a gate that fails a run must be right about
+the run.  Holm rather than Benjamini-Hochberg: a CI gate that fails one
+unchanged commit in five is switched off, so the false-alarm rate that
+matters is the run's, which Holm bounds and BH (which bounds the expected
+share of false discoveries) does not.
+
+Verdicts.  A change is significant when its Holm-adjusted p is below
+``significance``; then REGRESSED or IMPROVED when the change is beyond the
+noise threshold (``noise_threshold``, or with "auto" twice the metric's
+run-to-run spread) on the bad or good side, WITHIN_NOISE otherwise.  A
+change that is not significant is NO_CHANGE when the test could have seen
+one of ``threshold`` (10 %, or ``thresholds[metric]``) -- its detectable
+change is at most that -- and NOT_GATEABLE ("not gateable here, spread
+X %") when it could not: this machine's spread hides changes of that size.
 """
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from ._checks import ArgumentError
 from ._core import CaxtonMeterError
 from ._model import Direction, Grade, MetricSpec
-from ._regression import Change, Verdict, compare_percentiles, compare_samples
-from ._results import RunResult, same_machine
+from ._regression import Change, Verdict, holm, run_to_run
+from ._results import RunResult, Trials, same_machine
+
+if TYPE_CHECKING:
+    from ._baselines import BaselineHistory
 
 __all__ = [
     "Comparison",
     "MetricComparison",
     "MissingCounterpartError",
     "compare",
+    "detectable_changes",
 ]
-
-
-def _base(name: str) -> str:
-    return name.split("@", 1)[0]
 
 
 class MissingCounterpartError(CaxtonMeterError, LookupError):
@@ -67,12 +87,18 @@ class MetricComparison:
 
 @dataclass(frozen=True)
 class Comparison:
-    """A run compared with a baseline."""
+    """A run compared with a baseline (its newest result of each scenario)
+    and the history of saved runs behind it.  ``family`` is the number of
+    tested comparisons, over which ``significance`` holds family-wise
+    (Holm); ``history_runs`` how many saved runs the baseline has."""
     baseline: RunResult
     current: RunResult
     metrics: tuple[MetricComparison, ...]
     missing: tuple[str, ...]       # "scenario/metric" skipped: no counterpart in the baseline
     warnings: tuple[str, ...]
+    family: int = 0
+    significance: float = 0.05
+    history_runs: int = 1
 
     @property
     def regressions(self) -> tuple[MetricComparison, ...]:
@@ -82,6 +108,10 @@ class Comparison:
     def improvements(self) -> tuple[MetricComparison, ...]:
         return tuple(m for m in self.metrics if m.change.verdict is Verdict.IMPROVED)
 
+    @property
+    def not_gateable(self) -> tuple[MetricComparison, ...]:
+        return tuple(m for m in self.metrics if m.change.verdict is Verdict.NOT_GATEABLE)
+
     def for_scenario(self, name: str) -> tuple[MetricComparison, ...]:
         return tuple(m for m in self.metrics if m.scenario == name)
 
@@ -89,90 +119,189 @@ class Comparison:
 def _fraction(what: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not (0 <= value < 10) or value != value:
-        raise ValueError(f"{what} must be a fraction >= 0 (0.10 for 10 %), got {value!r}")
+        raise ArgumentError(f"{what} must be a fraction >= 0 (0.10 for 10 %), got {value!r}")
     return float(value)
 
 
-def compare(baseline: RunResult, current: RunResult, *, threshold: float = 0.10,
-            thresholds: Mapping[str, float] | None = None, noise_threshold: float = 0.05,
-            significance: float = 0.05, lenient: bool = False,
-            test: str = "mann-whitney") -> Comparison:
-    """Compare ``current`` with ``baseline``, metric by metric.
+def _normalised(config: Mapping[str, Any]) -> Any:
+    """A config as JSON reads it back (tuples and lists alike)."""
+    return json.loads(json.dumps(config, sort_keys=True, default=str))
 
-    ``threshold`` is the guide's fixed regression threshold (10 %), used as
-    is when a side has a single trial and reported as ``exceeds_threshold``
-    otherwise; ``thresholds`` overrides it per metric (by name, or by the
-    name before an ``@``).  ``noise_threshold`` and ``significance`` are
-    Criterion's: a change counts only when significant and its confidence
-    interval lies wholly beyond ±noise_threshold.
 
-    A scenario or metric of ``current`` with no counterpart in ``baseline``
+@dataclass
+class _Candidate:
+    scenario: str
+    name: str
+    spec: MetricSpec
+    current: tuple[float, ...]
+    history: list[float]
+    grade: Grade | None
+    limit: float
+
+
+def compare(baseline: RunResult | BaselineHistory, current: RunResult, *,
+            threshold: float = 0.10, thresholds: Mapping[str, float] | None = None,
+            noise_threshold: float | str = 0.05, significance: float = 0.05,
+            lenient: bool = False, power: float = 0.8, min_history: int = 3) -> Comparison:
+    """Compare ``current`` with ``baseline`` -- a baseline's history
+    (:class:`~caxton_meter.BaselineHistory`: its saved runs), or a single
+    saved run (a history of one: no metric can be gated then) -- metric by
+    metric, as the module's docstring says.
+
+    ``threshold`` is the size of change the gate must be able to see (10 %);
+    ``thresholds`` overrides it per metric (by name, or by the name before
+    an ``@``).  ``noise_threshold``: significant changes within it are
+    "within noise"; "auto" takes twice each metric's run-to-run spread.
+    ``significance`` is the family-wise false-alarm rate, ``power`` the
+    probability with which a change of the detectable size is found.
+
+    A scenario or metric of ``current`` with no counterpart in the baseline
     raises :class:`MissingCounterpartError` unless ``lenient``, which skips
     it (listed in ``missing``).  Runs from different machines compare with
     a warning."""
+    from ._baselines import BaselineHistory
     threshold = _fraction("threshold", threshold)
     per_metric = {k: _fraction(f"thresholds[{k!r}]", v) for k, v in (thresholds or {}).items()}
-    noise_threshold = _fraction("noise_threshold", noise_threshold)
-    if not (0 < significance < 1):
-        raise ValueError(f"significance must be in (0, 1), got {significance!r}")
+    auto_noise = noise_threshold == "auto"
+    noise = 0.0 if auto_noise else _fraction("noise_threshold", noise_threshold)
+    if isinstance(significance, bool) or not isinstance(significance, (int, float)) \
+            or not 0 < significance < 1:
+        raise ArgumentError(f"significance must be in (0, 1), got {significance!r}")
+    if isinstance(min_history, bool) or not isinstance(min_history, int) or min_history < 2:
+        raise ArgumentError(f"min_history must be an int >= 2, got {min_history!r}")
+    history = baseline if isinstance(baseline, BaselineHistory) \
+        else BaselineHistory("baseline", (baseline,))
+    base_run = history.latest()
     warnings: list[str] = []
-    same, diffs = same_machine(baseline.metadata, current.metadata)
+    same, diffs = same_machine(base_run.metadata, current.metadata)
     if not same:
         warnings.append("the baseline was measured on a different machine ("
                         + "; ".join(diffs) + "): differences may be the machine's")
-    if baseline.metadata.get("profile") != current.metadata.get("profile"):
-        warnings.append(f"the baseline ran the {baseline.metadata.get('profile')!r} profile, "
+    if base_run.metadata.get("profile") != current.metadata.get("profile"):
+        warnings.append(f"the baseline ran the {base_run.metadata.get('profile')!r} profile, "
                         f"this run the {current.metadata.get('profile')!r} one")
-    out: list[MetricComparison] = []
+    candidates: list[_Candidate] = []
     missing: list[str] = []
     for trials in current.scenarios:
-        if trials.scenario not in baseline.names:
+        if trials.scenario not in base_run.names:
             missing.append(f"{trials.scenario}/*")
             continue
-        base = baseline.scenario(trials.scenario)
-        if base.config != trials.config:
-            changed = sorted(k for k in set(base.config) | set(trials.config)
-                             if base.config.get(k) != trials.config.get(k))
+        base = base_run.scenario(trials.scenario)
+        if _normalised(base.config) != _normalised(trials.config):
+            old, new = _normalised(base.config), _normalised(trials.config)
+            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             warnings.append(f"{trials.scenario}: the config differs from the baseline's "
                             f"({', '.join(changed)})")
-        n, m = len(base.results), len(trials.results)
-        single = n < 2 or m < 2
-        if not single and test == "mann-whitney" and 2 / math.comb(n + m, n) >= significance:
-            warnings.append(f"{trials.scenario}: with {n} and {m} trials no change can reach "
-                            f"p < {significance:g} (Mann-Whitney's smallest p is "
-                            f"{2 / math.comb(n + m, n):.3f}): run more trials")
         for name in trials.metric_names:
             spec = trials.spec(name)
             if spec.direction is Direction.NONE:
                 continue
-            cur, old = trials.values(name), base.values(name)
-            if not old:
+            if name not in base.metric_names:
                 missing.append(f"{trials.scenario}/{name}")
                 continue
+            cur = trials.values(name)
             if not cur:
                 warnings.append(f"{trials.scenario}/{name}: not measured in this run")
                 continue
-            limit = per_metric.get(name, per_metric.get(_base(name), threshold))
-            assert spec.direction is not None           # a spec's direction is set when made
-            if single and _from_histogram(spec, trials.histogram_names, base.histogram_names):
-                assert spec.histogram is not None and spec.percentile is not None
-                change = compare_percentiles(base.histogram(spec.histogram),
-                                             trials.histogram(spec.histogram), spec.percentile,
-                                             threshold=limit, noise_threshold=noise_threshold,
-                                             higher_is_better=spec.direction.higher_is_better)
-            else:
-                change = compare_samples(old, cur,
-                                         higher_is_better=spec.direction.higher_is_better,
-                                         threshold=limit, noise_threshold=noise_threshold,
-                                         significance=significance, test=test)
-            out.append(MetricComparison(trials.scenario, name, spec.unit, change,
-                                        trials.grade(name), spec))
+            candidates.append(_Candidate(
+                trials.scenario, name, spec, cur, history.run_means(trials.scenario, name),
+                trials.grade(name), per_metric.get(name, per_metric.get(_base(name), threshold))))
     if missing and not lenient:
         raise MissingCounterpartError(tuple(missing))
-    return Comparison(baseline, current, tuple(out), tuple(missing), tuple(warnings))
+    tested = [c for c in candidates if len(c.history) >= min_history]
+    family = len(tested)
+    results = {id(c): run_to_run(c.history, math.fsum(c.current) / len(c.current),
+                                 significance=significance, family=family, power=power)
+               for c in tested}
+    adjusted = dict(zip((id(c) for c in tested),
+                        holm([results[id(c)].p_value for c in tested])))
+    out = []
+    for c in candidates:
+        assert c.spec.direction is not None     # a spec's direction is set when made
+        higher = c.spec.direction.higher_is_better
+        r = results.get(id(c))
+        if r is None:
+            change = _untested(c, higher, min_history)
+        else:
+            band = 2 * r.spread if auto_noise else noise
+            verdict = _verdict(r.change, adjusted[id(c)] < significance, band,
+                               r.detectable <= c.limit, higher)
+            change = Change(verdict=verdict, baseline=r.baseline, current=r.current,
+                            change=r.change, ci_low=r.ci_low, ci_high=r.ci_high,
+                            p_value=r.p_value, method="run-to-run", higher_is_better=higher,
+                            exceeds_threshold=_worse(r.change, c.limit, higher),
+                            baseline_n=r.history_n, current_n=len(c.current),
+                            spread=r.spread, detectable=r.detectable,
+                            adjusted_p=adjusted[id(c)])
+        out.append(MetricComparison(c.scenario, c.name, c.spec.unit, change, c.grade, c.spec))
+    return Comparison(base_run, current, tuple(out), tuple(missing), tuple(warnings), family,
+                      float(significance), len(history.runs))
 
 
-def _from_histogram(spec: MetricSpec, current: tuple[str, ...], baseline: tuple[str, ...]) -> bool:
-    """Whether the metric is a percentile of a histogram both sides hold."""
-    return (spec.percentile is not None and spec.histogram is not None
-            and spec.histogram in current and spec.histogram in baseline)
+def _worse(change: float, limit: float, higher_is_better: bool) -> bool:
+    return change < -limit if higher_is_better else change > limit
+
+
+def _verdict(change: float, significant: bool, noise: float, gateable: bool,
+             higher_is_better: bool) -> Verdict:
+    if not significant:
+        return Verdict.NO_CHANGE if gateable else Verdict.NOT_GATEABLE
+    if _worse(change, noise, higher_is_better):
+        return Verdict.REGRESSED
+    if _worse(-change, noise, higher_is_better):
+        return Verdict.IMPROVED
+    return Verdict.WITHIN_NOISE
+
+
+def _untested(c: _Candidate, higher_is_better: bool, min_history: int) -> Change:
+    """A metric with too few saved runs to know its run-to-run spread."""
+    base = c.history[-1] if c.history else math.nan
+    cur = math.fsum(c.current) / len(c.current)
+    change = (cur - base) / abs(base) if base not in (0.0,) and math.isfinite(base) else math.nan
+    return Change(verdict=Verdict.NOT_GATEABLE, baseline=base, current=cur, change=change,
+                  ci_low=change, ci_high=change, p_value=None,
+                  method=f"history of {len(c.history)} run(s), {min_history} needed",
+                  higher_is_better=higher_is_better,
+                  exceeds_threshold=_worse(change, c.limit, higher_is_better),
+                  baseline_n=len(c.history), current_n=len(c.current))
+
+
+def _base(name: str) -> str:
+    return name.split("@", 1)[0]
+
+
+@dataclass(frozen=True)
+class Detectable:
+    """What the gate can see of one metric on this machine: the run-to-run
+    spread of its saved runs and the smallest change found with the
+    requested power, in a family of ``family`` comparisons."""
+    scenario: str
+    metric: str
+    spec: MetricSpec
+    runs: int
+    spread: float
+    detectable: float
+
+
+def detectable_changes(history: BaselineHistory, *, significance: float = 0.05,
+                       power: float = 0.8, min_history: int = 3) -> tuple[Detectable, ...]:
+    """For every compared metric of the baseline's newest results with at
+    least ``min_history`` saved runs: its spread and the smallest change the
+    gate detects (every such metric of the baseline in one family, as a run
+    of all its scenarios would be compared)."""
+    latest = history.latest()
+    found: list[tuple[str, str, MetricSpec, list[float]]] = []
+    for trials in latest.scenarios:
+        for name in trials.metric_names:
+            spec = trials.spec(name)
+            if spec.direction is Direction.NONE:
+                continue
+            means = history.run_means(trials.scenario, name)
+            if len(means) >= min_history:
+                found.append((trials.scenario, name, spec, means))
+    out = []
+    for scenario, name, spec, means in found:
+        r = run_to_run(means, means[-1], significance=significance, family=len(found),
+                       power=power)
+        out.append(Detectable(scenario, name, spec, len(means), r.spread, r.detectable))
+    return tuple(out)

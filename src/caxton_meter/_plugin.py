@@ -159,10 +159,11 @@ def pytest_configure(config: pytest.Config) -> None:
     options = _read_options(config)
     state = _MeterSession(config, options)
     if not options.disabled and options.baseline and not state.worker:
-        from ._results import BaselineNotFoundError, BaselineStore, ResultFormatError
+        from ._baselines import BaselineNotFoundError, BaselineStore
+        from ._results import ResultFormatError
 
         try:
-            state.baseline = BaselineStore(options.baseline_dir).load(options.baseline)
+            state.baseline = BaselineStore(options.baseline_dir).history(options.baseline)
         except (BaselineNotFoundError, ResultFormatError) as e:
             raise pytest.UsageError(f"--meter-baseline: {e}") from None
     config.stash[_STATE] = state
@@ -197,7 +198,7 @@ def _read_options(config: pytest.Config) -> _Options:
     for flag, name in (("--meter-save-baseline", options.save_baseline),
                        ("--meter-baseline", options.baseline)):
         if name is not None:
-            from ._results import BaselineStore
+            from ._baselines import BaselineStore
 
             try:
                 BaselineStore(baseline_dir).path(name)

@@ -70,6 +70,10 @@ __all__ = [
     "mann_whitney_u",
     "normal_quantile",
     "percentile_ci",
+    "holm",
+    "run_to_run",
+    "RunToRun",
+    "student_t_quantile",
     "welch_t",
 ]
 
@@ -107,6 +111,8 @@ class Verdict(enum.Enum):
     IMPROVED = "improved"
     NO_CHANGE = "no change"          # not statistically significant
     WITHIN_NOISE = "within noise"    # significant, but the CI overlaps the noise band
+    NOT_GATEABLE = "not gateable"    # not significant, and this machine's spread hides
+                                     # changes of the size asked for (or is not known)
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,9 @@ class Change:
     exceeds_threshold: bool
     baseline_n: int
     current_n: int
+    spread: float | None = None       # run-to-run SD of the run means / |mean| (history)
+    detectable: float | None = None   # the smallest relative change this test detects
+    adjusted_p: float | None = None   # p after the family-wise correction (Holm)
 
     @property
     def is_regression(self) -> bool:
@@ -755,3 +764,118 @@ def compare_percentiles(baseline_hist: HistogramLike, current_hist: HistogramLik
                                             higher_is_better=higher_is_better),
                   baseline_n=_histogram_total(func, "baseline_hist", baseline_hist),
                   current_n=_histogram_total(func, "current_hist", current_hist))
+
+
+# -- run-to-run variation and the family of comparisons ------------------------------------
+
+def student_t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile of Student's t with ``df`` > 0 degrees of freedom
+    (bisection on the CDF to 1e-12; the normal quantile for huge df)."""
+    if not 0 < p < 1:
+        raise ValueError(f"student_t_quantile: p must be in (0, 1), got {p!r}")
+    if not df > 0:
+        raise ValueError(f"student_t_quantile: df must be > 0, got {df!r}")
+    if df > _T_NORMAL_DF:
+        return normal_quantile(p)
+    if p < 0.5:
+        return -student_t_quantile(1 - p, df)
+    lo, hi = 0.0, 1.0
+    while _student_t_cdf(hi, df) < p:
+        lo, hi = hi, hi * 2
+        if hi > 1e12:
+            return math.inf
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if _student_t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input's order: the k-th
+    smallest of m p-values times (m - k + 1), made non-decreasing, at most
+    1.  Rejecting every hypothesis whose adjusted p is below alpha keeps the
+    probability of one or more false rejections in the whole family at or
+    below alpha, whatever the dependence between the tests."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        p = p_values[i]
+        if math.isnan(p):
+            raise ValueError("holm: a p-value is NaN")
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+@dataclass(frozen=True)
+class RunToRun:
+    """A current run's mean against the means of the saved runs: the raw
+    two-sided p-value of the prediction test, the relative change and its
+    interval, the run-to-run spread and the smallest relative change the
+    test detects (at ``significance`` for a family of ``family`` tests, with
+    ``power``)."""
+    baseline: float
+    current: float
+    change: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    spread: float
+    detectable: float
+    history_n: int
+
+
+def run_to_run(history: Samples, current: float, *, significance: float = 0.05,
+               family: int = 1, power: float = 0.8) -> RunToRun:
+    """Is ``current`` (this run's mean) one more run like the ``history``
+    (each saved run's mean), or not?
+
+    With k >= 2 saved run means of mean m and standard deviation s, a new
+    run's mean differs from m by the run-to-run variation alone with
+    standard deviation s * sqrt(1 + 1/k), and (current - m) / that follows
+    Student's t with k - 1 degrees of freedom (the prediction interval of
+    a normal sample).  Everything that varies between runs on this machine
+    -- the trials' sampling error, the process, the machine's load -- is in
+    s: no verdict rests on within-run error alone.
+
+    ``detectable`` is the smallest relative change the test finds with
+    probability ``power`` at the Bonferroni level ``significance / family``
+    (the first and strictest step of Holm's procedure):
+    (t(1 - a/2) + t(power)) * s * sqrt(1 + 1/k) / |m|.  ``spread`` is s/|m|.
+    With s = 0 (a metric that never varied) any difference is significant
+    (p = 0) and any equal value is not (p = 1)."""
+    func = "run_to_run"
+    hist = _sample(func, "history", history)
+    if hist.size < 2:
+        raise ValueError(f"{func}: needs at least 2 saved runs, got {hist.size}")
+    cur = _real(func, "current", current)
+    alpha = _open_unit(func, "significance", significance)
+    m = _integer(func, "family", family, 1)
+    pw = _open_unit(func, "power", power)
+    k = int(hist.size)
+    mean = float(hist.mean())
+    sd = float(hist.std(ddof=1))
+    scale = sd * math.sqrt(1.0 + 1.0 / k)
+    diff = cur - mean
+    if scale == 0.0:
+        p = 0.0 if diff != 0.0 else 1.0
+        half = 0.0
+    else:
+        p = _student_t_two_sided(diff / scale, k - 1)
+        half = student_t_quantile(0.975, k - 1) * scale
+    base = abs(mean)
+    spread = sd / base if base > 0 else (0.0 if sd == 0 else math.inf)
+    reach = (student_t_quantile(1 - alpha / (2 * m), k - 1)
+             + student_t_quantile(pw, k - 1)) * scale
+    detectable = reach / base if base > 0 else (0.0 if reach == 0 else math.inf)
+    change = _relative_change(cur, mean)
+    return RunToRun(mean, cur, change, _relative_change(cur - half, mean) if base > 0 else change,
+                    _relative_change(cur + half, mean) if base > 0 else change, p, spread,
+                    detectable, k)

@@ -97,7 +97,7 @@ _COMPARISON_KIND = "caxton_meter.comparison"
 _GRADE_ICON = {Grade.TARGET: "✅", Grade.ACCEPTABLE: "🟡", Grade.CRITICAL: "🟠",
                Grade.FAILED: "❌"}
 _VERDICT_ICON = {Verdict.REGRESSED: "🔴", Verdict.IMPROVED: "🟢", Verdict.NO_CHANGE: "⚪",
-                 Verdict.WITHIN_NOISE: "🟡"}
+                 Verdict.WITHIN_NOISE: "🟡", Verdict.NOT_GATEABLE: "❔"}
 _PLOTS_NOTE = "plots need matplotlib: pip install 'caxton_meter[plots]'"
 _DASH = "—"
 
@@ -141,9 +141,16 @@ def _change_text(change: Change) -> str:
 
 
 def _verdict_text(change: Change, *, icon: bool = True) -> str:
+    """The verdict in words, with what the test could see: "no change
+    (detects ≥ 6.2 %)", "not gateable here (spread 31 %)"."""
     text = change.verdict.value
-    if change.exceeds_threshold and change.verdict is not Verdict.REGRESSED:
-        text += ", beyond the threshold"
+    if change.verdict is Verdict.NOT_GATEABLE:
+        text += (f" here (spread {_signed_percent(change.spread, sign=False)} %, detects "
+                 f"≥ {_signed_percent(change.detectable, sign=False)} %)"
+                 if change.spread is not None and change.detectable is not None
+                 else f" yet ({change.method})")
+    elif change.detectable is not None:
+        text += f" (detects ≥ {_signed_percent(change.detectable, sign=False)} %)"
     return f"{_VERDICT_ICON[change.verdict]} {text}" if icon else text
 
 
@@ -291,8 +298,13 @@ def _summary(run: RunResult, rows: Sequence[_Row], comparison: Comparison | None
             lines.append(("⚠️", f"{n} performance regression{'s' if n != 1 else ''} detected: "
                                 f"{_listing(regressed)}"))
         else:
-            lines.append(("✅", f"No regressions ({_plural(len(comparison.metrics), 'metric')} "
-                                "compared)"))
+            lines.append(("✅", "No regressions"))
+        gated = comparison.family
+        lines.append(("ℹ️", f"{_plural(gated, 'comparison')} against {comparison.history_runs} "
+                            f"saved run(s), false-alarm rate {comparison.significance:g} for "
+                            "the whole run (Holm)"
+                            + (f"; {len(comparison.not_gateable)} not gateable here"
+                               if comparison.not_gateable else "")))
         k = len(comparison.improvements)
         if k:
             lines.append(("📈", _plural(k, "improvement")))
@@ -467,7 +479,7 @@ def markdown_report(run: RunResult, comparison: Comparison | None = None) -> str
 _ANSI_GRADE = {Grade.TARGET: "32", Grade.ACCEPTABLE: "33", Grade.CRITICAL: "35",
                Grade.FAILED: "1;31"}
 _ANSI_VERDICT = {Verdict.REGRESSED: "1;31", Verdict.IMPROVED: "32", Verdict.NO_CHANGE: "2",
-                 Verdict.WITHIN_NOISE: "33"}
+                 Verdict.WITHIN_NOISE: "33", Verdict.NOT_GATEABLE: "2"}
 
 
 def terminal_summary(run: RunResult, comparison: Comparison | None = None, *,

@@ -35,10 +35,7 @@ from ._sampling import ResourceProfile
 from ._model import Direction, Grade, Interval, Kind, Metric, MetricSpec, ScenarioResult
 
 __all__ = [
-    "BASELINE_DIR",
     "FORMAT_VERSION",
-    "BaselineNotFoundError",
-    "BaselineStore",
     "ResultFormatError",
     "RunResult",
     "Trials",
@@ -58,9 +55,6 @@ __all__ = [
 #      percentile of a histogram "histogram" and "percentile".  Version 1
 #      files are read with the declarations version 1 implied (below).
 FORMAT_VERSION = 2
-
-BASELINE_DIR = Path(".caxton_meter") / "baselines"
-"""Where baselines are kept, relative to the working directory."""
 
 _KIND = "caxton_meter.result"
 
@@ -141,12 +135,6 @@ class ResultFormatError(CaxtonMeterError, ValueError):
         self.source = source
         self.problem = problem
 
-
-class BaselineNotFoundError(CaxtonMeterError, LookupError):
-    """No baseline of that name; the message lists the saved ones."""
-
-
-# -- trials and runs ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Trials:
@@ -588,46 +576,6 @@ def same_machine(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[bool, list
 
 
 # -- baselines ---------------------------------------------------------------------------
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-
-
-class BaselineStore:
-    """Baselines saved by name as ``<directory>/<name>.json`` (by default
-    ``.caxton_meter/baselines`` under the working directory)."""
-
-    def __init__(self, directory: str | os.PathLike[str] = BASELINE_DIR) -> None:
-        self.directory = Path(directory)
-
-    def path(self, name: str) -> Path:
-        if not isinstance(name, str) or not _NAME.fullmatch(name) or name.endswith(".json"):
-            raise ValueError(f"baseline name {name!r} is not valid: use letters, digits, "
-                             "'.', '_' and '-', starting with a letter or digit (at most 100)")
-        return self.directory / f"{name}.json"
-
-    def names(self) -> list[str]:
-        if not self.directory.is_dir():
-            return []
-        return sorted(p.stem for p in self.directory.glob("*.json") if _NAME.fullmatch(p.stem))
-
-    def exists(self, name: str) -> bool:
-        return self.path(name).is_file()
-
-    def load(self, name: str) -> RunResult:
-        """The baseline ``name``; BaselineNotFoundError listing the saved
-        ones, ResultFormatError naming the file if it is damaged."""
-        path = self.path(name)
-        if not path.is_file():
-            saved = self.names()
-            raise BaselineNotFoundError(
-                f"no baseline {name!r} in {self.directory}; saved baselines: "
-                + (", ".join(saved) if saved else "none"))
-        return read_result(path)
-
-    def save(self, name: str, run: RunResult) -> Path:
-        """Save ``run`` as ``name`` (replacing it atomically)."""
-        return write_atomic(self.path(name), run.to_json())
-
 
 # -- running -----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from ._model import Kind
 
 if TYPE_CHECKING:
     from ._compare import Comparison
+    from ._baselines import BaselineHistory
     from ._results import RunResult
 
 __all__: list[str] = []
@@ -50,7 +51,7 @@ class _MeterSession:
         self.options = options
         self.worker = hasattr(config, "workerinput")
         self.series: dict[str, _Series] = {}
-        self.baseline: RunResult | None = None
+        self.baseline: BaselineHistory | None = None
         self.comparison: Comparison | None = None
         self.lines: list[tuple[str, dict[str, bool]]] = []     # for the terminal summary
         self.workers = 0
@@ -104,7 +105,8 @@ class _MeterSession:
 
     def _finish(self) -> bool:
         """Save, compare and report; True when the session should fail."""
-        from ._results import BaselineStore, collect_metadata, write_atomic
+        from ._baselines import BaselineStore
+        from ._results import collect_metadata, write_atomic
 
         opts = self.options
         if not (opts.save_baseline or opts.baseline or opts.reports or opts.output):
