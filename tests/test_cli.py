@@ -20,15 +20,26 @@ def cli(*args, cwd, timeout=300):
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """A folder with a baseline 'main' of the two fast scenarios."""
+    """A folder with a baseline 'main' of the two fast scenarios: three
+    runs saved by calibrate, so the gate knows their run-to-run spread."""
     d = tmp_path_factory.mktemp("project")
-    r = cli(*FAST, "--save-baseline", "main", cwd=d)
+    r = cli("calibrate", "main", *FAST, "--runs", "3", cwd=d)
     assert r.returncode == 0, r.stderr
     return d
 
 
 def baseline_file(d, name="main"):
+    """A baseline of the 0.1 format: one file."""
     return Path(d) / ".caxton_meter" / "baselines" / f"{name}.json"
+
+
+def baseline_runs(d, name="main"):
+    """The saved runs of a baseline, oldest first."""
+    return sorted((Path(d) / ".caxton_meter" / "baselines" / name / "runs").glob("*.json"))
+
+
+def snapshot(d, name="main"):
+    return {p.name: p.read_bytes() for p in baseline_runs(d, name)}
 
 
 def test_list_names_every_scenario(tmp_path):
@@ -61,20 +72,27 @@ def test_the_console_script_is_installed(tmp_path):
     assert r.returncode == 0 and "burst_traffic" in r.stdout
 
 
-def test_save_baseline_writes_a_result_and_compares_on_the_next_save(project):
-    path = baseline_file(project)
-    data = json.loads(path.read_text())
+def test_save_baseline_appends_to_the_history_and_compares_on_the_next_save(project):
+    runs = baseline_runs(project)
+    assert len(runs) == 3
+    data = json.loads(runs[0].read_text())
     assert data["kind"] == "caxton_meter.result"
     assert [s["scenario"] for s in data["scenarios"]] == ["message_throughput", "task_processing"]
     assert all(len(s["trials"]) == 4 for s in data["scenarios"])
     r = cli(*FAST, "--save-baseline", "second", cwd=project)
     assert r.returncode == 0, r.stderr
+    assert "baseline 'second': run saved (1 in its history, the last 20 kept)" in r.stdout
+    first = snapshot(project, "second")
     r = cli(*FAST, "--save-baseline", "second", cwd=project)     # exists now: compared
-    assert r.returncode in (0, 1)                               # 1 only on a real regression
-    assert "verdict" in r.stdout and "baseline 'second' saved" in r.stdout
+    assert r.returncode == 0, r.stderr                         # one saved run cannot gate
+    assert "not gateable yet (history of 1 run(s), 3 needed)" in r.stdout
+    assert "baseline 'second': run saved (2 in its history" in r.stdout
+    after = snapshot(project, "second")
+    assert len(after) == 2 and all(after[k] == v for k, v in first.items())   # appended
 
 
 def test_baseline_compares_and_writes_reports(project, tmp_path):
+    before = snapshot(project)
     out = tmp_path / "reports"
     r = cli(*FAST, "--baseline", "main", "--report", "md,html,json", "--output", out,
             cwd=project)
@@ -87,8 +105,9 @@ def test_baseline_compares_and_writes_reports(project, tmp_path):
     doc = json.loads((out / "report.json").read_text())
     assert doc["kind"] == "caxton_meter.comparison"
     assert json.loads((out / "benchmark-bigger.json").read_text())
-    before = baseline_file(project).read_bytes()
-    assert baseline_file(project).read_bytes() == before          # --baseline never writes
+    assert doc["summary"]["history_runs"] >= 3 and doc["summary"]["family"] > 0
+    assert "comparisons against" in r.stdout or "comparisons against" in md
+    assert snapshot(project) == before                            # --baseline never writes
 
 
 def test_a_missing_counterpart_fails_unless_lenient(project):
@@ -102,13 +121,16 @@ def test_a_missing_counterpart_fails_unless_lenient(project):
 
 
 def test_a_regression_exits_1(project, tmp_path):
-    data = json.loads(baseline_file(project).read_text())
-    for s in data["scenarios"]:                # a baseline 10x faster than anything here
-        for t in s["trials"]:
-            for m in t["metrics"]:
-                if m["name"] == "throughput":
-                    m["value"] *= 10
-    baseline_file(project, "fast").write_text(json.dumps(data))
+    fast = project / ".caxton_meter" / "baselines" / "fast" / "runs"
+    fast.mkdir(parents=True, exist_ok=True)
+    for path in baseline_runs(project):         # a history 10x faster than anything here
+        data = json.loads(path.read_text())
+        for s in data["scenarios"]:
+            for t in s["trials"]:
+                for m in t["metrics"]:
+                    if m["name"] == "throughput":
+                        m["value"] *= 10
+        (fast / path.name).write_text(json.dumps(data))
     r = cli(*FAST, "--baseline", "fast", "--report", "md", "--output", tmp_path, cwd=project)
     assert r.returncode == 1
     assert "regressed" in r.stdout
@@ -123,7 +145,7 @@ def test_a_regression_exits_1(project, tmp_path):
 def test_load_baseline_compares_two_saved_results_without_running(project):
     r = cli("--load-baseline", "main", "--baseline", "main", cwd=project)
     assert r.returncode == 0, r.stderr
-    assert "no change" in r.stdout and "regressed" not in r.stdout
+    assert "regressed" not in r.stdout and "improved" not in r.stdout
     r = cli("--load-baseline", "nope", cwd=project)
     assert r.returncode == 2 and "no baseline 'nope'" in r.stderr
     assert "saved baselines: " in r.stderr and "main" in r.stderr
@@ -222,7 +244,7 @@ def test_ctrl_c_prints_the_partial_result_and_saves_no_baseline(tmp_path):
     assert p.returncode == 130, err
     assert "latency_p99" in out
     assert "interrupted" in err and "baseline 'x' not saved" in err
-    assert not baseline_file(tmp_path, "x").exists()
+    assert not baseline_file(tmp_path, "x").exists() and not baseline_runs(tmp_path, "x")
 
 
 def test_the_sample_workflow_uses_only_real_options(tmp_path):
@@ -361,3 +383,47 @@ def test_durations_and_rates_take_units_on_the_command_line(tmp_path):
     assert config["duration"] == 0.2 and config["rate"] == 1000.0
     r = cli("latency", "--quick", "--duration", "0", cwd=tmp_path)
     assert r.returncode == 2 and "--duration: must be a finite number > 0" in r.stderr
+
+
+def test_a_partial_or_failed_run_is_never_saved_and_the_baseline_stays(project, tmp_path, capsys,
+                                                                      monkeypatch):
+    before = snapshot(project)
+    r = cli("message_throughput", "--quick", "--trials", "1", "--quiet", "--deadline", "0.000001",
+            "--save-baseline", "main", "--baseline-lenient", cwd=project)
+    assert r.returncode == 1
+    assert "not saved as baseline 'main': message_throughput is partial" in r.stderr
+    assert snapshot(project) == before
+    # every selected scenario failing leaves nothing to save, and nothing changes
+    from caxton_meter import _scenarios as sc
+    from caxton_meter._cli import main
+
+    def boom(config, *, thresholds=None):
+        raise RuntimeError("the agent server went away")
+    for name in ("message_throughput", "task_processing"):
+        monkeypatch.setitem(sc.SCENARIOS, name, dataclasses.replace(sc.SCENARIOS[name], run=boom))
+    monkeypatch.chdir(project)
+    code = main(["message_throughput", "task_processing", "--quick", "--trials", "1", "--quiet",
+                 "--save-baseline", "main"])
+    err = capsys.readouterr().err
+    assert code == 1 and "not saved as baseline 'main'" in err
+    assert snapshot(project) == before
+
+
+def test_calibrate_saves_the_runs_and_prints_what_this_machine_can_detect(tmp_path):
+    r = cli("calibrate", "cal", "message_throughput", "--quick", "--trials", "2", "--runs", "3",
+            "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(baseline_runs(tmp_path, "cal")) == 3
+    assert "baseline 'cal': 3 saved run(s)" in r.stdout
+    line = next(x for x in r.stdout.splitlines() if "message_throughput/throughput " in x)
+    assert "spread" in line and "detects >= " in line
+    assert "this machine can detect (median over the metrics of each kind): >= " in r.stdout
+    doc = json.loads((tmp_path / ".caxton_meter" / "baselines" / "cal" / "calibration.json")
+                     .read_text())
+    assert doc["kind"] == "caxton_meter.calibration" and doc["runs"] == 3
+    entry = next(m for m in doc["metrics"] if m["metric"] == "throughput")
+    assert entry["spread"] >= 0 and entry["detectable"] >= entry["spread"]
+    r = cli("calibrate", "--quick", cwd=tmp_path)
+    assert r.returncode == 2 and "give the baseline's NAME first" in r.stderr
+    r = cli("calibrate", "cal", "nope", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown scenario 'nope'" in r.stderr

@@ -731,5 +731,61 @@ def test_compare_percentiles_bad_input() -> None:
 def test_public_names() -> None:
     assert set(reg.__all__) == {
         "Change", "HistogramLike", "Samples", "Verdict", "bootstrap_ci", "compare_percentiles",
-        "compare_samples", "mann_whitney_u", "normal_quantile", "percentile_ci", "welch_t"}
-    assert [v.value for v in Verdict] == ["regressed", "improved", "no change", "within noise"]
+        "compare_samples", "mann_whitney_u", "normal_quantile", "percentile_ci", "welch_t",
+        "holm", "relative_change", "run_to_run", "RunToRun", "student_t_quantile"}
+    assert [v.value for v in Verdict] == ["regressed", "improved", "no change", "within noise",
+                                          "not gateable"]
+
+
+# -- run-to-run variation and the family ---------------------------------------------------
+
+from caxton_meter._regression import holm, run_to_run, student_t_quantile  # noqa: E402
+
+
+@pytest.mark.parametrize("p, df, table", [
+    (0.975, 1, 12.7062), (0.975, 4, 2.7764), (0.975, 9, 2.2622), (0.95, 20, 1.7247),
+    (0.995, 9, 3.2498), (0.8, 9, 0.8834), (0.025, 9, -2.2622), (0.975, 1e9, 1.95996)])
+def test_student_t_quantiles_match_the_tables(p, df, table):
+    assert student_t_quantile(p, df) == pytest.approx(table, abs=1e-4)
+
+
+def test_holm_matches_its_definition_by_brute_force():
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        m = int(rng.integers(1, 12))
+        ps = list(rng.uniform(0, 0.2, m))
+        adjusted = holm(ps)
+        order = sorted(range(m), key=lambda i: ps[i])
+        for rank, i in enumerate(order):
+            expected = min(1.0, max((m - r) * ps[order[r]] for r in range(rank + 1)))
+            assert adjusted[i] == pytest.approx(expected)
+    assert holm([]) == []
+    with pytest.raises(ValueError, match="NaN"):
+        holm([0.1, float("nan")])
+
+
+def test_run_to_run_is_the_prediction_interval_of_the_saved_runs():
+    history = [100.0, 102.0, 98.0, 101.0, 99.0]         # mean 100, sd 1.58
+    r = run_to_run(history, 105.0)
+    scale = np.std(history, ddof=1) * np.sqrt(1 + 1 / 5)
+    t = 5.0 / scale
+    assert r.p_value == pytest.approx(2 * (1 - _t_cdf(t, 4)), rel=1e-6)
+    assert r.change == pytest.approx(0.05) and r.history_n == 5
+    assert r.spread == pytest.approx(np.std(history, ddof=1) / 100)
+    half = student_t_quantile(0.975, 4) * scale
+    assert (r.ci_low, r.ci_high) == pytest.approx(((105 - half) / 100 - 1, (105 + half) / 100 - 1))
+    # the detectable change grows with the family (Bonferroni, the first Holm step)
+    one = run_to_run(history, 100.0, family=1).detectable
+    forty = run_to_run(history, 100.0, family=40).detectable
+    expected = (student_t_quantile(1 - 0.05 / 80, 4) + student_t_quantile(0.8, 4)) * scale / 100
+    assert forty == pytest.approx(expected) and forty > one
+    # a metric that never varied: any difference is significant, equality is not
+    assert run_to_run([5.0, 5.0, 5.0], 5.5).p_value == 0.0
+    assert run_to_run([5.0, 5.0, 5.0], 5.0).p_value == 1.0
+    with pytest.raises(ValueError, match="needs at least 2 saved runs"):
+        run_to_run([1.0], 1.0)
+
+
+def _t_cdf(t, df):
+    from caxton_meter._regression import _student_t_cdf
+    return _student_t_cdf(t, df)

@@ -86,8 +86,11 @@ BASE_P99 = [10_000, 10_100, 9_900, 10_050, 9_950]
 
 @pytest.fixture(scope="module")
 def regression():
-    """Five trials each; only latency_p99 doubled: exactly one regression."""
-    baseline = synthetic(BASE_P99)
+    """Four saved runs of five trials each; only latency_p99 doubled:
+    exactly one regression."""
+    from caxton_meter._baselines import BaselineHistory
+    baseline = BaselineHistory("main", tuple(synthetic([v * f for v in BASE_P99])
+                                             for f in (1.0, 1.01, 0.99, 1.005)))
     current = synthetic([2 * v for v in BASE_P99])
     return current, compare(baseline, current)
 
@@ -256,7 +259,9 @@ def test_markdown_tables_with_comparison(run, self_comparison):
     for _, rows in sections.values():
         for r in rows:
             if (r[0], r[1]) in compared:      # a run against itself: nothing changed
-                assert r[4].startswith("+0.0 %") and r[5].startswith(("⚪", "🟡")), r
+                # and one saved run cannot gate: no spread is known yet
+                assert r[4].startswith("+0.0 %"), r
+                assert r[5] == "❔ not gateable yet (history of 1 run(s), 3 needed)", r
     assert "✅ No regressions" in md
 
 
@@ -271,9 +276,12 @@ def test_markdown_shows_a_synthetic_regression(regression):
     header, rows = md_sections(md)["Latency"]
     by_metric = {r[1]: r for r in rows}
     p99 = by_metric["latency_p99"]
-    assert p99[5] == "🔴 regressed"
-    assert p99[2] == format_quantity(statistics.fmean(BASE_P99), "ns")
-    assert re.fullmatch(r"\+100\.0 % \[\+\d+\.\d, \+\d+\.\d\] \(p=0\.\d{3}\)", p99[4]), p99[4]
+    assert re.fullmatch(r"🔴 regressed \(detects ≥ \d+\.\d %\)", p99[5]), p99[5]
+    assert "3 comparisons against 4 saved run(s), false-alarm rate 0.05 for the whole run (Holm)" in md
+    base_p99 = statistics.fmean(statistics.fmean([v * f for v in BASE_P99])
+                                for f in (1.0, 1.01, 0.99, 1.005))
+    assert p99[2] == format_quantity(base_p99, "ns")
+    assert re.fullmatch(r"\+\d+\.\d % \[\+\d+\.\d, \+\d+\.\d\] \(p(<|&lt;)0\.001\)", p99[4]), p99[4]
     assert "🔴" not in by_metric["latency_p50"][5]
     assert sum(line.count("🔴") for line in md.splitlines()) == 1
     # the count is not reported; the latency table holds p50 and p99
@@ -321,7 +329,7 @@ def test_terminal_summary(run, regression):
     assert "\x1b[1;31m" in text
     plain = terminal_summary(current, comparison)
     p99 = next(line for line in plain.splitlines() if "latency_p99" in line)
-    assert p99.rstrip().endswith("regressed")
+    assert re.search(r"regressed \(detects ≥ \d+\.\d %\)$", p99.rstrip()), p99
     assert plain.splitlines()[-1] == ("1 scenario, 3 metrics graded: 3 target, 0 acceptable, "
                                       "0 critical, 0 failed; 1 regression, 0 improvements")
     # columns line up: "current" is right-aligned under its header, "grade" starts under its
@@ -397,16 +405,18 @@ def test_json_comparison_document(regression):
     nan_metric = M("latency_max", math.nan, "ns")
     doc = json.loads(json_report(current, comparison), parse_constant=no_constants)
     assert doc["kind"] == "caxton_meter.comparison"
-    assert doc["format"] == COMPARISON_FORMAT_VERSION == 1
+    assert doc["format"] == COMPARISON_FORMAT_VERSION == 2
     assert RunResult.from_dict(doc["current"]).to_json() == current.to_json()
     assert doc["baseline_metadata"] == comparison.baseline.metadata
-    assert doc["summary"] == {"compared": 3, "regressions": 1, "improvements": 0, "passed": True}
+    assert doc["summary"] == {"compared": 3, "regressions": 1, "improvements": 0,
+                              "not_gateable": 0, "family": 3, "significance": 0.05,
+                              "history_runs": 4, "passed": True}
     entries = {e["metric"]: e for e in doc["comparisons"]}
     assert set(entries) == {"latency_p50", "latency_p99", "throughput"}
     p99 = entries["latency_p99"]
     assert p99["verdict"] == "regressed" and p99["higher_is_better"] is False
-    assert p99["change"] == pytest.approx(1.0)
-    assert p99["baseline"] == pytest.approx(statistics.fmean(BASE_P99))
+    assert p99["change"] == pytest.approx(1.0, rel=0.01)
+    assert p99["spread"] > 0 and p99["detectable"] > 0 and p99["adjusted_p"] < 0.05
     assert set(p99) >= {"scenario", "metric", "unit", "verdict", "baseline", "current", "change",
                         "ci_low", "ci_high", "p_value", "method", "higher_is_better",
                         "exceeds_threshold"}

@@ -9,8 +9,6 @@ import pytest
 from caxton_meter import Histogram
 from caxton_meter._results import (
     FORMAT_VERSION,
-    BaselineNotFoundError,
-    BaselineStore,
     ResultFormatError,
     RunResult,
     Trials,
@@ -142,22 +140,6 @@ def test_metadata_describes_the_machine_and_the_commit():
 
 def test_metadata_outside_a_git_tree_has_no_commit(tmp_path):
     assert collect_metadata(cwd=str(tmp_path))["git"] is None
-
-
-def test_baselines_are_saved_listed_and_loaded_by_name(run, tmp_path):
-    store = BaselineStore(tmp_path / "baselines")
-    assert store.names() == []
-    with pytest.raises(BaselineNotFoundError, match="no baseline 'main' .*saved baselines: none"):
-        store.load("main")
-    store.save("main", run)
-    store.save("pr-12", run)
-    assert store.names() == ["main", "pr-12"] and store.exists("main")
-    assert store.load("main").to_dict() == run.to_dict()
-    with pytest.raises(BaselineNotFoundError, match="saved baselines: main, pr-12"):
-        store.load("mian")
-    for bad in ("../x", "a/b", "", ".hidden", "x.json"):
-        with pytest.raises(ValueError, match="baseline name .* is not valid"):
-            store.path(bad)
 
 
 def test_a_suite_refuses_bad_input_before_running():

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from ._checks import ArgumentError
 from ._core import CaxtonMeterError
 from ._model import Direction, Grade, MetricSpec
-from ._regression import Change, Verdict, holm, run_to_run
+from ._regression import Change, Verdict, holm, relative_change, run_to_run
 from ._results import RunResult, Trials, same_machine
 
 if TYPE_CHECKING:
@@ -257,7 +257,7 @@ def _untested(c: _Candidate, higher_is_better: bool, min_history: int) -> Change
     """A metric with too few saved runs to know its run-to-run spread."""
     base = c.history[-1] if c.history else math.nan
     cur = math.fsum(c.current) / len(c.current)
-    change = (cur - base) / abs(base) if base not in (0.0,) and math.isfinite(base) else math.nan
+    change = relative_change(cur, base) if math.isfinite(base) else math.nan
     return Change(verdict=Verdict.NOT_GATEABLE, baseline=base, current=cur, change=change,
                   ci_low=change, ci_high=change, p_value=None,
                   method=f"history of {len(c.history)} run(s), {min_history} needed",

@@ -71,6 +71,7 @@ __all__ = [
     "normal_quantile",
     "percentile_ci",
     "holm",
+    "relative_change",
     "run_to_run",
     "RunToRun",
     "student_t_quantile",
@@ -525,8 +526,13 @@ def _relative(current: _FloatArray | float, baseline: _FloatArray | float) -> _F
     return result
 
 
-def _relative_change(current: float, baseline: float) -> float:
+def relative_change(current: float, baseline: float) -> float:
+    """(current - baseline) / |baseline|; for a baseline of 0: +inf, -inf
+    or 0.0 after the sign of the difference."""
     return float(_relative(current, baseline))
+
+
+_relative_change = relative_change
 
 
 def bootstrap_ci(baseline: Samples, current: Samples, *, confidence: float = 0.95,

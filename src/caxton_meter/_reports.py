@@ -77,21 +77,31 @@ REPORT_FORMATS = ("md", "html", "json")
 #    "current": <the run, as RunResult.to_dict: RunResult.from_dict reads it>,
 #    "baseline_metadata": <the baseline run's metadata>,
 #    "summary": {"compared": n, "regressions": n, "improvements": n,
+#                "not_gateable": n, "family": <comparisons tested together>,
+#                "significance": <the whole run's false-alarm rate (Holm)>,
+#                "history_runs": <saved runs behind the baseline>,
 #                "passed": <no graded metric of the run FAILED>},
 #    "comparisons": [{"scenario", "metric", "unit",
-#                     "verdict": "regressed" | "improved" | "no change" | "within noise",
+#                     "verdict": "regressed" | "improved" | "no change" | "within noise"
+#                                | "not gateable",
 #                     "baseline", "current": the two estimates (Change.baseline/current),
 #                     "change", "ci_low", "ci_high": relative changes (0.1 = +10 %),
 #                     "p_value": number or null, "method": str,
 #                     "higher_is_better": bool, "exceeds_threshold": bool,
-#                     "baseline_n", "current_n": trials on each side,
+#                     "baseline_n": saved runs, "current_n": this run's trials,
+#                     "spread": run-to-run spread (relative) or null,
+#                     "detectable": smallest detectable relative change or null,
+#                     "adjusted_p": the Holm-adjusted p-value or null,
 #                     "grade": the run's worst grade for the metric, or null}, ...],
 #    "missing": ["scenario/metric" of the run with no baseline counterpart, ...],
 #    "warnings": [str, ...]}
 #
 # History:
 #   1: the first version.
-COMPARISON_FORMAT_VERSION = 1
+#   2: verdicts against a history of saved runs: "not gateable", the family
+#      and its significance in the summary, spread / detectable / adjusted_p
+#      per comparison; baseline_n counts saved runs.
+COMPARISON_FORMAT_VERSION = 2
 _COMPARISON_KIND = "caxton_meter.comparison"
 
 _GRADE_ICON = {Grade.TARGET: "✅", Grade.ACCEPTABLE: "🟡", Grade.CRITICAL: "🟠",
@@ -551,7 +561,8 @@ def _comparison_entry(m: MetricComparison) -> dict[str, Any]:
             "change": c.change, "ci_low": c.ci_low, "ci_high": c.ci_high,
             "p_value": c.p_value, "method": c.method, "higher_is_better": c.higher_is_better,
             "exceeds_threshold": c.exceeds_threshold, "baseline_n": c.baseline_n,
-            "current_n": c.current_n, "grade": m.grade.value if m.grade is not None else None}
+            "current_n": c.current_n, "spread": c.spread, "detectable": c.detectable,
+            "adjusted_p": c.adjusted_p, "grade": m.grade.value if m.grade is not None else None}
 
 
 def json_report(run: RunResult, comparison: Comparison | None = None) -> str:
@@ -567,6 +578,10 @@ def json_report(run: RunResult, comparison: Comparison | None = None) -> str:
            "summary": {"compared": len(comparison.metrics),
                        "regressions": len(comparison.regressions),
                        "improvements": len(comparison.improvements),
+                       "not_gateable": len(comparison.not_gateable),
+                       "family": comparison.family,
+                       "significance": comparison.significance,
+                       "history_runs": comparison.history_runs,
                        "passed": run.passed},
            "comparisons": [_comparison_entry(m) for m in comparison.metrics],
            "missing": list(comparison.missing),
