@@ -675,6 +675,9 @@ def cmd_calibrate(argv: list[str], prog: str) -> int:
     parser.description = (cmd_calibrate.__doc__ or "").split("\n\n")[0]
     parser.add_argument("--runs", type=_positive(int), default=10,
                         help="runs to save (default 10; the gate needs 3 at least)")
+    parser.add_argument("--pytest", nargs=argparse.REMAINDER, default=None, metavar="ARGS",
+                        help="calibrate a pytest suite that uses the meter fixture instead: "
+                             "the rest of the line is pytest's arguments, run --runs times")
     args = parser.parse_args(argv)
     try:
         return _calibrate(args)
@@ -685,9 +688,8 @@ def cmd_calibrate(argv: list[str], prog: str) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from ._baselines import BASELINE_DIR, BaselineRefusedError, BaselineStore
-    from ._compare import detectable_changes
     from ._scenarios import SCENARIOS
-    out, err = sys.stdout, sys.stderr
+    err = sys.stderr
     if not args.scenarios:
         raise _Usage("give the baseline's NAME first: calibrate NAME [SCENARIO ...]")
     name, *scenarios = args.scenarios
@@ -705,6 +707,13 @@ def _calibrate(args: argparse.Namespace) -> int:
         from ._checks import did_you_mean
         raise _Usage(f"unknown scenario {unknown[0]!r}{did_you_mean(unknown[0], SCENARIOS)}; "
                      f"scenarios: {', '.join(SCENARIOS)}")
+    if args.pytest is not None:
+        if scenarios:
+            raise _Usage("--pytest calibrates a test suite: give no scenario")
+        code = _calibrate_pytest(name, args, store)
+        if code != EXIT_OK:
+            return code
+        return _print_calibration(name, store, args.significance)
     names = list(dict.fromkeys(scenarios)) or list(SCENARIOS)
     changes = _changes(args, names, args.quick, err)
     for i in range(args.runs):
@@ -719,11 +728,35 @@ def _calibrate(args: argparse.Namespace) -> int:
         except BaselineRefusedError as e:
             print(f"error: {e}", file=err)
             return EXIT_FAILED
+    return _print_calibration(name, store, args.significance)
+
+
+def _calibrate_pytest(name: str, args: argparse.Namespace, store: Any) -> int:
+    """Run pytest with ``--meter-save-baseline NAME`` ``--runs`` times, each
+    session a process of its own, as CI runs it."""
+    import subprocess
+    err = sys.stderr
+    for i in range(args.runs):
+        if not args.quiet:
+            print(f"calibrate: pytest session {i + 1} of {args.runs}", file=err, flush=True)
+        command = [sys.executable, "-m", "pytest", *args.pytest, "--meter-save-baseline", name,
+                   "--meter-baseline-dir", str(store.directory.resolve())]
+        done = subprocess.run(command, stdout=subprocess.DEVNULL if args.quiet else None)
+        if done.returncode != 0:
+            print(f"error: the pytest session exited {done.returncode}: {i} session(s) saved "
+                  f"to baseline {name!r} ({' '.join(command)})", file=err)
+            return EXIT_INTERRUPTED if done.returncode == 2 else EXIT_FAILED
+    return EXIT_OK
+
+
+def _print_calibration(name: str, store: Any, significance: float) -> int:
+    from ._compare import detectable_changes
+    out = sys.stdout
     history = store.history(name)
-    found = detectable_changes(history, significance=args.significance)
+    found = detectable_changes(history, significance=significance)
     print(f"baseline {name!r}: {len(history.runs)} saved run(s); what a run of these "
           f"{len(found)} comparisons can detect here (false-alarm rate "
-          f"{args.significance:g} for the whole run, power 0.8):", file=out)
+          f"{significance:g} for the whole run, power 0.8):", file=out)
     from ._units import format_quantity
     width = max((len(f"{d.scenario}/{d.metric}") for d in found), default=10)
     for d in found:
@@ -738,8 +771,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         print("this machine can detect (median over the metrics of each kind): "
               + ", ".join(f">= {format_quantity(statistics.median(v), 'ratio')} {kind}"
                           for kind, v in sorted(by_kind.items())) + " changes", file=out)
-    _write_calibration(store.path(name) / "calibration.json", history, found,
-                       args.significance)
+    _write_calibration(store.path(name) / "calibration.json", history, found, significance)
     return EXIT_OK
 
 
