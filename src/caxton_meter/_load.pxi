@@ -45,19 +45,8 @@ cdef struct cm_drive:
 
 cdef inline void _drive_send(Router router, cm_shard *sh, cm_drive *d, int64_t now) noexcept nogil:
     cdef cm_msg m
-    m.id = router._new_id(sh)
-    m.conversation_id = 0
-    m.reply_with = 0
-    m.in_reply_to = 0
-    m.origin_ns = now
-    m.issued_ns = now
-    m.content = buf_ref(d.content)
-    m.sender = CLIENT
-    m.receiver = d.targets[d.sent % d.n_targets]
-    m.performative = PERF_REQUEST
-    m.hops = 0
-    m.origin = sh.index
-    m.pad = 0
+    msg_init(&m, router._new_id(sh), CLIENT, d.targets[d.sent % d.n_targets], PERF_REQUEST,
+             buf_ref(d.content), 0, 0, 0, now, now, 0, sh.index)
     if sh.index == 0:
         router._submit(&m, now)       # the calling thread's client has the batcher
     else:
@@ -683,19 +672,9 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
                 if sent - completed - failed >= cap:
                     dropped += 1
                 else:
-                    m.id = router._new_id(sh)
-                    m.conversation_id = 0
-                    m.reply_with = 0
-                    m.in_reply_to = 0
-                    m.origin_ns = due              # latency counts from here
-                    m.issued_ns = now
-                    m.content = buf_ref(buf)
-                    m.sender = CLIENT
-                    m.receiver = tv[sent % n_targets]
-                    m.performative = PERF_REQUEST
-                    m.hops = 0
-                    m.origin = 0
-                    m.pad = 0
+                    # latency counts from the intended time, due
+                    msg_init(&m, router._new_id(sh), CLIENT, tv[sent % n_targets], PERF_REQUEST,
+                             buf_ref(buf), 0, 0, 0, due, now, 0, 0)
                     router._submit(&m, now)
                     hdr_record_or_overflow(&jitter._h, now - due, 1)
                     sent += 1

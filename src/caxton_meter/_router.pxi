@@ -34,6 +34,32 @@ cdef inline void buf_unref(cm_buf *b) noexcept nogil:
         free(b)
 
 
+# --- messages: every cm_msg the core makes is filled here, every field of it,
+# so that a field added to the struct is set in one place and no message
+# leaves with stack garbage in it.
+
+cdef inline void msg_init(cm_msg *m, int64_t id, int32_t sender, int32_t receiver,
+                          int32_t performative, cm_buf *content, int64_t conversation_id,
+                          int64_t reply_with, int64_t in_reply_to, int64_t origin_ns,
+                          int64_t issued_ns, int32_t hops, int32_t origin) noexcept nogil:
+    """m, owning the content reference given: a message not yet in a
+    mailbox (enqueued_ns is set where it enters one)."""
+    m.id = id
+    m.conversation_id = conversation_id
+    m.reply_with = reply_with
+    m.in_reply_to = in_reply_to
+    m.origin_ns = origin_ns
+    m.issued_ns = issued_ns
+    m.enqueued_ns = 0
+    m.content = content
+    m.sender = sender
+    m.receiver = receiver
+    m.performative = performative
+    m.hops = hops
+    m.origin = origin
+    m.pad = 0
+
+
 # --- performatives (FIPA ACL)
 
 PERFORMATIVES = ("request", "inform", "query-if", "query-ref", "propose", "accept-proposal",
@@ -786,19 +812,9 @@ cdef class Router:
                      int32_t performative, int64_t now) noexcept nogil:
         """Send content (a reference the caller gives up) back to req's sender."""
         cdef cm_msg r
-        r.id = self._new_id(sh)
-        r.conversation_id = req.conversation_id
-        r.reply_with = 0
-        r.in_reply_to = req.reply_with if req.reply_with != 0 else req.id
-        r.origin_ns = req.origin_ns
-        r.issued_ns = req.issued_ns
-        r.content = content
-        r.sender = aid
-        r.receiver = req.sender
-        r.performative = performative
-        r.hops = req.hops + 1
-        r.origin = req.origin
-        r.pad = 0
+        msg_init(&r, self._new_id(sh), aid, req.sender, performative, content,
+                 req.conversation_id, 0, req.reply_with if req.reply_with != 0 else req.id,
+                 req.origin_ns, req.issued_ns, req.hops + 1, req.origin)
         if content != NULL and content.length > self._max_content:
             _inc(&sh.sent, 1)
             self._dead_letter(sh, &r, DL_TOO_LARGE, -1, False)
@@ -888,19 +904,9 @@ cdef class Router:
         cdef int32_t k
         cdef cm_msg m
         for k in range(out.n):
-            m.id = self._new_id(sh)
-            m.conversation_id = 0
-            m.reply_with = 0
-            m.in_reply_to = 0
-            m.origin_ns = now
-            m.issued_ns = now
-            m.content = out.content[k]
-            m.sender = aid
-            m.receiver = out.dst[k]
-            m.performative = PERF_INFORM
-            m.hops = 0
-            m.origin = sh.index
-            m.pad = 0
+            # a new exchange, begun by the agent
+            msg_init(&m, self._new_id(sh), aid, out.dst[k], PERF_INFORM, out.content[k],
+                     0, 0, 0, now, now, 0, sh.index)
             self._enqueue(sh, &m, now)
         out.n = 0
 
@@ -1573,19 +1579,9 @@ cdef class Router:
         ids = []
         try:
             for r in receivers:
-                m.id = self._new_id(&self._shards[0])
-                m.conversation_id = conv
-                m.reply_with = rw
-                m.in_reply_to = 0
-                m.origin_ns = now
-                m.issued_ns = now
-                m.content = buf_ref(buf)
-                m.sender = CLIENT
-                m.receiver = <int32_t>r if -1 <= r <= INT32_MAX_AGENTS else -1
-                m.performative = perf
-                m.hops = 0
-                m.origin = 0
-                m.pad = 0
+                msg_init(&m, self._new_id(&self._shards[0]), CLIENT,
+                         <int32_t>r if -1 <= r <= INT32_MAX_AGENTS else -1, perf, buf_ref(buf),
+                         conv, rw, 0, now, now, 0, 0)
                 if self._raise_on_full and 1 <= r < self._n_agents:
                     if self._full(<int32_t>r):
                         buf_unref(m.content)
