@@ -332,6 +332,32 @@ cdef enum:
     SEND_REJECTED = -1
     SEND_DEAD = -2
 
+# Each shard's histograms, as snapshot() names them.
+cdef enum:
+    HIST_ROUND_TRIP = 0
+    HIST_DELIVERY = 1
+    HIST_QUEUE_TIME = 2
+    HIST_HANDLING_TIME = 3
+    HIST_RECOVERY_TIME = 4
+    HIST_ROUND_TRIP_UNCORRECTED = 5
+
+cdef enum:
+    ALL_SHARDS = -1
+
+
+cdef cm_hdr *_shard_histogram(cm_shard *sh, int which) noexcept nogil:
+    if which == HIST_ROUND_TRIP:
+        return &sh.round_trip
+    if which == HIST_ROUND_TRIP_UNCORRECTED:
+        return &sh.round_trip_uncorrected
+    if which == HIST_DELIVERY:
+        return &sh.delivery
+    if which == HIST_QUEUE_TIME:
+        return &sh.queue_time
+    if which == HIST_HANDLING_TIME:
+        return &sh.handling_time
+    return &sh.recovery_time
+
 cdef int64_t _LATENCY_HIGHEST = 3_600_000_000_000      # one hour in ns
 cdef int64_t INT32_MAX_AGENTS = 2_147_483_646
 cdef int64_t _INBOUND_CAPACITY = 1 << 16
@@ -405,8 +431,9 @@ cdef class Router:
     cdef list _py_texts            # dead-letter details from Python
     cdef dict _capabilities        # name -> list of agent ids
     cdef dict _rr                  # name -> round-robin cursor
-    cdef bint _running             # inside run(): handlers may send, not run
+    cdef bint _running             # inside run() or a load loop: handlers may send, not run
     cdef bint _discard_replies     # a load loop counts replies, it does not keep them
+    cdef list _load_threads        # the worker threads enter_load started, for leave_load
     cdef cm_msg *_batch_buf        # the MessageBatcher's pending client sends
     cdef int64_t _batch_len
     cdef int64_t _batch_first_ns
@@ -834,19 +861,6 @@ cdef class Router:
             self._interval_phaser = &recorder._phaser
             self._interval_active = &recorder._active
 
-    cdef bint _quiescent(self) noexcept nogil:
-        """Nothing in flight anywhere: every outcome counter is read before
-        every sent counter, so a message sent meanwhile cannot be missed."""
-        cdef int64_t outcomes = 0, sent = 0
-        cdef int32_t i
-        for i in range(self._n_shards):
-            outcomes += (cm_atomic_load_acquire_64(&self._shards[i].delivered)
-                         + cm_atomic_load_acquire_64(&self._shards[i].dead_lettered)
-                         + cm_atomic_load_acquire_64(&self._shards[i].rejected))
-        for i in range(self._n_shards):
-            sent += cm_atomic_load_acquire_64(&self._shards[i].sent)
-        return sent == outcomes and self._batch_len == 0
-
     cdef void _worker_loop(self, cm_shard *sh) noexcept nogil:
         cdef int idle = 0
         while not cm_atomic_load_64(&self._stop):
@@ -863,19 +877,29 @@ cdef class Router:
         with nogil:
             self._worker_loop(&self._shards[index])
 
-    cdef _start_workers(self):
+    cdef int _start_workers(self, driven) except -1:
+        """Start a thread for each worker shard not in driven (a load loop
+        drives those on threads of its own).  Each thread goes into
+        _load_threads once launched, for _stop_workers."""
         import threading
         cm_atomic_store_64(&self._stop, 0)
         self._threaded = 1
-        threads = []
+        self._load_threads = []
         for i in range(1, self._n_shards):
+            if i in driven:
+                continue
             t = threading.Thread(target=self._worker_main, args=(i,), daemon=True,
                                  name=f"caxton_meter-router-{i}")
-            t.start()
-            threads.append(t)
-        return threads
+            try:
+                t.start()
+            except KeyboardInterrupt:
+                self._load_threads.append(t)   # launched: only the wait for it to start was cut
+                raise
+            self._load_threads.append(t)
+        return 0
 
-    cdef _stop_workers(self, list threads):
+    cdef int _stop_workers(self) except -1:
+        threads, self._load_threads = self._load_threads, None
         cm_atomic_store_64(&self._stop, 1)
         for t in threads:
             t.join()
@@ -884,7 +908,153 @@ cdef class Router:
         cdef int32_t i
         for i in range(self._n_shards):
             self._drain_inbound(&self._shards[i])
+        return 0
 
+    # -- the load loops' interface ---------------------------------------------------------
+    # run() and the load loops of _load.pxi go through these methods and
+    # touch no member of the Router; a shard is named by its index (0: the
+    # calling thread, 1..workers: the workers).  cdef methods are not seen
+    # from Python: these have no underscore because other parts call them.
+
+    cdef int enter_load(self, str what, bint discard_replies=False, Recorder recorder=None,
+                        bint one_way=False, driven=()) except -1:
+        """Begin a run (run() or a load loop): refuse one while another is
+        under way (an agent's handler cannot start one), count the client's
+        replies without keeping them if asked, also record completions into
+        recorder (deliveries with one_way), and start the worker threads of
+        every worker shard not in driven.  leave_load ends it; if this
+        raises, nothing is left begun."""
+        if self._running:
+            raise RuntimeError(f"{what}: the router is already running "
+                               f"(an agent cannot call {what})")
+        self._running = 1
+        self._discard_replies = discard_replies
+        self._attach_recorder(recorder, one_way)
+        if self._workers:
+            try:
+                self._start_workers(driven)
+            except BaseException:
+                self.leave_load()
+                raise
+        return 0
+
+    cdef int leave_load(self) except -1:
+        """End what enter_load began: the workers stop, what they left in
+        the queues is delivered, and the router may run again."""
+        try:
+            if self._load_threads is not None:
+                self._stop_workers()
+        finally:
+            self._attach_recorder(None, 0)
+            self._discard_replies = 0
+            self._running = 0
+        return 0
+
+    cdef list load_targets(self, targets, str what):
+        """targets (an iterable of agent ids) as a list of live agents' ids."""
+        ids = [_index(t) for t in targets]
+        if not ids:
+            raise ValueError(f"{what}: targets is empty")
+        for aid in ids:
+            if not 1 <= aid < self._n_agents or self._agents[<int32_t>aid].state != STATE_READY:
+                raise ValueError(f"{what}: target {aid} is not a live agent")
+        return ids
+
+    cdef inline int32_t shard_of(self, int32_t aid) noexcept:
+        """The shard that runs agent aid (0 for every Python agent)."""
+        return self._agents[aid].shard
+
+    cdef int check_content(self, Py_ssize_t length, str what) except -1:
+        if length > self._max_content:
+            raise RoutingError(f"{what}: content of {length} bytes is larger than "
+                               f"max_content {self._max_content}")
+        return 0
+
+    cdef inline int significant_figures(self) noexcept:
+        """The precision of the router's histograms."""
+        return self._significant_figures
+
+    cdef inline int64_t turn_size(self, Py_ssize_t n_targets) noexcept nogil:
+        """Messages one run_shard call may handle for a loop over n_targets
+        agents: a batch each."""
+        return self._batch * n_targets
+
+    cdef inline void send_request(self, int32_t shard, int32_t receiver, cm_buf *content,
+                                  int64_t origin_ns, int64_t now) noexcept nogil:
+        """A request from the client on shard's thread to receiver, with
+        content (shared: one more reference).  Its latency counts from
+        origin_ns (when it was due), the uncorrected latency from now."""
+        cdef cm_shard *sh = &self._shards[shard]
+        cdef cm_msg m
+        msg_init(&m, self._new_id(sh), CLIENT, receiver, PERF_REQUEST, buf_ref(content),
+                 0, 0, 0, origin_ns, now, 0, shard)
+        if shard == 0:
+            self._submit(&m, now)         # the calling thread's client has the batcher
+        else:
+            self._enqueue(sh, &m, now)
+
+    cdef int64_t run_shard(self, int32_t shard, int64_t limit) except -1:
+        """Handle what shard holds, up to limit messages, on the calling
+        thread (Python agents included); returns how many were handled."""
+        return self._run(&self._shards[shard], limit)
+
+    cdef int64_t run_shard_nogil(self, int32_t shard, int64_t limit) noexcept nogil:
+        """run_shard on a worker shard's own thread, without the GIL."""
+        return self._run_native(&self._shards[shard], limit)
+
+    cdef bint quiescent(self) noexcept nogil:
+        """Nothing in flight anywhere: every outcome counter is read before
+        every sent counter, so a message sent meanwhile cannot be missed."""
+        cdef int64_t outcomes = 0, sent = 0
+        cdef int32_t i
+        for i in range(self._n_shards):
+            outcomes += (cm_atomic_load_acquire_64(&self._shards[i].delivered)
+                         + cm_atomic_load_acquire_64(&self._shards[i].dead_lettered)
+                         + cm_atomic_load_acquire_64(&self._shards[i].rejected))
+        for i in range(self._n_shards):
+            sent += cm_atomic_load_acquire_64(&self._shards[i].sent)
+        return sent == outcomes and self._batch_len == 0
+
+    # A shard's counters: its own thread reads them as they are; other
+    # threads add to failed_origin, and delivered_all reads every shard's.
+
+    cdef inline int64_t replies_received(self, int32_t shard) noexcept nogil:
+        """Replies that reached the client on shard (on its own thread)."""
+        return self._shards[shard].client_received
+
+    cdef inline int64_t delivered(self, int32_t shard) noexcept nogil:
+        """Messages handled on shard (on its own thread)."""
+        return self._shards[shard].delivered
+
+    cdef int64_t delivered_all(self) noexcept nogil:
+        """Messages handled on every shard so far (workers may be counting)."""
+        cdef int64_t total = 0
+        cdef int32_t i
+        for i in range(self._n_shards):
+            total += cm_atomic_load_acquire_64(&self._shards[i].delivered)
+        return total
+
+    cdef inline int64_t failed_from(self, int32_t shard) noexcept nogil:
+        """Exchanges begun on shard that ended as dead letters, on any thread."""
+        return cm_atomic_load_64(&self._shards[shard].failed_origin)
+
+    cdef int64_t sent_all(self) noexcept nogil:
+        """Every send so far, on every shard: requests, replies, forwards."""
+        cdef int64_t total = 0
+        cdef int32_t i
+        for i in range(self._n_shards):
+            total += cm_atomic_load_acquire_64(&self._shards[i].sent)
+        return total
+
+    cdef Histogram snapshot(self, int which, int32_t shard):
+        """A copy of shard's histogram which (HIST_*), or with ALL_SHARDS,
+        of every shard's merged."""
+        cdef Histogram h = Histogram(1, _LATENCY_HIGHEST, self._significant_figures)
+        cdef int32_t i
+        for i in range(self._n_shards):
+            if shard == ALL_SHARDS or shard == i:
+                hdr_add_same_layout(&h._h, _shard_histogram(&self._shards[i], which))
+        return h
 
     # -- agents ---------------------------------------------------------------------------
 
@@ -900,8 +1070,6 @@ cdef class Router:
         a.param = param
         a.pyslot = pyslot
         a.state = STATE_READY
-        # Python agents run on the calling thread (shard 0); native agents
-        # are dealt round the workers
         a.shard = agent_home_shard(kind, aid, self._workers)
         if self._per_agent:
             a.hists = <cm_hdr *>calloc(2, sizeof(cm_hdr))
@@ -1165,9 +1333,7 @@ cdef class Router:
             view = content
         except (TypeError, ValueError, BufferError):
             raise TypeError(f"send: content must be bytes-like, got {type(content).__name__}") from None
-        if view.shape[0] > self._max_content:
-            raise RoutingError(f"send: content of {view.shape[0]} bytes is larger than "
-                               f"max_content {self._max_content}")
+        self.check_content(view.shape[0], "send")
         cdef int64_t conv = _index(conversation_id), rw = _index(reply_with)
         receivers = self._resolve(to, strategy)
         cdef cm_buf *buf = buf_new(<const char *>&view[0] if view.shape[0] else NULL, view.shape[0])
@@ -1202,21 +1368,19 @@ cdef class Router:
     def run(self, max_messages=None):
         """Handle messages until every mailbox is empty (or ``max_messages``
         were handled); returns how many were handled."""
-        if self._running:
-            raise RuntimeError("run: the router is already running (an agent cannot call run)")
         cdef int64_t limit = INT64_MAX if max_messages is None else _index(max_messages)
         if limit < 0:
             raise ValueError(f"run: max_messages must be >= 0, got {limit}")
         if self._workers and max_messages is not None:
             raise ValueError("run: max_messages needs workers=0 (with worker threads, run() "
                              "runs until nothing is left)")
-        self._running = 1
+        self.enter_load("run")
         try:
             if not self._workers:
                 return self._run(&self._shards[0], limit)
             return self._run_threaded()
         finally:
-            self._running = 0
+            self.leave_load()
 
     cdef int64_t _outcomes(self) noexcept nogil:
         cdef int64_t n = 0
@@ -1228,20 +1392,17 @@ cdef class Router:
         return n
 
     cdef int64_t _run_threaded(self) except -1:
-        """Workers run the native agents; this thread runs shard 0 (the
-        Python agents, the client's inbox) until nothing is in flight."""
+        """Workers (started by enter_load) run the native agents; this
+        thread runs shard 0 (the Python agents, the client's inbox) until
+        nothing is in flight."""
         cdef int64_t before = self._outcomes()
         cdef cm_shard *sh = &self._shards[0]
-        threads = self._start_workers()
-        try:
-            while True:
-                if self._run(sh, 4096) == 0:
-                    if self._quiescent():
-                        break
-                    with nogil:                   # the workers do not need the GIL
-                        cm_sleep_ns(20000)
-        finally:
-            self._stop_workers(threads)
+        while True:
+            if self._run(sh, 4096) == 0:
+                if self.quiescent():
+                    break
+                with nogil:                   # the workers do not need the GIL
+                    cm_sleep_ns(20000)
         return self._outcomes() - before
 
     def flush(self):
@@ -1333,52 +1494,37 @@ cdef class Router:
             out.sort(key=lambda dead: dead.at_ns)
         return out
 
-    cdef Histogram _merged(self, int which):
-        """A snapshot of one of the shards' histograms, merged."""
-        cdef Histogram h = Histogram(1, _LATENCY_HIGHEST, self._significant_figures)
-        cdef int32_t i
-        cdef cm_hdr *src
-        for i in range(self._n_shards):
-            src = (&self._shards[i].round_trip if which == 0 else
-                   &self._shards[i].round_trip_uncorrected if which == 5 else
-                   &self._shards[i].delivery if which == 1 else
-                   &self._shards[i].queue_time if which == 2 else
-                   &self._shards[i].handling_time if which == 3 else
-                   &self._shards[i].recovery_time)
-            hdr_add_same_layout(&h._h, src)
-        return h
-
     @property
     def round_trip(self):
         """Request sent -> reply delivered to the client, ns (a snapshot)."""
-        return self._merged(0)
+        return self.snapshot(HIST_ROUND_TRIP, ALL_SHARDS)
 
     @property
     def round_trip_uncorrected(self):
         """The round trip from each request's real send, where round_trip
         counts from its intended send: the two differ when a paced sender
         lagged (coordinated omission), ns (a snapshot)."""
-        return self._merged(5)
+        return self.snapshot(HIST_ROUND_TRIP_UNCORRECTED, ALL_SHARDS)
 
     @property
     def delivery(self):
         """Exchange start -> handled by the receiving agent, ns, each hop (a snapshot)."""
-        return self._merged(1)
+        return self.snapshot(HIST_DELIVERY, ALL_SHARDS)
 
     @property
     def queue_time(self):
         """Time messages waited in mailboxes, ns (a snapshot)."""
-        return self._merged(2)
+        return self.snapshot(HIST_QUEUE_TIME, ALL_SHARDS)
 
     @property
     def handling_time(self):
         """Time agents spent handling a message, ns (a snapshot)."""
-        return self._merged(3)
+        return self.snapshot(HIST_HANDLING_TIME, ALL_SHARDS)
 
     @property
     def recovery_time(self):
         """Fault -> agent ready again, ns (a snapshot)."""
-        return self._merged(4)
+        return self.snapshot(HIST_RECOVERY_TIME, ALL_SHARDS)
 
     @property
     def workers(self):
