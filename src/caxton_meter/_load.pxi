@@ -578,7 +578,7 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     cdef int64_t start_delivered = router.delivered_all()
     cdef int64_t start_failed = router.failed_from(0)
     cdef int64_t i_start, i_sent = 0, i_completed = 0, i_failed = 0, i_dropped = 0
-    cdef bint more, interrupted = 0
+    cdef bint more, idle, ended, interrupted = 0
     cdef int64_t next_signal_check = 0
     cdef int sf = router.significant_figures()
     cdef Histogram jitter = Histogram(1, _LATENCY_HIGHEST, sf)
@@ -628,11 +628,15 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
                     n += 1
                     more = schedule_time(&sch, n, &rel) and rel < duration_ns
                 ran = router.run_shard(0, router.turn_size(n_targets))
+                # nothing left anywhere (what failed is counted), asked before
+                # the counts are read, so that they include the last completions
+                idle = not more and ran == 0 and (not threaded or router.quiescent())
                 completed = ((router.delivered_all() - start_delivered) if one_way
                              else (router.replies_received(0) - start_received))
                 failed = router.failed_from(0) - start_failed
                 now = cm_now_ns()
-                if now >= next_boundary or (not more and completed + failed >= sent):
+                ended = not more and (completed + failed >= sent or idle)
+                if now >= next_boundary or ended:
                     iv = LoadInterval.__new__(LoadInterval)
                     iv.start_ns = i_start
                     iv.end_ns = now
@@ -652,11 +656,9 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
                     next_boundary += interval_ns
                     while next_boundary <= now:
                         next_boundary += interval_ns
-                if not more and completed + failed >= sent:
+                if ended:
                     break
                 if not more and ran == 0:
-                    if not threaded or router.quiescent():
-                        break                  # nothing left anywhere (what failed is counted)
                     with nogil:
                         cm_sleep_ns(20000)     # replies are on their way from the workers
                 if ran == 0 and more:
