@@ -993,12 +993,12 @@ cdef class Router:
         else:
             self._enqueue(sh, &m, now)
 
-    cdef int64_t run_shard(self, int32_t shard, int64_t limit) except -1:
+    cdef inline int64_t run_shard(self, int32_t shard, int64_t limit) except -1:
         """Handle what shard holds, up to limit messages, on the calling
         thread (Python agents included); returns how many were handled."""
         return self._run(&self._shards[shard], limit)
 
-    cdef int64_t run_shard_nogil(self, int32_t shard, int64_t limit) noexcept nogil:
+    cdef inline int64_t run_shard_nogil(self, int32_t shard, int64_t limit) noexcept nogil:
         """run_shard on a worker shard's own thread, without the GIL."""
         return self._run_native(&self._shards[shard], limit)
 
