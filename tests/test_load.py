@@ -458,3 +458,60 @@ def test_record_clamped_counts_what_is_outside_the_range():
         record_clamped(h, 1.5)
     with pytest.raises(ValueError, match="record_clamped: count must be >= 1, got 0"):
         record_clamped(h, 1, 0)
+
+# --- one way in and out of a run: run() and every load loop ---------------------------------------
+
+@pytest.mark.parametrize("loop", ["closed_loop", "open_loop"])
+def test_an_agent_cannot_start_a_load_loop_on_its_own_router(loop):
+    r = Router(keep_replies=False)
+    echo = r.spawn_native("echo")
+    refusals = []
+
+    def starter(m):
+        try:
+            if loop == "closed_loop":
+                closed_loop(r, [echo], 10)
+            else:
+                open_loop(r, [echo], [(1000, 0.01)])
+        except RuntimeError as e:           # asserted outside: a failure in here would be a fault
+            refusals.append(str(e))
+
+    a = r.spawn_python(starter)
+    r.send(a, b"go")
+    r.run()
+    assert refusals == [f"{loop}: the router is already running (an agent cannot call {loop})"]
+    assert r.agent(echo).handled == 0 and r.counts.in_flight == 0
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_load_loop_that_ends_in_an_error_leaves_the_router_ready(workers):
+    r = Router(workers=workers)
+    echoes = r.spawn_native("echo", count=4)
+
+    def stop_at_the_first_interval(interval):
+        raise LookupError("enough")
+
+    with pytest.raises(LookupError, match="enough"):
+        open_loop(r, echoes, [(5000, 10)], interval=0.02, on_interval=stop_at_the_first_interval)
+    # the workers stopped and what they held waits in the mailboxes: the
+    # router runs, spawns and drives again as if nothing had happened
+    r.run()
+    while r.receive() is not None:               # the replies of what was in flight
+        pass
+    assert r.counts.in_flight == 0
+    more = r.spawn_native("echo")
+    assert closed_loop(r, list(echoes) + [more], 500, window=20).completed == 500
+    r.send(more, b"kept")
+    r.run()
+    assert r.receive().content == b"kept"        # replies are kept again outside a load loop
+
+
+def test_a_closed_loop_with_workers_drives_some_shards_and_runs_the_others():
+    r = Router(keep_replies=False, workers=2)
+    echo = r.spawn_native("echo")                      # on worker 1, which no loop drives
+    forward = r.spawn_native("forward", target=echo)   # on worker 2, driven
+    res = closed_loop(r, [forward], 2000, window=50)
+    # every reply came from the echo: worker 1's thread ran it
+    assert res.completed == 2000 and res.failed == 0
+    assert r.agent(echo).handled == 2000 and r.counts.in_flight == 0
+    assert res.messages == 6000                        # request, forward, reply

@@ -3,7 +3,8 @@
 
 One extension module, built from the parts included below: the clock, the
 HDR histogram and its codec, the interval recorder, the timer, the
-WebAssembly agents (wasmtime's C API), the agent router and the load loops.
+WebAssembly runtime (wasmtime's C API), the agents of each kind, the agent
+router and the load loops.
 C declarations live in _core.pxd and includes/.
 """
 cimport cython
@@ -40,5 +41,6 @@ include "_histogram.pxi"
 include "_recorder.pxi"
 include "_timer.pxi"
 include "_wasm.pxi"
+include "_agents.pxi"
 include "_router.pxi"
 include "_load.pxi"

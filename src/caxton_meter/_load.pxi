@@ -1,5 +1,7 @@
 # Load-generation loops, compiled: they send, run the router and count
-# completions without Python work per message.
+# completions without Python work per message.  They use the Router through
+# its load loops' interface (enter_load ... snapshot in _router.pxi) and
+# touch none of its members.
 
 
 cdef class LoadResult:
@@ -30,6 +32,7 @@ cdef struct cm_drive:
     # one closed loop's work and what it measured
     int32_t *targets
     Py_ssize_t n_targets
+    int32_t shard              # the router's shard whose thread runs this loop
     int64_t total
     int64_t window
     bint one_way
@@ -43,37 +46,21 @@ cdef struct cm_drive:
     bint deadline_reached
 
 
-cdef inline void _drive_send(Router router, cm_shard *sh, cm_drive *d, int64_t now) noexcept nogil:
-    cdef cm_msg m
-    m.id = router._new_id(sh)
-    m.conversation_id = 0
-    m.reply_with = 0
-    m.in_reply_to = 0
-    m.origin_ns = now
-    m.issued_ns = now
-    m.content = buf_ref(d.content)
-    m.sender = CLIENT
-    m.receiver = d.targets[d.sent % d.n_targets]
-    m.performative = PERF_REQUEST
-    m.hops = 0
-    m.origin = sh.index
-    m.pad = 0
-    if sh.index == 0:
-        router._submit(&m, now)       # the calling thread's client has the batcher
-    else:
-        router._enqueue(sh, &m, now)
+cdef inline void _drive_send(Router router, cm_drive *d, int64_t now) noexcept nogil:
+    router.send_request(d.shard, d.targets[d.sent % d.n_targets], d.content, now, now)
     d.sent += 1
 
 
-cdef inline void _drive_count(cm_shard *sh, cm_drive *d, int64_t start_received,
-                              int64_t start_delivered, int64_t start_failed) noexcept nogil:
+cdef inline int64_t _drive_completions(Router router, cm_drive *d) noexcept nogil:
+    return router.delivered(d.shard) if d.one_way else router.replies_received(d.shard)
+
+
+cdef inline void _drive_count(Router router, cm_drive *d, int64_t start_completed,
+                              int64_t start_failed) noexcept nogil:
     # a request is outstanding until it completes, or fails at any hop (on
     # any thread: dead letters count against the shard that began them)
-    if d.one_way:
-        d.completed = sh.delivered - start_delivered
-    else:
-        d.completed = sh.client_received - start_received
-    d.failed = cm_atomic_load_64(&sh.failed_origin) - start_failed
+    d.completed = _drive_completions(router, d) - start_completed
+    d.failed = router.failed_from(d.shard) - start_failed
 
 
 cdef inline void _drive_stop_sending(cm_drive *d) noexcept nogil:
@@ -81,11 +68,11 @@ cdef inline void _drive_stop_sending(cm_drive *d) noexcept nogil:
     d.total = d.sent
 
 
-cdef int _drive(Router router, cm_shard *sh, cm_drive *d) except -1:
+cdef int _drive(Router router, cm_drive *d) except -1:
     """The calling thread's closed loop (its agents may be Python agents).
     Returns 1 when Ctrl-C stopped it early (what was in flight completed)."""
-    cdef int64_t start_received = sh.client_received, start_delivered = sh.delivered
-    cdef int64_t start_failed = cm_atomic_load_64(&sh.failed_origin), now, ran
+    cdef int64_t start_completed = _drive_completions(router, d)
+    cdef int64_t start_failed = router.failed_from(d.shard), now, ran
     cdef int64_t next_signal_check = 0
     cdef bint interrupted = 0
     while True:
@@ -101,17 +88,18 @@ cdef int _drive(Router router, cm_shard *sh, cm_drive *d) except -1:
                 interrupted = 1
                 _drive_stop_sending(d)
         while d.sent < d.total and d.sent - d.completed - d.failed < d.window:
-            _drive_send(router, sh, d, now)
-        ran = router._run(sh, router._batch * d.n_targets)
-        _drive_count(sh, d, start_received, start_delivered, start_failed)
+            _drive_send(router, d, now)
+        ran = router.run_shard(d.shard, router.turn_size(d.n_targets))
+        _drive_count(router, d, start_completed, start_failed)
         if d.sent == d.total and (d.completed + d.failed >= d.total or ran == 0):
             return interrupted
 
 
-cdef void _drive_native(Router router, cm_shard *sh, cm_drive *d) noexcept nogil:
-    """A worker's closed loop over its own native agents."""
-    cdef int64_t start_received = sh.client_received, start_delivered = sh.delivered
-    cdef int64_t start_failed = cm_atomic_load_64(&sh.failed_origin), now, ran
+cdef void _drive_native(Router router, cm_drive *d) noexcept nogil:
+    """A worker shard's closed loop over its own native agents, on a thread
+    of its own."""
+    cdef int64_t start_completed = _drive_completions(router, d)
+    cdef int64_t start_failed = router.failed_from(d.shard), now, ran
     cdef int idle = 0
     while True:
         now = cm_now_ns()
@@ -120,9 +108,9 @@ cdef void _drive_native(Router router, cm_shard *sh, cm_drive *d) noexcept nogil
             d.deadline_reached = not cm_atomic_load_64(&d.halt)
             _drive_stop_sending(d)
         while d.sent < d.total and d.sent - d.completed - d.failed < d.window:
-            _drive_send(router, sh, d, now)
-        ran = router._run_native(sh, router._batch * d.n_targets)
-        _drive_count(sh, d, start_received, start_delivered, start_failed)
+            _drive_send(router, d, now)
+        ran = router.run_shard_nogil(d.shard, router.turn_size(d.n_targets))
+        _drive_count(router, d, start_completed, start_failed)
         if d.completed + d.failed >= d.total and d.sent == d.total:
             return
         if ran == 0:
@@ -136,10 +124,10 @@ cdef void _drive_native(Router router, cm_shard *sh, cm_drive *d) noexcept nogil
             idle = 0
 
 
-def _drive_worker(Router router, int index, list drives, int slot):
+def _drive_worker(Router router, list drives, int slot):
     cdef cm_drive *d = <cm_drive *><uintptr_t>drives[slot]
     with nogil:
-        _drive_native(router, &router._shards[index], d)
+        _drive_native(router, d)
         cm_atomic_store_64(&d.done, 1)
 
 
@@ -179,25 +167,18 @@ def closed_loop(Router router not None, targets, total, *, window=1000, content=
         deadline_ns = <int64_t>(float(deadline) * 1e9)
     if w < 1:
         raise ValueError(f"closed_loop: window must be >= 1, got {w}")
-    ids = [_index(t) for t in targets]
-    if not ids:
-        raise ValueError("closed_loop: targets is empty")
+    ids = router.load_targets(targets, "closed_loop")
+    cdef bint threaded = router.workers > 0
     for aid in ids:
-        if not 1 <= aid < router._n_agents or router._agents[<int32_t>aid].state != STATE_READY:
-            raise ValueError(f"closed_loop: target {aid} is not a live agent")
-        if router._workers and router._agents[<int32_t>aid].shard == 0:
+        if threaded and router.shard_of(aid) == 0:
             raise ValueError(f"closed_loop: target {aid} is a Python agent; with workers, a closed "
                              "loop drives native agents (use a router with workers=0)")
-    if router._running:
-        raise RuntimeError("closed_loop: the router is already running")
     cdef const unsigned char[::1] view = content
-    if view.shape[0] > router._max_content:
-        raise RoutingError(f"closed_loop: content of {view.shape[0]} bytes is larger than "
-                           f"max_content {router._max_content}")
+    router.check_content(view.shape[0], "closed_loop")
     # the targets of each shard
     by_shard = {}
     for aid in ids:
-        by_shard.setdefault(router._agents[<int32_t>aid].shard, []).append(aid)
+        by_shard.setdefault(router.shard_of(aid), []).append(aid)
     shards = sorted(by_shard)
     cdef Py_ssize_t n = len(shards), k, j
     cdef cm_drive *drives = <cm_drive *>calloc(n, sizeof(cm_drive))
@@ -206,12 +187,12 @@ def closed_loop(Router router not None, targets, total, *, window=1000, content=
         free(drives)
         buf_unref(buf)
         raise MemoryError()
-    cdef int64_t assigned = 0, wassigned = 0, start_sent = 0, t0, t1
-    cdef int32_t i
+    cdef int64_t assigned = 0, wassigned = 0, start_sent, t0, t1
     cdef LoadResult result = LoadResult.__new__(LoadResult)
     try:
         for k in range(n):
             members = by_shard[shards[k]]
+            drives[k].shard = shards[k]
             drives[k].n_targets = len(members)
             drives[k].targets = <int32_t *>malloc(len(members) * sizeof(int32_t))
             if drives[k].targets == NULL:
@@ -231,32 +212,31 @@ def closed_loop(Router router not None, targets, total, *, window=1000, content=
             drives[k].content = buf_new(buf.data, buf.length) if n > 1 else buf_ref(buf)
             if drives[k].content == NULL:
                 raise MemoryError()
-        for i in range(router._n_shards):
-            start_sent += router._shards[i].sent
-        router._running = 1
-        router._discard_replies = 1
-        t0 = cm_now_ns()
-        if deadline_ns:
-            for k in range(n):
-                drives[k].deadline_ns = t0 + deadline_ns
-        if not router._workers:
-            result.interrupted = _drive(router, &router._shards[0], &drives[0])
-            t1 = cm_now_ns()
-        else:
-            t1 = _closed_loop_threaded(router, shards, drives, n, result)
+        start_sent = router.sent_all()
+        # the workers of shards without targets run their agents (forwards
+        # may reach them); the shards with targets are driven below
+        router.enter_load("closed_loop", True, None, False, set(shards))
+        try:
+            t0 = cm_now_ns()
+            if deadline_ns:
+                for k in range(n):
+                    drives[k].deadline_ns = t0 + deadline_ns
+            if not threaded:
+                result.interrupted = _drive(router, &drives[0])
+                t1 = cm_now_ns()
+            else:
+                t1 = _closed_loop_threaded(router, drives, n, result)
+        finally:
+            router.leave_load()
         for k in range(n):
             result.requests += drives[k].sent
             result.completed += drives[k].completed
             result.failed += drives[k].failed
             result.deadline_reached |= drives[k].deadline_reached
-        for i in range(router._n_shards):
-            result.messages += router._shards[i].sent
-        result.messages -= start_sent
+        result.messages = router.sent_all() - start_sent
         result.elapsed_ns = t1 - t0
         return result
     finally:
-        router._running = 0
-        router._discard_replies = 0
         for k in range(n):
             free(drives[k].targets)
             buf_unref(drives[k].content)
@@ -264,25 +244,17 @@ def closed_loop(Router router not None, targets, total, *, window=1000, content=
         buf_unref(buf)
 
 
-cdef int64_t _closed_loop_threaded(Router router, list shards, cm_drive *drives, Py_ssize_t n,
+cdef int64_t _closed_loop_threaded(Router router, cm_drive *drives, Py_ssize_t n,
                                    LoadResult result) except -1:
-    """Each shard with targets drives them on its own thread; the others run
-    their agents (forwards may reach them).  Returns when all drives ended."""
+    """Each shard with targets drives them on a thread of its own.  Returns
+    when every drive has ended."""
     import threading
     cdef Py_ssize_t k
-    cdef int32_t i
-    driving = set(shards)
-    cm_atomic_store_64(&router._stop, 0)
-    router._threaded = 1
     addresses = [<uintptr_t>&drives[k] for k in range(n)]
-    drivers = [threading.Thread(target=_drive_worker, args=(router, shards[k], addresses, k),
-                                daemon=True) for k in range(n)]
-    others = [threading.Thread(target=router._worker_main, args=(i,), daemon=True)
-              for i in range(1, router._n_shards) if i not in driving]
+    drivers = [threading.Thread(target=_drive_worker, args=(router, addresses, k), daemon=True,
+                                name=f"caxton_meter-driver-{drives[k].shard}") for k in range(n)]
     cdef Py_ssize_t started = 0
     try:
-        for t in others:
-            t.start()
         for k in range(n):
             try:
                 drivers[k].start()
@@ -309,12 +281,6 @@ cdef int64_t _closed_loop_threaded(Router router, list shards, cm_drive *drives,
             cm_atomic_store_64(&drives[k].halt, 1)
         with nogil:
             _wait_drives(drives, n)
-        cm_atomic_store_64(&router._stop, 1)
-        for t in others:
-            t.join()
-        router._threaded = 0
-        for i in range(router._n_shards):
-            router._drain_inbound(&router._shards[i])
 
 
 # --- the open loop: arrivals paced by a schedule, latency from intended times -------------
@@ -805,27 +771,13 @@ cdef class OpenLoopResult:
                 f"achieved_rate={self.achieved_rate:,.1f}/s{parts})")
 
 
-cdef Histogram _shard_snapshot(Router router, bint one_way):
+cdef Histogram _completion_snapshot(Router router, bint one_way):
     """The client's round trips (recorded on shard 0, where replies reach
     the client), or with one_way the deliveries of every shard (each
     worker records its own).  Read while no worker runs."""
-    cdef Histogram h = Histogram(1, _LATENCY_HIGHEST, router._significant_figures)
-    cdef int32_t i
-    if not one_way:
-        hdr_add_same_layout(&h._h, &router._shards[0].round_trip)
-    else:
-        for i in range(router._n_shards):
-            hdr_add_same_layout(&h._h, &router._shards[i].delivery)
-    return h
-
-
-cdef inline int64_t _delivered_all(Router router) noexcept nogil:
-    """Deliveries on every shard so far (workers may be counting)."""
-    cdef int64_t total = 0
-    cdef int32_t i
-    for i in range(router._n_shards):
-        total += cm_atomic_load_acquire_64(&router._shards[i].delivered)
-    return total
+    if one_way:
+        return router.snapshot(HIST_DELIVERY, ALL_SHARDS)
+    return router.snapshot(HIST_ROUND_TRIP, 0)
 
 
 cdef Histogram _histogram_difference(Histogram later, Histogram earlier):
@@ -863,14 +815,7 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     and propagates."""
     if on_interval is not None and not callable(on_interval):
         raise TypeError(f"open_loop: on_interval must be callable, got {type(on_interval).__name__}")
-    if router._running:
-        raise RuntimeError("open_loop: the router is already running")
-    ids = [_index(t) for t in targets]
-    if not ids:
-        raise ValueError("open_loop: targets is empty")
-    for aid in ids:
-        if not 1 <= aid < router._n_agents or router._agents[<int32_t>aid].state != STATE_READY:
-            raise ValueError(f"open_loop: target {aid} is not a live agent")
+    ids = router.load_targets(targets, "open_loop")
     plan = _parse_stages(stages, start_rate, "open_loop")
     cdef int64_t deadline_ns = _deadline_ns(deadline, "open_loop")
     cdef int64_t cap = _index(max_in_flight)
@@ -880,9 +825,7 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     if not (every > 0 and math.isfinite(every)):
         raise ValueError(f"open_loop: interval must be > 0 seconds, got {every!r}")
     cdef const unsigned char[::1] view = content
-    if view.shape[0] > router._max_content:
-        raise RoutingError(f"open_loop: content of {view.shape[0]} bytes is larger than "
-                           f"max_content {router._max_content}")
+    router.check_content(view.shape[0], "open_loop")
 
     cdef cm_schedule sch
     cdef int64_t duration_ns = _fill_schedule(&sch, plan)
@@ -895,130 +838,111 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     for k in range(n_targets):
         tv[k] = <int32_t>ids[k]
 
-    cdef cm_shard *sh = &router._shards[0]
-    cdef cm_msg m
     cdef int64_t n = 0, sent = 0, dropped = 0, completed = 0, failed = 0, planned = 0
     cdef int64_t t0, now, due = 0, rel = 0, ran, gap, interval_ns = <int64_t>(every * 1e9)
-    cdef int64_t next_boundary, start_received = sh.client_received
-    cdef int64_t start_delivered = _delivered_all(router)
-    cdef int64_t start_failed = cm_atomic_load_64(&sh.failed_origin)
+    # the client is shard 0's: this thread's
+    cdef int64_t next_boundary, start_received = router.replies_received(0)
+    cdef int64_t start_delivered = router.delivered_all()
+    cdef int64_t start_failed = router.failed_from(0)
     cdef int64_t i_start, i_sent = 0, i_completed = 0, i_failed = 0, i_dropped = 0
-    cdef bint more, interrupted = 0
+    cdef bint more, idle, ended, interrupted = 0
     cdef int64_t next_signal_check = 0
-    cdef Histogram jitter = Histogram(1, _LATENCY_HIGHEST, router._significant_figures)
-    cdef Histogram before = _shard_snapshot(router, one_way)
-    cdef Histogram before_uncorrected = Histogram(1, _LATENCY_HIGHEST, router._significant_figures)
-    hdr_add_same_layout(&before_uncorrected._h, &sh.round_trip_uncorrected)
-    cdef Recorder recorder = Recorder(1, _LATENCY_HIGHEST, router._significant_figures)
+    cdef int sf = router.significant_figures()
+    cdef Histogram jitter = Histogram(1, _LATENCY_HIGHEST, sf)
+    cdef Histogram before = _completion_snapshot(router, one_way)
+    cdef Histogram before_uncorrected = router.snapshot(HIST_ROUND_TRIP_UNCORRECTED, 0)
+    cdef Recorder recorder = Recorder(1, _LATENCY_HIGHEST, sf)
     cdef LoadInterval iv
     cdef Histogram finished, spare = None
     cdef int64_t stopped_ns = -1
     cdef bint reached = 0
     cdef OpenLoopResult result = OpenLoopResult.__new__(OpenLoopResult)
     intervals = []
-    cdef bint threaded = router._workers > 0
-    threads = None
-    router._running = 1
-    router._discard_replies = 1
-    router._attach_recorder(recorder, one_way)
+    cdef bint threaded = router.workers > 0
     try:
-        if threaded:
-            # native agents run on the workers; this thread paces, sends, and
-            # runs shard 0 (Python agents and the client's inbox)
-            threads = router._start_workers()
-        more = schedule_time(&sch, 0, &rel)
-        t0 = cm_now_ns()
-        i_start = t0
-        next_boundary = t0 + interval_ns
-        while True:
-            now = cm_now_ns()
-            if more and now >= next_signal_check:       # Ctrl-C and the deadline, every 10 ms
-                next_signal_check = now + 10_000_000
-                if deadline_ns and now - t0 >= deadline_ns:
-                    more = 0
-                    reached = 1
-                    stopped_ns = now - t0
-                try:
-                    PyErr_CheckSignals()
-                except KeyboardInterrupt:
-                    interrupted = 1
-                    more = 0
-                    stopped_ns = now - t0
-            while more and t0 + rel <= now:
-                due = t0 + rel
-                planned += 1
-                if sent - completed - failed >= cap:
-                    dropped += 1
-                else:
-                    m.id = router._new_id(sh)
-                    m.conversation_id = 0
-                    m.reply_with = 0
-                    m.in_reply_to = 0
-                    m.origin_ns = due              # latency counts from here
-                    m.issued_ns = now
-                    m.content = buf_ref(buf)
-                    m.sender = CLIENT
-                    m.receiver = tv[sent % n_targets]
-                    m.performative = PERF_REQUEST
-                    m.hops = 0
-                    m.origin = 0
-                    m.pad = 0
-                    router._submit(&m, now)
-                    hdr_record_or_overflow(&jitter._h, now - due, 1)
-                    sent += 1
-                n += 1
-                more = schedule_time(&sch, n, &rel) and rel < duration_ns
-            ran = router._run(sh, router._batch * n_targets)
-            completed = ((_delivered_all(router) - start_delivered) if one_way
-                         else (sh.client_received - start_received))
-            failed = cm_atomic_load_64(&sh.failed_origin) - start_failed
-            now = cm_now_ns()
-            if now >= next_boundary or (not more and completed + failed >= sent):
-                iv = LoadInterval.__new__(LoadInterval)
-                iv.start_ns = i_start
-                iv.end_ns = now
-                iv.sent = sent - i_sent
-                iv.completed = completed - i_completed
-                iv.failed = failed - i_failed
-                iv.dropped = dropped - i_dropped
-                # the core's Recorder swaps the interval out; its counts are
-                # packed and the histogram comes back as the next active one
-                finished = recorder.interval_histogram(spare)
-                iv._pack(finished)
-                spare = finished
-                intervals.append(iv)
-                if on_interval is not None:
-                    on_interval(iv)
-                i_start, i_sent, i_completed, i_failed, i_dropped = now, sent, completed, failed, dropped
-                next_boundary += interval_ns
-                while next_boundary <= now:
+        # with workers, native agents run on them; this thread paces, sends,
+        # and runs shard 0 (Python agents and the client's inbox)
+        router.enter_load("open_loop", True, recorder, one_way)
+        try:
+            more = schedule_time(&sch, 0, &rel)
+            t0 = cm_now_ns()
+            i_start = t0
+            next_boundary = t0 + interval_ns
+            while True:
+                now = cm_now_ns()
+                if more and now >= next_signal_check:       # Ctrl-C and the deadline, every 10 ms
+                    next_signal_check = now + 10_000_000
+                    if deadline_ns and now - t0 >= deadline_ns:
+                        more = 0
+                        reached = 1
+                        stopped_ns = now - t0
+                    try:
+                        PyErr_CheckSignals()
+                    except KeyboardInterrupt:
+                        interrupted = 1
+                        more = 0
+                        stopped_ns = now - t0
+                while more and t0 + rel <= now:
+                    due = t0 + rel
+                    planned += 1
+                    if sent - completed - failed >= cap:
+                        dropped += 1
+                    else:
+                        # latency counts from the intended time, due
+                        router.send_request(0, tv[sent % n_targets], buf, due, now)
+                        hdr_record_or_overflow(&jitter._h, now - due, 1)
+                        sent += 1
+                    n += 1
+                    more = schedule_time(&sch, n, &rel) and rel < duration_ns
+                ran = router.run_shard(0, router.turn_size(n_targets))
+                # nothing left anywhere (what failed is counted), asked before
+                # the counts are read, so that they include the last completions
+                idle = not more and ran == 0 and (not threaded or router.quiescent())
+                completed = ((router.delivered_all() - start_delivered) if one_way
+                             else (router.replies_received(0) - start_received))
+                failed = router.failed_from(0) - start_failed
+                now = cm_now_ns()
+                ended = not more and (completed + failed >= sent or idle)
+                if now >= next_boundary or ended:
+                    iv = LoadInterval.__new__(LoadInterval)
+                    iv.start_ns = i_start
+                    iv.end_ns = now
+                    iv.sent = sent - i_sent
+                    iv.completed = completed - i_completed
+                    iv.failed = failed - i_failed
+                    iv.dropped = dropped - i_dropped
+                    # the core's Recorder swaps the interval out; its counts are
+                    # packed and the histogram comes back as the next active one
+                    finished = recorder.interval_histogram(spare)
+                    iv._pack(finished)
+                    spare = finished
+                    intervals.append(iv)
+                    if on_interval is not None:
+                        on_interval(iv)
+                    i_start, i_sent, i_completed, i_failed, i_dropped = now, sent, completed, failed, dropped
                     next_boundary += interval_ns
-            if not more and completed + failed >= sent:
-                break
-            if not more and ran == 0:
-                if not threaded or router._quiescent():
-                    break                  # nothing left anywhere (what failed is counted)
-                with nogil:
-                    cm_sleep_ns(20000)     # replies are on their way from the workers
-            if ran == 0 and more:
-                gap = t0 + rel - cm_now_ns()
-                # sleep most of a long gap and spin the rest: a sleep can
-                # wake ~50 us late (the kernel's timer slack)
-                if gap > 250_000:
+                    while next_boundary <= now:
+                        next_boundary += interval_ns
+                if ended:
+                    break
+                if not more and ran == 0:
                     with nogil:
-                        cm_sleep_ns(gap - 150_000)
-        result.elapsed_ns = cm_now_ns() - t0
+                        cm_sleep_ns(20000)     # replies are on their way from the workers
+                if ran == 0 and more:
+                    gap = t0 + rel - cm_now_ns()
+                    # sleep most of a long gap and spin the rest: a sleep can
+                    # wake ~50 us late (the kernel's timer slack)
+                    if gap > 250_000:
+                        with nogil:
+                            cm_sleep_ns(gap - 150_000)
+            result.elapsed_ns = cm_now_ns() - t0
+        finally:
+            router.leave_load()
     finally:
-        if threads is not None:
-            router._stop_workers(threads)
-        router._attach_recorder(None, 0)
-        router._running = 0
-        router._discard_replies = 0
         buf_unref(buf)
         free(tv)
         free(sch.stages)
-    cdef Histogram after_uncorrected = Histogram(1, _LATENCY_HIGHEST, router._significant_figures)
-    hdr_add_same_layout(&after_uncorrected._h, &sh.round_trip_uncorrected)
+    cdef Histogram after_uncorrected = router.snapshot(HIST_ROUND_TRIP_UNCORRECTED, 0)
     result.requests = sent
     result.completed = completed
     result.failed = failed
@@ -1026,7 +950,7 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     result.planned = planned
     result.duration_ns = duration_ns if stopped_ns < 0 else min(duration_ns, stopped_ns)
     result.deadline_reached = reached
-    result.latency = _histogram_difference(_shard_snapshot(router, one_way), before)
+    result.latency = _histogram_difference(_completion_snapshot(router, one_way), before)
     result.latency_uncorrected = (result.latency.copy() if one_way else
                                   _histogram_difference(after_uncorrected, before_uncorrected))
     result.send_jitter = jitter

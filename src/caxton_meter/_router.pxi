@@ -34,6 +34,32 @@ cdef inline void buf_unref(cm_buf *b) noexcept nogil:
         free(b)
 
 
+# --- messages: every cm_msg the core makes is filled here, every field of it,
+# so that a field added to the struct is set in one place and no message
+# leaves with stack garbage in it.
+
+cdef inline void msg_init(cm_msg *m, int64_t id, int32_t sender, int32_t receiver,
+                          int32_t performative, cm_buf *content, int64_t conversation_id,
+                          int64_t reply_with, int64_t in_reply_to, int64_t origin_ns,
+                          int64_t issued_ns, int32_t hops, int32_t origin) noexcept nogil:
+    """m, owning the content reference given: a message not yet in a
+    mailbox (enqueued_ns is set where it enters one)."""
+    m.id = id
+    m.conversation_id = conversation_id
+    m.reply_with = reply_with
+    m.in_reply_to = in_reply_to
+    m.origin_ns = origin_ns
+    m.issued_ns = issued_ns
+    m.enqueued_ns = 0
+    m.content = content
+    m.sender = sender
+    m.receiver = receiver
+    m.performative = performative
+    m.hops = hops
+    m.origin = origin
+    m.pad = 0
+
+
 # --- performatives (FIPA ACL)
 
 PERFORMATIVES = ("request", "inform", "query-if", "query-ref", "propose", "accept-proposal",
@@ -54,22 +80,7 @@ cdef int _performative_code(object performative) except -1:
     return code
 
 
-# --- agent kinds, states, reasons
-
-cdef enum:
-    KIND_ECHO = 1
-    KIND_SINK = 2
-    KIND_FORWARD = 3
-    KIND_COMPUTE = 4
-    KIND_FAIL_EVERY_N = 5
-    KIND_PYTHON = 10
-    KIND_WASM = 20
-
-cdef dict _NATIVE_KINDS = {"echo": KIND_ECHO, "sink": KIND_SINK, "forward": KIND_FORWARD,
-                           "compute": KIND_COMPUTE, "fail-every-n": KIND_FAIL_EVERY_N}
-cdef dict _KIND_NAMES = {KIND_ECHO: "echo", KIND_SINK: "sink", KIND_FORWARD: "forward",
-                         KIND_COMPUTE: "compute", KIND_FAIL_EVERY_N: "fail-every-n",
-                         KIND_PYTHON: "python", KIND_WASM: "wasm"}
+# --- agent states, dead-letter reasons (the kinds are in _agents.pxi)
 
 cdef enum:
     STATE_FREE = 0
@@ -108,38 +119,6 @@ class BackpressureError(CaxtonMeterError, RuntimeError):
 
 class RoutingError(CaxtonMeterError, ValueError):
     """A message could not be routed (unknown receiver, too large, ...)."""
-
-
-# --- the compute agents' work: a deterministic CPU-bound loop (xorshift64*),
-# the same that the WebAssembly compute agent runs.
-
-cdef inline uint64_t compute_work(uint64_t seed, int64_t units) noexcept nogil:
-    cdef uint64_t x = seed | 1
-    cdef int64_t i
-    for i in range(units):
-        x ^= x >> 12
-        x ^= x << 25
-        x ^= x >> 27
-        x *= <uint64_t>0x2545F4914F6CDD1D
-    return x
-
-
-cdef uint64_t _content_seed(cm_buf *b) noexcept nogil:
-    cdef uint64_t seed = 0x9E3779B97F4A7C15
-    cdef int64_t i
-    if b != NULL:
-        for i in range(b.length if b.length < 8 else 8):
-            seed = (seed << 8) | (<unsigned char>b.data[i])
-    return seed
-
-
-def compute_reference(bytes content, int64_t units):
-    """What a compute agent replies for ``content`` and ``units`` (the result
-    of the deterministic work loop, 8 bytes little-endian)."""
-    cdef cm_buf *b = buf_new(content, len(content))
-    cdef uint64_t r = compute_work(_content_seed(b), units)
-    buf_unref(b)
-    return r.to_bytes(8, "little")
 
 
 # --- the Python view of a message -------------------------------------------------
@@ -287,35 +266,6 @@ cdef class RouterCounts:
         return "RouterCounts(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
 
 
-# --- what a WebAssembly agent sends (cm.send) during one call ---------------------------
-
-cdef enum:
-    _WASM_MAX_SENDS = 64       # per call; more are refused (-1), the agent is told
-
-cdef struct _wasm_sends:
-    int32_t n
-    int64_t max_content
-    int32_t dst[_WASM_MAX_SENDS]
-    cm_buf *content[_WASM_MAX_SENDS]
-
-
-cdef int32_t _wasm_send_to_outbox(void *ctx, int32_t dst, const char *data, int64_t length) noexcept nogil:
-    """cm.send's host side: the message is copied out of the agent's memory
-    and routed when the call returns.  0 accepted, -1 refused (too many in
-    one call, too large, or no memory)."""
-    cdef _wasm_sends *out = <_wasm_sends *>ctx
-    cdef cm_buf *b
-    if out.n >= _WASM_MAX_SENDS or length > out.max_content or length < 0:
-        return -1
-    b = buf_new(data, length)
-    if b == NULL:
-        return -1
-    out.dst[out.n] = dst
-    out.content[out.n] = b
-    out.n += 1
-    return 0
-
-
 # --- the multi-producer queue between threads (Vyukov's bounded queue) ----------------
 
 cdef int mpsc_init(cm_mpsc *q, int64_t capacity) noexcept nogil:
@@ -381,6 +331,32 @@ cdef enum:
     SEND_OK = 0
     SEND_REJECTED = -1
     SEND_DEAD = -2
+
+# Each shard's histograms, as snapshot() names them.
+cdef enum:
+    HIST_ROUND_TRIP = 0
+    HIST_DELIVERY = 1
+    HIST_QUEUE_TIME = 2
+    HIST_HANDLING_TIME = 3
+    HIST_RECOVERY_TIME = 4
+    HIST_ROUND_TRIP_UNCORRECTED = 5
+
+cdef enum:
+    ALL_SHARDS = -1
+
+
+cdef cm_hdr *_shard_histogram(cm_shard *sh, int which) noexcept nogil:
+    if which == HIST_ROUND_TRIP:
+        return &sh.round_trip
+    if which == HIST_ROUND_TRIP_UNCORRECTED:
+        return &sh.round_trip_uncorrected
+    if which == HIST_DELIVERY:
+        return &sh.delivery
+    if which == HIST_QUEUE_TIME:
+        return &sh.queue_time
+    if which == HIST_HANDLING_TIME:
+        return &sh.handling_time
+    return &sh.recovery_time
 
 cdef int64_t _LATENCY_HIGHEST = 3_600_000_000_000      # one hour in ns
 cdef int64_t INT32_MAX_AGENTS = 2_147_483_646
@@ -455,8 +431,9 @@ cdef class Router:
     cdef list _py_texts            # dead-letter details from Python
     cdef dict _capabilities        # name -> list of agent ids
     cdef dict _rr                  # name -> round-robin cursor
-    cdef bint _running             # inside run(): handlers may send, not run
+    cdef bint _running             # inside run() or a load loop: handlers may send, not run
     cdef bint _discard_replies     # a load loop counts replies, it does not keep them
+    cdef list _load_threads        # the worker threads enter_load started, for leave_load
     cdef cm_msg *_batch_buf        # the MessageBatcher's pending client sends
     cdef int64_t _batch_len
     cdef int64_t _batch_first_ns
@@ -537,14 +514,7 @@ cdef class Router:
         cdef cm_msg m
         if self._agents != NULL:
             for i in range(self._n_agents):
-                a = &self._agents[i]
-                for k in range(a.count):
-                    buf_unref(a.ring[(a.head + k) % a.ring_cap].content)
-                free(a.ring)
-                if a.wasm != NULL:
-                    cm_wasm_destroy(<cm_wasm_instance *>a.wasm)
-                    free(a.wasm)
-                _free_hists(a)
+                agent_free(&self._agents[i])
             free(self._agents)
         for k in range(self._inbox_count):
             buf_unref(self._inbox[(self._inbox_head + k) % self._inbox_cap].content)
@@ -786,87 +756,16 @@ cdef class Router:
                      int32_t performative, int64_t now) noexcept nogil:
         """Send content (a reference the caller gives up) back to req's sender."""
         cdef cm_msg r
-        r.id = self._new_id(sh)
-        r.conversation_id = req.conversation_id
-        r.reply_with = 0
-        r.in_reply_to = req.reply_with if req.reply_with != 0 else req.id
-        r.origin_ns = req.origin_ns
-        r.issued_ns = req.issued_ns
-        r.content = content
-        r.sender = aid
-        r.receiver = req.sender
-        r.performative = performative
-        r.hops = req.hops + 1
-        r.origin = req.origin
-        r.pad = 0
+        msg_init(&r, self._new_id(sh), aid, req.sender, performative, content,
+                 req.conversation_id, 0, req.reply_with if req.reply_with != 0 else req.id,
+                 req.origin_ns, req.issued_ns, req.hops + 1, req.origin)
         if content != NULL and content.length > self._max_content:
             _inc(&sh.sent, 1)
             self._dead_letter(sh, &r, DL_TOO_LARGE, -1, False)
             return
         self._enqueue(sh, &r, now)
 
-    # -- handling ---------------------------------------------------------------------
-    # Order matters for counting: a message an agent sends is counted as sent
-    # before the message it handled is counted as delivered, so that the
-    # router is never seen with nothing in flight while work remains.
-
-    cdef void _handle_native(self, cm_shard *sh, int32_t aid, cm_msg *m, int64_t t0) noexcept nogil:
-        """Handle one message (owning its content reference) in a native agent."""
-        cdef cm_agent *a = &self._agents[aid]
-        cdef int64_t t1
-        cdef uint64_t result
-        cdef bint fault = 0
-        a.counter += 1
-        if a.kind == KIND_ECHO:
-            t1 = cm_now_ns()
-            self._reply(sh, aid, m, m.content, PERF_INFORM, t1)
-            m.content = NULL
-        elif a.kind == KIND_SINK:
-            t1 = cm_now_ns()
-        elif a.kind == KIND_FORWARD:
-            t1 = cm_now_ns()
-            if m.reply_with == 0:
-                m.reply_with = m.id       # the reply still answers the original request
-            m.id = self._new_id(sh)
-            m.receiver = <int32_t>a.param
-            m.hops += 1
-            a.handled += 1
-            self._record_handling(sh, aid, t1 - t0)
-            self._record_delivery(sh, t1 - m.origin_ns)
-            self._enqueue(sh, m, t1)      # the forward is a new send ...
-            _inc(&sh.delivered, 1)        # ... and this hop is done
-            return
-        elif a.kind == KIND_COMPUTE:
-            result = compute_work(_content_seed(m.content), a.param)
-            t1 = cm_now_ns()
-            self._reply(sh, aid, m, buf_new(<char *>&result, 8), PERF_INFORM, t1)
-        elif a.kind == KIND_FAIL_EVERY_N:
-            t1 = cm_now_ns()
-            if a.counter % a.param == 0:
-                fault = 1
-            else:
-                self._reply(sh, aid, m, m.content, PERF_INFORM, t1)
-                m.content = NULL
-        elif a.kind == KIND_WASM:
-            self._handle_wasm(sh, aid, m, t0)
-            return
-        else:
-            t1 = cm_now_ns()
-            fault = 1
-        if fault:
-            a.faults += 1
-            self._dead_letter(sh, m, DL_FAULT, -1, False)
-            # a fresh instance: a native agent's state is its counter
-            a.counter = 0
-            a.restarts += 1
-            _inc(&sh.restarts, 1)
-            hdr_record_or_overflow(&sh.recovery_time, cm_now_ns() - t1, 1)
-            return
-        a.handled += 1
-        self._record_handling(sh, aid, t1 - t0)
-        self._record_delivery(sh, t1 - m.origin_ns)
-        buf_unref(m.content)
-        _inc(&sh.delivered, 1)
+    # -- recording (what the agents of _agents.pxi measure) ----------------------------
 
     cdef inline void _record_delivery(self, cm_shard *sh, int64_t ns) noexcept nogil:
         hdr_record_or_overflow(&sh.delivery, ns, 1)
@@ -882,160 +781,6 @@ cdef class Router:
         hdr_record_or_overflow(&sh.handling_time, ns, 1)
         if self._agents[aid].hists != NULL:
             hdr_record_or_overflow(&self._agents[aid].hists[1], ns, 1)
-
-    cdef void _send_outbox(self, cm_shard *sh, int32_t aid, _wasm_sends *out, int64_t now) noexcept nogil:
-        """Route what a WebAssembly agent sent with cm.send during a call."""
-        cdef int32_t k
-        cdef cm_msg m
-        for k in range(out.n):
-            m.id = self._new_id(sh)
-            m.conversation_id = 0
-            m.reply_with = 0
-            m.in_reply_to = 0
-            m.origin_ns = now
-            m.issued_ns = now
-            m.content = out.content[k]
-            m.sender = aid
-            m.receiver = out.dst[k]
-            m.performative = PERF_INFORM
-            m.hops = 0
-            m.origin = sh.index
-            m.pad = 0
-            self._enqueue(sh, &m, now)
-        out.n = 0
-
-    cdef void _handle_wasm(self, cm_shard *sh, int32_t aid, cm_msg *m, int64_t t0) noexcept nogil:
-        """A WebAssembly agent handles m: its reply is copied out of its
-        memory; a trap is a fault (dead letter, a fresh instance); an agent
-        error dead-letters the message and leaves the agent as it was."""
-        cdef cm_agent *a = &self._agents[aid]
-        cdef cm_wasm_instance *inst = <cm_wasm_instance *>a.wasm
-        cdef cm_wasm_module *module
-        cdef char *reply
-        cdef int64_t reply_len = 0, t1
-        cdef int code = 0, rc
-        cdef char err[256]
-        cdef _wasm_sends out
-        out.n = 0
-        out.max_content = self._max_content
-        cm_wasm_set_sender(inst, _wasm_send_to_outbox, &out)
-        rc = cm_wasm_handle(inst, m.content.data if m.content != NULL else <char *>"",
-                            m.content.length if m.content != NULL else 0,
-                            &reply, &reply_len, &code, err, sizeof(err))
-        cm_wasm_set_sender(inst, NULL, NULL)
-        t1 = cm_now_ns()
-        # what the agent sent before it returned (or trapped) goes out, and
-        # is counted as sent before the message it handled counts as done
-        self._send_outbox(sh, aid, &out, t1)
-        if rc == 0:
-            self._reply(sh, aid, m, buf_new(reply, reply_len), PERF_INFORM, t1)
-            a.handled += 1
-            self._record_handling(sh, aid, t1 - t0)
-            self._record_delivery(sh, t1 - m.origin_ns)
-            buf_unref(m.content)
-            _inc(&sh.delivered, 1)
-            return
-        if code > CM_WASM_HOST_TRAP:     # not a trap: the agent stays as it is
-            self._dead_letter(sh, m, DL_WASM_ERROR, -(100 + code), False)
-            return
-        # a trap: the instance's state is suspect; a fresh one takes over
-        a.faults += 1
-        self._dead_letter(sh, m, DL_WASM_TRAP, -(100 + code), False)
-        module = inst.module
-        cm_wasm_module_ref(module)
-        cm_wasm_destroy(inst)
-        rc = cm_wasm_spawn(module, inst, err, sizeof(err))
-        if rc == 0 and a.param:
-            rc = cm_wasm_set_param(inst, a.param, &code, err, sizeof(err))
-        cm_wasm_module_unref(module)
-        a.counter = 0
-        a.restarts += 1
-        _inc(&sh.restarts, 1)
-        if rc != 0:
-            self._stop_native(sh, aid)     # cannot come back: stopped, mailbox dead-lettered
-            return
-        hdr_record_or_overflow(&sh.recovery_time, cm_now_ns() - t1, 1)
-
-    cdef void _stop_native(self, cm_shard *sh, int32_t aid) noexcept nogil:
-        cdef cm_agent *a = &self._agents[aid]
-        cdef cm_msg m
-        a.state = STATE_STOPPED
-        while a.count:
-            m = a.ring[a.head]
-            a.head = (a.head + 1) % a.ring_cap
-            a.count -= 1
-            self._dead_letter(sh, &m, DL_STOPPED, -1, False)
-        if a.wasm != NULL:
-            cm_wasm_destroy(<cm_wasm_instance *>a.wasm)
-            free(a.wasm)
-            a.wasm = NULL
-
-    cdef int _handle(self, cm_shard *sh, int32_t aid, cm_msg *m) except -1:
-        """Handle one message taken from agent aid's mailbox, on sh's thread."""
-        cdef int64_t t0 = cm_now_ns()
-        self._record_queue(sh, aid, t0 - m.enqueued_ns)
-        if self._agents[aid].kind == KIND_PYTHON:
-            return self._handle_python(sh, aid, m, t0)
-        self._handle_native(sh, aid, m, t0)
-        return 0
-
-    cdef void _restart_python(self, cm_shard *sh, int32_t aid) noexcept:
-        cdef cm_agent *a = &self._agents[aid]
-        a.counter = 0
-        a.restarts += 1
-        _inc(&sh.restarts, 1)
-        try:
-            self._fresh_python_instance(a.pyslot, True)
-        except BaseException as e:
-            # The factory failed: the agent cannot be ready again.
-            self._stop_agent(aid, DL_STOPPED)
-            self._py_texts.append(f"restart failed: {type(e).__name__}: {e}")
-
-    cdef int _handle_python(self, cm_shard *sh, int32_t aid, cm_msg *m, int64_t t0) except -1:
-        cdef list slot = <list>self._py_agents[self._agents[aid].pyslot]
-        cdef Message msg = _message_from(m)
-        cdef int64_t t1
-        cdef object reply
-        cdef cm_buf *content
-        cdef const unsigned char[::1] view
-        cdef cm_agent *a
-        self._agents[aid].counter += 1
-        try:
-            reply = slot[0](msg)
-        except BaseException as e:
-            t1 = cm_now_ns()
-            if isinstance(e, (KeyboardInterrupt, SystemExit)):
-                # not the agent's fault: keep the message and stop the run
-                self._dead_letter(sh, m, DL_FAULT, self._text(f"interrupted: {type(e).__name__}"), False)
-                raise
-            self._agents[aid].faults += 1
-            self._dead_letter(sh, m, DL_FAULT, self._text(f"{type(e).__name__}: {e}"), False)
-            self._restart_python(sh, aid)
-            hdr_record_or_overflow(&sh.recovery_time, cm_now_ns() - t1, 1)
-            return 1
-        t1 = cm_now_ns()
-        if type(reply) is Message:
-            # replying with a message (the request itself, say) shares its
-            # content: no copy
-            self._reply(sh, aid, m, buf_ref((<Message>reply)._m.content), PERF_INFORM, t1)
-        elif reply is not None:
-            try:
-                view = reply
-            except (TypeError, ValueError, BufferError):
-                self._dead_letter(sh, m, DL_BAD_REPLY, self._text(
-                    f"python agent {aid} returned {type(reply).__name__}; expected bytes-like "
-                    "content or None" + (" (encode the str)" if isinstance(reply, str) else "")), False)
-                self._agents[aid].handled += 1
-                return 0
-            content = buf_new(<const char *>&view[0] if view.shape[0] else NULL, view.shape[0])
-            self._reply(sh, aid, m, content, PERF_INFORM, t1)
-        a = &self._agents[aid]       # handlers may spawn agents: the array may have moved
-        a.handled += 1
-        self._record_handling(sh, aid, t1 - t0)
-        self._record_delivery(sh, t1 - m.origin_ns)
-        buf_unref(m.content)
-        _inc(&sh.delivered, 1)
-        return 0
 
     cdef int32_t _text(self, str text) except -2:
         self._py_texts.append(text)
@@ -1066,7 +811,7 @@ cdef class Router:
                 m = a.ring[a.head]
                 a.head = (a.head + 1) % a.ring_cap
                 a.count -= 1
-                self._handle(sh, aid, &m)
+                agent_handle(self, sh, aid, &m)
                 done += 1
             a = &self._agents[aid]
             if a.count and a.state == STATE_READY:
@@ -1077,7 +822,7 @@ cdef class Router:
 
     cdef int64_t _run_native(self, cm_shard *sh, int64_t limit) noexcept nogil:
         """_run for a worker's shard, which holds native agents only."""
-        cdef int64_t done = 0, t0
+        cdef int64_t done = 0
         cdef int32_t aid, k, n
         cdef cm_agent *a
         cdef cm_msg m
@@ -1096,9 +841,7 @@ cdef class Router:
                 m = a.ring[a.head]
                 a.head = (a.head + 1) % a.ring_cap
                 a.count -= 1
-                t0 = cm_now_ns()
-                self._record_queue(sh, aid, t0 - m.enqueued_ns)
-                self._handle_native(sh, aid, &m, t0)
+                agent_handle_nogil(self, sh, aid, &m)
                 done += 1
             if a.count:
                 self._schedule(sh, aid)
@@ -1118,19 +861,6 @@ cdef class Router:
             self._interval_phaser = &recorder._phaser
             self._interval_active = &recorder._active
 
-    cdef bint _quiescent(self) noexcept nogil:
-        """Nothing in flight anywhere: every outcome counter is read before
-        every sent counter, so a message sent meanwhile cannot be missed."""
-        cdef int64_t outcomes = 0, sent = 0
-        cdef int32_t i
-        for i in range(self._n_shards):
-            outcomes += (cm_atomic_load_acquire_64(&self._shards[i].delivered)
-                         + cm_atomic_load_acquire_64(&self._shards[i].dead_lettered)
-                         + cm_atomic_load_acquire_64(&self._shards[i].rejected))
-        for i in range(self._n_shards):
-            sent += cm_atomic_load_acquire_64(&self._shards[i].sent)
-        return sent == outcomes and self._batch_len == 0
-
     cdef void _worker_loop(self, cm_shard *sh) noexcept nogil:
         cdef int idle = 0
         while not cm_atomic_load_64(&self._stop):
@@ -1147,19 +877,29 @@ cdef class Router:
         with nogil:
             self._worker_loop(&self._shards[index])
 
-    cdef _start_workers(self):
+    cdef int _start_workers(self, driven) except -1:
+        """Start a thread for each worker shard not in driven (a load loop
+        drives those on threads of its own).  Each thread goes into
+        _load_threads once launched, for _stop_workers."""
         import threading
         cm_atomic_store_64(&self._stop, 0)
         self._threaded = 1
-        threads = []
+        self._load_threads = []
         for i in range(1, self._n_shards):
+            if i in driven:
+                continue
             t = threading.Thread(target=self._worker_main, args=(i,), daemon=True,
                                  name=f"caxton_meter-router-{i}")
-            t.start()
-            threads.append(t)
-        return threads
+            try:
+                t.start()
+            except KeyboardInterrupt:
+                self._load_threads.append(t)   # launched: only the wait for it to start was cut
+                raise
+            self._load_threads.append(t)
+        return 0
 
-    cdef _stop_workers(self, list threads):
+    cdef int _stop_workers(self) except -1:
+        threads, self._load_threads = self._load_threads, None
         cm_atomic_store_64(&self._stop, 1)
         for t in threads:
             t.join()
@@ -1168,7 +908,153 @@ cdef class Router:
         cdef int32_t i
         for i in range(self._n_shards):
             self._drain_inbound(&self._shards[i])
+        return 0
 
+    # -- the load loops' interface ---------------------------------------------------------
+    # run() and the load loops of _load.pxi go through these methods and
+    # touch no member of the Router; a shard is named by its index (0: the
+    # calling thread, 1..workers: the workers).  cdef methods are not seen
+    # from Python: these have no underscore because other parts call them.
+
+    cdef int enter_load(self, str what, bint discard_replies=False, Recorder recorder=None,
+                        bint one_way=False, driven=()) except -1:
+        """Begin a run (run() or a load loop): refuse one while another is
+        under way (an agent's handler cannot start one), count the client's
+        replies without keeping them if asked, also record completions into
+        recorder (deliveries with one_way), and start the worker threads of
+        every worker shard not in driven.  leave_load ends it; if this
+        raises, nothing is left begun."""
+        if self._running:
+            raise RuntimeError(f"{what}: the router is already running "
+                               f"(an agent cannot call {what})")
+        self._running = 1
+        self._discard_replies = discard_replies
+        self._attach_recorder(recorder, one_way)
+        if self._workers:
+            try:
+                self._start_workers(driven)
+            except BaseException:
+                self.leave_load()
+                raise
+        return 0
+
+    cdef int leave_load(self) except -1:
+        """End what enter_load began: the workers stop, what they left in
+        the queues is delivered, and the router may run again."""
+        try:
+            if self._load_threads is not None:
+                self._stop_workers()
+        finally:
+            self._attach_recorder(None, 0)
+            self._discard_replies = 0
+            self._running = 0
+        return 0
+
+    cdef list load_targets(self, targets, str what):
+        """targets (an iterable of agent ids) as a list of live agents' ids."""
+        ids = [_index(t) for t in targets]
+        if not ids:
+            raise ValueError(f"{what}: targets is empty")
+        for aid in ids:
+            if not 1 <= aid < self._n_agents or self._agents[<int32_t>aid].state != STATE_READY:
+                raise ValueError(f"{what}: target {aid} is not a live agent")
+        return ids
+
+    cdef inline int32_t shard_of(self, int32_t aid) noexcept:
+        """The shard that runs agent aid (0 for every Python agent)."""
+        return self._agents[aid].shard
+
+    cdef int check_content(self, Py_ssize_t length, str what) except -1:
+        if length > self._max_content:
+            raise RoutingError(f"{what}: content of {length} bytes is larger than "
+                               f"max_content {self._max_content}")
+        return 0
+
+    cdef inline int significant_figures(self) noexcept:
+        """The precision of the router's histograms."""
+        return self._significant_figures
+
+    cdef inline int64_t turn_size(self, Py_ssize_t n_targets) noexcept nogil:
+        """Messages one run_shard call may handle for a loop over n_targets
+        agents: a batch each."""
+        return self._batch * n_targets
+
+    cdef inline void send_request(self, int32_t shard, int32_t receiver, cm_buf *content,
+                                  int64_t origin_ns, int64_t now) noexcept nogil:
+        """A request from the client on shard's thread to receiver, with
+        content (shared: one more reference).  Its latency counts from
+        origin_ns (when it was due), the uncorrected latency from now."""
+        cdef cm_shard *sh = &self._shards[shard]
+        cdef cm_msg m
+        msg_init(&m, self._new_id(sh), CLIENT, receiver, PERF_REQUEST, buf_ref(content),
+                 0, 0, 0, origin_ns, now, 0, shard)
+        if shard == 0:
+            self._submit(&m, now)         # the calling thread's client has the batcher
+        else:
+            self._enqueue(sh, &m, now)
+
+    cdef inline int64_t run_shard(self, int32_t shard, int64_t limit) except -1:
+        """Handle what shard holds, up to limit messages, on the calling
+        thread (Python agents included); returns how many were handled."""
+        return self._run(&self._shards[shard], limit)
+
+    cdef inline int64_t run_shard_nogil(self, int32_t shard, int64_t limit) noexcept nogil:
+        """run_shard on a worker shard's own thread, without the GIL."""
+        return self._run_native(&self._shards[shard], limit)
+
+    cdef bint quiescent(self) noexcept nogil:
+        """Nothing in flight anywhere: every outcome counter is read before
+        every sent counter, so a message sent meanwhile cannot be missed."""
+        cdef int64_t outcomes = 0, sent = 0
+        cdef int32_t i
+        for i in range(self._n_shards):
+            outcomes += (cm_atomic_load_acquire_64(&self._shards[i].delivered)
+                         + cm_atomic_load_acquire_64(&self._shards[i].dead_lettered)
+                         + cm_atomic_load_acquire_64(&self._shards[i].rejected))
+        for i in range(self._n_shards):
+            sent += cm_atomic_load_acquire_64(&self._shards[i].sent)
+        return sent == outcomes and self._batch_len == 0
+
+    # A shard's counters: its own thread reads them as they are; other
+    # threads add to failed_origin, and delivered_all reads every shard's.
+
+    cdef inline int64_t replies_received(self, int32_t shard) noexcept nogil:
+        """Replies that reached the client on shard (on its own thread)."""
+        return self._shards[shard].client_received
+
+    cdef inline int64_t delivered(self, int32_t shard) noexcept nogil:
+        """Messages handled on shard (on its own thread)."""
+        return self._shards[shard].delivered
+
+    cdef int64_t delivered_all(self) noexcept nogil:
+        """Messages handled on every shard so far (workers may be counting)."""
+        cdef int64_t total = 0
+        cdef int32_t i
+        for i in range(self._n_shards):
+            total += cm_atomic_load_acquire_64(&self._shards[i].delivered)
+        return total
+
+    cdef inline int64_t failed_from(self, int32_t shard) noexcept nogil:
+        """Exchanges begun on shard that ended as dead letters, on any thread."""
+        return cm_atomic_load_64(&self._shards[shard].failed_origin)
+
+    cdef int64_t sent_all(self) noexcept nogil:
+        """Every send so far, on every shard: requests, replies, forwards."""
+        cdef int64_t total = 0
+        cdef int32_t i
+        for i in range(self._n_shards):
+            total += cm_atomic_load_acquire_64(&self._shards[i].sent)
+        return total
+
+    cdef Histogram snapshot(self, int which, int32_t shard):
+        """A copy of shard's histogram which (HIST_*), or with ALL_SHARDS,
+        of every shard's merged."""
+        cdef Histogram h = Histogram(1, _LATENCY_HIGHEST, self._significant_figures)
+        cdef int32_t i
+        for i in range(self._n_shards):
+            if shard == ALL_SHARDS or shard == i:
+                hdr_add_same_layout(&h._h, _shard_histogram(&self._shards[i], which))
+        return h
 
     # -- agents ---------------------------------------------------------------------------
 
@@ -1184,9 +1070,7 @@ cdef class Router:
         a.param = param
         a.pyslot = pyslot
         a.state = STATE_READY
-        # Python agents run on the calling thread (shard 0); native agents
-        # are dealt round the workers
-        a.shard = 0 if (kind == KIND_PYTHON or self._workers == 0) else 1 + (aid - 1) % self._workers
+        a.shard = agent_home_shard(kind, aid, self._workers)
         if self._per_agent:
             a.hists = <cm_hdr *>calloc(2, sizeof(cm_hdr))
             if (a.hists == NULL or hdr_init(&a.hists[0], 1, _LATENCY_HIGHEST, 2)
@@ -1221,23 +1105,7 @@ cdef class Router:
         n = _index(count)
         if n < 1:
             raise ValueError(f"spawn_native: count must be >= 1, got {n}")
-        cdef int64_t param = 0
-        if code == KIND_COMPUTE:
-            param = _index(units)
-            if param < 0:
-                raise ValueError(f"spawn_native: units must be >= 0, got {param}")
-        elif code == KIND_FORWARD:
-            if target is None:
-                raise ValueError("spawn_native: a forward agent needs target= (an agent id)")
-            param = _index(target)
-            if not 1 <= param < self._n_agents or self._agents[param].state != STATE_READY:
-                raise ValueError(f"spawn_native: forward target {param} is not a live agent")
-        elif code == KIND_FAIL_EVERY_N:
-            if every is None:
-                raise ValueError("spawn_native: a fail-every-n agent needs every= (>= 1)")
-            param = _index(every)
-            if param < 1:
-                raise ValueError(f"spawn_native: every must be >= 1, got {param}")
+        cdef int64_t param = native_param(self, code, units, target, every)
         self._grow_agents(<int64_t>self._n_agents + n)
         cdef int32_t first = self._n_agents, aid
         cdef int64_t t0, t1
@@ -1252,25 +1120,6 @@ cdef class Router:
         ids = range(first, first + n)
         self._register(ids, capabilities)
         return first if n == 1 and count == 1 else list(ids)
-
-    cdef _fresh_python_instance(self, int32_t pyslot, bint restarting):
-        cdef list slot = <list>self._py_agents[pyslot]
-        factory = slot[1]
-        if factory is not None:
-            instance = factory()
-        else:
-            instance = slot[2]
-            hook = getattr(instance, "restart", None) if restarting else None
-            if hook is not None:
-                hook()
-        handler = getattr(instance, "handle", None)
-        if handler is None:
-            if not callable(instance):
-                raise TypeError(f"a Python agent must be callable or have handle(message); "
-                                f"got {type(instance).__name__}")
-            handler = instance
-        slot[0] = handler
-        slot[2] = instance
 
     def spawn_wasm(self, module, *, count=1, capabilities=(), units=None):
         """Spawn ``count`` WebAssembly agents of ``module`` (a WasmModule):
@@ -1293,26 +1142,13 @@ cdef class Router:
                 raise ValueError(f"spawn_wasm: units must be >= 0, got {param}")
         cdef cm_wasm_module *m = (<WasmModule>module)._m
         cdef cm_wasm_instance *inst
-        cdef char err[256]
-        cdef int code = 0, rc
         cdef int32_t first = self._n_agents, aid
         cdef int64_t t0
         cdef Py_ssize_t i
         self._grow_agents(<int64_t>self._n_agents + n)
         for i in range(n):
             t0 = cm_now_ns()
-            inst = <cm_wasm_instance *>calloc(1, sizeof(cm_wasm_instance))
-            if inst == NULL:
-                raise MemoryError("spawn_wasm: cannot allocate an agent")
-            with nogil:
-                rc = cm_wasm_spawn(m, inst, err, sizeof(err))
-                if rc == 0 and units is not None:
-                    rc = cm_wasm_set_param(inst, param, &code, err, sizeof(err))
-                    if rc != 0:
-                        cm_wasm_destroy(inst)
-            if rc != 0:
-                free(inst)
-                raise RuntimeError("spawn_wasm: " + err.decode("utf-8", "replace"))
+            inst = wasm_instance_new(m, param, units is not None)
             aid = self._new_agent(KIND_WASM, param, -1)
             self._agents[aid].wasm = inst
             self._agents[aid].spawn_ns = cm_now_ns() - t0
@@ -1344,7 +1180,7 @@ cdef class Router:
             t0 = cm_now_ns()
             self._py_agents.append([None, factory, agent])
             try:
-                self._fresh_python_instance(len(self._py_agents) - 1, False)
+                python_instance_fresh(self, <int32_t>(len(self._py_agents) - 1), False)
             except BaseException:
                 self._py_agents.pop()
                 raise
@@ -1354,25 +1190,6 @@ cdef class Router:
         ids = range(first, first + n)
         self._register(ids, capabilities)
         return first if n == 1 and count == 1 else list(ids)
-
-    cdef void _stop_agent(self, int32_t aid, int32_t reason) noexcept:
-        cdef cm_agent *a = &self._agents[aid]
-        cdef cm_msg m
-        a.state = STATE_STOPPED
-        while a.count:
-            m = a.ring[a.head]
-            a.head = (a.head + 1) % a.ring_cap
-            a.count -= 1
-            self._dead_letter(&self._shards[a.shard], &m, reason, -1, False)
-        free(a.ring)
-        a.ring = NULL
-        a.ring_cap = 0
-        if a.wasm != NULL:
-            cm_wasm_destroy(<cm_wasm_instance *>a.wasm)
-            free(a.wasm)
-            a.wasm = NULL
-        if a.kind == KIND_PYTHON and a.pyslot >= 0:
-            self._py_agents[a.pyslot] = [None, None, None]
 
     def stop(self, agents):
         """Stop an agent (an id) or several (an iterable of ids).  Messages
@@ -1384,7 +1201,7 @@ cdef class Router:
             self._check_agent(aid, "stop")
         for aid in ids:
             if self._agents[aid].state == STATE_READY:
-                self._stop_agent(aid, DL_STOPPED)
+                agent_stop(self, aid, DL_STOPPED)
 
     cdef _check_agent(self, aid, str what):
         aid = _index(aid)
@@ -1403,25 +1220,10 @@ cdef class Router:
         if a.state != STATE_READY:
             raise ValueError(f"checkpoint: agent {aid} is stopped")
         cdef int64_t t0 = cm_now_ns()
-        if a.kind == KIND_PYTHON:
-            instance = (<list>self._py_agents[a.pyslot])[2]
-            method = getattr(instance, "checkpoint", None)
-            if method is None:
-                raise TypeError(f"checkpoint: python agent {aid} ({type(instance).__name__}) has no "
-                                "checkpoint() method")
-            state = method()
-            try:
-                state = bytes(memoryview(state))
-            except TypeError:
-                raise TypeError(f"checkpoint: python agent {aid}'s checkpoint() returned "
-                                f"{type(state).__name__}; expected bytes-like") from None
-        elif a.kind == KIND_WASM:
-            state = self._wasm_checkpoint(<cm_wasm_instance *>a.wasm)
-        else:
-            state = a.counter.to_bytes(8, "little", signed=True)
+        state = agent_checkpoint(self, aid)
         cdef Checkpoint c = Checkpoint.__new__(Checkpoint)
         c.agent = aid
-        c.kind = _KIND_NAMES.get(a.kind, "?")
+        c.kind = _KIND_NAMES.get(self._agents[<int32_t>aid].kind, "?")   # the array may have moved
         c.state = state
         c.elapsed_ns = cm_now_ns() - t0
         return c
@@ -1438,36 +1240,8 @@ cdef class Router:
             raise ValueError(f"restore: the checkpoint is of a {checkpoint.kind} agent; "
                              f"agent {aid} is {kind}")
         cdef int64_t t0 = cm_now_ns()
-        if a.kind == KIND_PYTHON:
-            instance = (<list>self._py_agents[a.pyslot])[2]
-            method = getattr(instance, "restore", None)
-            if method is None:
-                raise TypeError(f"restore: python agent {aid} ({type(instance).__name__}) has no "
-                                "restore(state) method")
-            method(checkpoint.state)
-        elif a.kind == KIND_WASM:
-            self._wasm_restore(<cm_wasm_instance *>a.wasm, checkpoint.state)
-        else:
-            if len(checkpoint.state) != 8:
-                raise ValueError(f"restore: a native agent's state is 8 bytes, got "
-                                 f"{len(checkpoint.state)}")
-            a.counter = int.from_bytes(checkpoint.state, "little", signed=True)
+        agent_restore(self, aid, checkpoint.state)
         return cm_now_ns() - t0
-
-    cdef bytes _wasm_checkpoint(self, cm_wasm_instance *inst):
-        """A WebAssembly agent's memory and exported mutable globals."""
-        cdef int64_t size = cm_wasm_checkpoint_size(inst), got
-        cdef char err[256]
-        cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
-        got = cm_wasm_checkpoint(inst, PyBytes_AS_STRING(out), size, err, sizeof(err))
-        if got < 0:
-            raise RuntimeError("checkpoint: " + err.decode("utf-8", "replace"))
-        return out[:got]
-
-    cdef _wasm_restore(self, cm_wasm_instance *inst, bytes state):
-        cdef char err[256]
-        if cm_wasm_restore(inst, state, len(state), err, sizeof(err)) != 0:
-            raise ValueError("restore: " + err.decode("utf-8", "replace"))
 
     def agent_histograms(self, aid):
         """Agent ``aid``'s (queue_time, handling_time) histograms, in ns (a
@@ -1559,9 +1333,7 @@ cdef class Router:
             view = content
         except (TypeError, ValueError, BufferError):
             raise TypeError(f"send: content must be bytes-like, got {type(content).__name__}") from None
-        if view.shape[0] > self._max_content:
-            raise RoutingError(f"send: content of {view.shape[0]} bytes is larger than "
-                               f"max_content {self._max_content}")
+        self.check_content(view.shape[0], "send")
         cdef int64_t conv = _index(conversation_id), rw = _index(reply_with)
         receivers = self._resolve(to, strategy)
         cdef cm_buf *buf = buf_new(<const char *>&view[0] if view.shape[0] else NULL, view.shape[0])
@@ -1573,19 +1345,9 @@ cdef class Router:
         ids = []
         try:
             for r in receivers:
-                m.id = self._new_id(&self._shards[0])
-                m.conversation_id = conv
-                m.reply_with = rw
-                m.in_reply_to = 0
-                m.origin_ns = now
-                m.issued_ns = now
-                m.content = buf_ref(buf)
-                m.sender = CLIENT
-                m.receiver = <int32_t>r if -1 <= r <= INT32_MAX_AGENTS else -1
-                m.performative = perf
-                m.hops = 0
-                m.origin = 0
-                m.pad = 0
+                msg_init(&m, self._new_id(&self._shards[0]), CLIENT,
+                         <int32_t>r if -1 <= r <= INT32_MAX_AGENTS else -1, perf, buf_ref(buf),
+                         conv, rw, 0, now, now, 0, 0)
                 if self._raise_on_full and 1 <= r < self._n_agents:
                     if self._full(<int32_t>r):
                         buf_unref(m.content)
@@ -1606,21 +1368,19 @@ cdef class Router:
     def run(self, max_messages=None):
         """Handle messages until every mailbox is empty (or ``max_messages``
         were handled); returns how many were handled."""
-        if self._running:
-            raise RuntimeError("run: the router is already running (an agent cannot call run)")
         cdef int64_t limit = INT64_MAX if max_messages is None else _index(max_messages)
         if limit < 0:
             raise ValueError(f"run: max_messages must be >= 0, got {limit}")
         if self._workers and max_messages is not None:
             raise ValueError("run: max_messages needs workers=0 (with worker threads, run() "
                              "runs until nothing is left)")
-        self._running = 1
+        self.enter_load("run")
         try:
             if not self._workers:
                 return self._run(&self._shards[0], limit)
             return self._run_threaded()
         finally:
-            self._running = 0
+            self.leave_load()
 
     cdef int64_t _outcomes(self) noexcept nogil:
         cdef int64_t n = 0
@@ -1632,20 +1392,17 @@ cdef class Router:
         return n
 
     cdef int64_t _run_threaded(self) except -1:
-        """Workers run the native agents; this thread runs shard 0 (the
-        Python agents, the client's inbox) until nothing is in flight."""
+        """Workers (started by enter_load) run the native agents; this
+        thread runs shard 0 (the Python agents, the client's inbox) until
+        nothing is in flight."""
         cdef int64_t before = self._outcomes()
         cdef cm_shard *sh = &self._shards[0]
-        threads = self._start_workers()
-        try:
-            while True:
-                if self._run(sh, 4096) == 0:
-                    if self._quiescent():
-                        break
-                    with nogil:                   # the workers do not need the GIL
-                        cm_sleep_ns(20000)
-        finally:
-            self._stop_workers(threads)
+        while True:
+            if self._run(sh, 4096) == 0:
+                if self.quiescent():
+                    break
+                with nogil:                   # the workers do not need the GIL
+                    cm_sleep_ns(20000)
         return self._outcomes() - before
 
     def flush(self):
@@ -1737,52 +1494,37 @@ cdef class Router:
             out.sort(key=lambda dead: dead.at_ns)
         return out
 
-    cdef Histogram _merged(self, int which):
-        """A snapshot of one of the shards' histograms, merged."""
-        cdef Histogram h = Histogram(1, _LATENCY_HIGHEST, self._significant_figures)
-        cdef int32_t i
-        cdef cm_hdr *src
-        for i in range(self._n_shards):
-            src = (&self._shards[i].round_trip if which == 0 else
-                   &self._shards[i].round_trip_uncorrected if which == 5 else
-                   &self._shards[i].delivery if which == 1 else
-                   &self._shards[i].queue_time if which == 2 else
-                   &self._shards[i].handling_time if which == 3 else
-                   &self._shards[i].recovery_time)
-            hdr_add_same_layout(&h._h, src)
-        return h
-
     @property
     def round_trip(self):
         """Request sent -> reply delivered to the client, ns (a snapshot)."""
-        return self._merged(0)
+        return self.snapshot(HIST_ROUND_TRIP, ALL_SHARDS)
 
     @property
     def round_trip_uncorrected(self):
         """The round trip from each request's real send, where round_trip
         counts from its intended send: the two differ when a paced sender
         lagged (coordinated omission), ns (a snapshot)."""
-        return self._merged(5)
+        return self.snapshot(HIST_ROUND_TRIP_UNCORRECTED, ALL_SHARDS)
 
     @property
     def delivery(self):
         """Exchange start -> handled by the receiving agent, ns, each hop (a snapshot)."""
-        return self._merged(1)
+        return self.snapshot(HIST_DELIVERY, ALL_SHARDS)
 
     @property
     def queue_time(self):
         """Time messages waited in mailboxes, ns (a snapshot)."""
-        return self._merged(2)
+        return self.snapshot(HIST_QUEUE_TIME, ALL_SHARDS)
 
     @property
     def handling_time(self):
         """Time agents spent handling a message, ns (a snapshot)."""
-        return self._merged(3)
+        return self.snapshot(HIST_HANDLING_TIME, ALL_SHARDS)
 
     @property
     def recovery_time(self):
         """Fault -> agent ready again, ns (a snapshot)."""
-        return self._merged(4)
+        return self.snapshot(HIST_RECOVERY_TIME, ALL_SHARDS)
 
     @property
     def workers(self):
