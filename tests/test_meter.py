@@ -192,13 +192,15 @@ def test_counts_are_not_compared_and_the_error_rate_is_lower_is_better():
 def test_a_higher_error_rate_is_a_regression():
     from caxton_meter._compare import compare
 
+    from caxton_meter._baselines import BaselineHistory
     metadata = {"profile": "pytest"}
-    baseline = _build_run(_measured(failing_every=10)._series.values(), metadata)
+    saved = [_build_run(_measured(failing_every=10)._series.values(), metadata)
+             for _ in range(3)]                   # the gate needs 3 saved runs
     current = _build_run(_measured(failing_every=2)._series.values(), metadata)
     load = "test_x.py::test_x::load"
-    assert baseline.scenario(load).values("error_rate") == (0.1,)
+    assert saved[0].scenario(load).values("error_rate") == (0.1,)
     assert current.scenario(load).values("error_rate") == (0.5,)
-    comparison = compare(baseline, current)
+    comparison = compare(BaselineHistory("base", tuple(saved)), current)
     compared = {m.metric: m for m in comparison.for_scenario(load)}
     assert "error_rate" in compared
     assert compared["error_rate"].is_regression
