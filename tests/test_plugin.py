@@ -439,9 +439,27 @@ def test_a_baseline_of_one_run_cannot_gate(pytester, monkeypatch):
         "0 without a baseline counterpart",
         "  0 comparisons against 1 saved run, false-alarm rate 0.05 for the session (Holm); "
         "* not gateable here",
-        "  * metrics not gateable (history of 1 run(s), 3 needed): save 3 runs or more "
-        "(`pytest --meter-save-baseline base` on unchanged code, or `caxton-meter calibrate`) "
-        "before the baseline can gate",
+        "  * metrics not gateable (history of 1 run(s), 3 needed): save 3 runs or more of "
+        "unchanged code (`pytest --meter-save-baseline base`, once per run) before the "
+        "baseline can gate",
+    ])
+    result.stdout.no_fnmatch_line("*REGRESSED*")
+
+
+def test_a_baseline_whose_runs_vary_too_much_cannot_gate(pytester, monkeypatch):
+    pytester.makepyfile(test_measured=_MEASURED)
+    for delay in ("0.001", "0.003", "0.002"):       # runs that differ by half their mean
+        monkeypatch.setenv("METER_TEST_DELAY", delay)
+        assert pytester.runpytest("--meter-save-baseline", "base").ret == 0
+    assert _saved_runs(pytester, "base") == 3
+    monkeypatch.setenv("METER_TEST_DELAY", "0.002")
+    result = pytester.runpytest("--meter-baseline", "base")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "  * comparisons against 3 saved runs, false-alarm rate 0.05 for the session (Holm); "
+        "* not gateable here",
+        "  not gateable here test_measured.py::test_calls::work: time_per_call varies by "
+        "* % between saved runs; only changes of * % or more would be seen",
     ])
     result.stdout.no_fnmatch_line("*REGRESSED*")
 
@@ -651,6 +669,55 @@ def test_workers_measurements_are_merged(pytester):
     assert all(t.histogram("latency").total_count == 25 for t in own)
     assert run.metadata["pytest"]["xdist_workers"] == 2
     result.stdout.fnmatch_lines(["session / shared*time*150*"])
+
+
+_ONE_TEST = """
+    def test_timed(meter):
+        for _ in range(20):
+            with meter.time("blk"):
+                pass
+"""
+
+
+def test_a_baseline_of_another_worker_count_is_not_compared(pytester):
+    pytester.makepyfile(test_one=_ONE_TEST)
+    saved = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider",
+                                          "--meter-save-baseline", "par")
+    assert saved.ret == 0, saved.stdout.str()
+    assert _baseline(pytester, "par").metadata["pytest"]["xdist_workers"] == 2
+    # without xdist: the tests ran alone, the baseline's shared the CPU
+    result = pytester.runpytest("--meter-baseline", "par")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "caxton_meter: not compared with baseline 'par': its newest run was measured with 2 "
+        "xdist workers and this session without xdist, and tests that share the CPU with "
+        "other workers run slower; run with -n 2 to compare",
+    ])
+    result.stdout.no_fnmatch_line("compared with baseline*")
+
+
+def test_more_workers_than_cores_are_not_compared(pytester):
+    pytester.makepyfile(test_one=_ONE_TEST)
+    saved = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider",
+                                          "--meter-save-baseline", "par")
+    assert saved.ret == 0, saved.stdout.str()
+    # The same two workers on a machine that reports one core (two real
+    # workers on every machine, not more than it has).
+    pytester.makeconftest("""
+        import os
+
+        os.cpu_count = lambda: 1
+    """)
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider",
+                                           "--meter-baseline", "par")
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "caxton_meter: not compared with baseline 'par': this session ran 2 xdist workers "
+        "on 1 core, so they competed for the CPU and the timings measure that contention; "
+        "run with at most -n 1",
+    ])
+    result.stdout.no_fnmatch_line("compared with baseline*")
 
 
 def test_the_plugin_is_quiet_when_nothing_is_measured(pytester):

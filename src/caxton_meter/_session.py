@@ -214,7 +214,7 @@ class _MeterSession:
         if mine > cores:
             return (f"this session ran {mine} xdist workers on {_plural(cores, 'core')}, so "
                     "they competed for the CPU and the timings measure that contention; "
-                    f"run with -n {cores} or fewer")
+                    f"run with at most -n {cores}")
         recorded = history.runs[-1].metadata.get("pytest")
         theirs = recorded.get("xdist_workers") if isinstance(recorded, Mapping) else None
         if isinstance(theirs, int) and not isinstance(theirs, bool) and theirs != mine:
@@ -377,9 +377,11 @@ def _comparison_lines(comparison: Comparison, name: str) -> list[_Line]:
         out.append((f"  ... and {len(hidden) - _SHOWN} more not gateable here", _WARN))
     if untested:
         why = "; ".join(sorted({m.change.method for m in untested}))
+        # (caxton-meter calibrate runs the library's scenarios, not these tests: pytest
+        # saves their runs)
         out.append((f"  {_plural(len(untested), 'metric')} not gateable ({why}): save "
-                    f"{_MIN_HISTORY} runs or more (`pytest --meter-save-baseline {name}` on "
-                    "unchanged code, or `caxton-meter calibrate`) before the baseline can gate",
+                    f"{_MIN_HISTORY} runs or more of unchanged code (`pytest "
+                    f"--meter-save-baseline {name}`, once per run) before the baseline can gate",
                     _WARN))
     for w in comparison.warnings[:_SHOWN]:
         out.append((f"  warning: {w}", _WARN))
