@@ -7,6 +7,7 @@ import psutil  # noqa: F401
 import pytest
 
 import caxton_meter._reports  # noqa: F401
+from caxton_meter._baselines import BaselineStore
 from caxton_meter._results import read_result
 
 # psutil and the modules the plugin loads when it saves, compares or
@@ -17,10 +18,18 @@ from caxton_meter._results import read_result
 pytest_plugins = ["pytester"]
 
 
+def _history(pytester, name, directory=".caxton_meter/baselines"):
+    """The saved runs of baseline ``name``, oldest first."""
+    return BaselineStore(pytester.path / directory).history(name).runs
+
+
 def _baseline(pytester, name, directory=".caxton_meter/baselines"):
-    path = pytester.path / directory / f"{name}.json"
-    assert path.is_file(), f"no baseline file {path}"
-    return read_result(path)
+    """The newest saved run of baseline ``name``."""
+    return _history(pytester, name, directory)[-1]
+
+
+def _saved_runs(pytester, name, directory=".caxton_meter/baselines"):
+    return len(BaselineStore(pytester.path / directory).run_files(name))
 
 
 # -- the fixture ------------------------------------------------------------------------------
@@ -348,7 +357,8 @@ def test_save_baseline_writes_a_valid_result(pytester):
     pytester.makepyfile(test_measured=_MEASURED)
     result = pytester.runpytest("--meter-save-baseline", "base")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["caxton_meter: saved baseline 'base': *base.json"])
+    result.stdout.fnmatch_lines(["caxton_meter: saved baseline 'base' (1 saved run): "
+                                 "*base/runs/*.json"])
     run = _baseline(pytester, "base")
     assert run.names == ("test_measured.py::test_blocks::blk", "test_measured.py::test_calls::work")
     blocks = run.scenario("test_measured.py::test_blocks::blk")
@@ -378,29 +388,198 @@ def test_baseline_dir_and_a_missing_baseline(pytester):
     result.stderr.fnmatch_lines(["*--meter-save-baseline: baseline name '../x' is not valid*"])
 
 
+def _save_runs(pytester, name, runs, *args):
+    """Save ``runs`` sessions of the same code as baseline ``name``."""
+    for _ in range(runs):
+        result = pytester.runpytest("--meter-save-baseline", name, *args)
+        assert result.ret == 0, result.stdout.str()
+    assert _saved_runs(pytester, name) == runs
+
+
 def test_a_regression_fails_the_session(pytester, monkeypatch):
     pytester.makepyfile(test_measured=_MEASURED)
-    monkeypatch.setenv("METER_TEST_DELAY", "0.005")
-    slow = pytester.runpytest_subprocess("--meter-save-baseline", "slow")
-    assert slow.ret == 0
-    # faster than the baseline: improvements, the session passes
+    # Four runs of 2 ms blocks and calls: the run-to-run spread to judge by.
+    monkeypatch.setenv("METER_TEST_DELAY", "0.002")
+    _save_runs(pytester, "base", 4)
+    # Faster than the baseline: improvements, the session passes.
     monkeypatch.setenv("METER_TEST_DELAY", "0")
-    fast = pytester.runpytest_subprocess("--meter-baseline", "slow",
-                                         "--meter-save-baseline", "fast")
+    fast = pytester.runpytest("--meter-baseline", "base")
     assert fast.ret == 0, fast.stdout.str()
-    fast.stdout.fnmatch_lines(["compared with baseline 'slow': * 0 regression(s)*",
-                               "*improved test_measured.py::test_calls::work: time_per_call*"])
-    # 0 -> 5 ms: the tests pass, the session fails
-    monkeypatch.setenv("METER_TEST_DELAY", "0.005")
-    regressed = pytester.runpytest_subprocess("--meter-baseline", "fast")
+    fast.stdout.fnmatch_lines([
+        "compared with baseline 'base': * 0 regression(s)*",
+        "  * comparisons against 4 saved runs, false-alarm rate 0.05 for the session (Holm); "
+        "* not gateable here",
+        "*improved test_measured.py::test_calls::work: time_per_call * -> * ns (-*%; "
+        "run-to-run over 4 saved runs, p=* after Holm)",
+    ])
+    # 2 ms -> 20 ms, ten times any run-to-run noise: the tests pass, the session fails.
+    monkeypatch.setenv("METER_TEST_DELAY", "0.02")
+    regressed = pytester.runpytest("--meter-baseline", "base")
     regressed.assert_outcomes(passed=2)
-    assert regressed.ret == 1
-    out = regressed.stdout.str()
-    assert "regress" in out.lower()
+    assert regressed.ret == pytest.ExitCode.TESTS_FAILED
     regressed.stdout.fnmatch_lines([
-        "*REGRESSED test_measured.py::test_blocks::blk: latency_p50 * -> *ms*",
-        "*REGRESSED test_measured.py::test_calls::work: time_per_call * -> *ms*",
-        "caxton_meter: * performance regression(s) against baseline 'fast': the session fails",
+        "*REGRESSED test_measured.py::test_blocks::blk: latency_p50 2.* ms -> 2*.* ms (+*%; "
+        "run-to-run over 4 saved runs, p=* after Holm)",
+        "*REGRESSED test_measured.py::test_calls::work: time_per_call 2.* ms -> 2*.* ms *",
+        "caxton_meter: * performance regression* against baseline 'base': the session fails",
+    ])
+    assert _saved_runs(pytester, "base") == 4           # comparing saves nothing
+
+
+def test_a_baseline_of_one_run_cannot_gate(pytester, monkeypatch):
+    pytester.makepyfile(test_measured=_MEASURED)
+    monkeypatch.setenv("METER_TEST_DELAY", "0.002")
+    _save_runs(pytester, "base", 1)
+    # Ten times slower, and yet no verdict: one run says nothing of the spread.
+    monkeypatch.setenv("METER_TEST_DELAY", "0.02")
+    result = pytester.runpytest("--meter-baseline", "base")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "compared with baseline 'base': * metric(s), 0 regression(s), 0 improvement(s), "
+        "0 without a baseline counterpart",
+        "  0 comparisons against 1 saved run, false-alarm rate 0.05 for the session (Holm); "
+        "* not gateable here",
+        "  * metrics not gateable (history of 1 run(s), 3 needed): save 3 runs or more of "
+        "unchanged code (`pytest --meter-save-baseline base`, once per run) before the "
+        "baseline can gate",
+    ])
+    result.stdout.no_fnmatch_line("*REGRESSED*")
+
+
+def test_a_baseline_whose_runs_vary_too_much_cannot_gate(pytester, monkeypatch):
+    pytester.makepyfile(test_measured=_MEASURED)
+    for delay in ("0.001", "0.003", "0.002"):       # runs that differ by half their mean
+        monkeypatch.setenv("METER_TEST_DELAY", delay)
+        assert pytester.runpytest("--meter-save-baseline", "base").ret == 0
+    assert _saved_runs(pytester, "base") == 3
+    monkeypatch.setenv("METER_TEST_DELAY", "0.002")
+    result = pytester.runpytest("--meter-baseline", "base")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "  * comparisons against 3 saved runs, false-alarm rate 0.05 for the session (Holm); "
+        "* not gateable here",
+        "  not gateable here test_measured.py::test_calls::work: time_per_call varies by "
+        "* % between saved runs; only changes of * % or more would be seen",
+    ])
+    result.stdout.no_fnmatch_line("*REGRESSED*")
+
+
+# -- what is saved ----------------------------------------------------------------------------
+
+def test_an_interrupted_session_saves_nothing(pytester):
+    pytester.makepyfile(test_measured=_MEASURED)
+    _save_runs(pytester, "base", 1)
+    before = _baseline(pytester, "base")
+    pytester.makepyfile(test_measured=_MEASURED + """
+    def test_zz_interrupted(meter):
+        with meter.time("cut"):
+            raise KeyboardInterrupt         # what Ctrl-C raises
+    """)
+    # in a subprocess: in process, pytester raises the KeyboardInterrupt again
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider",
+                                           "--meter-save-baseline", "base")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines([
+        "test_measured.py::test_blocks / blk*",         # measured before the interruption
+        "caxton_meter: not saved as baseline 'base': the session was interrupted (Ctrl-C); "
+        "the baseline is unchanged",
+    ])
+    result.stdout.no_fnmatch_line("*saved baseline 'base' (*")
+    assert _saved_runs(pytester, "base") == 1
+    assert _baseline(pytester, "base").to_json() == before.to_json()
+
+
+def test_collection_errors_save_nothing(pytester):
+    pytester.makepyfile(test_measured=_MEASURED, test_broken="def test_broken(:\n    pass\n")
+    result = pytester.runpytest("--meter-save-baseline", "base")
+    assert result.ret == pytest.ExitCode.INTERRUPTED       # pytest stops at collection errors
+    result.stdout.fnmatch_lines([
+        "caxton_meter: not saved as baseline 'base': 1 collection error (test_broken.py); "
+        "nothing was measured; the baseline is unchanged",
+    ])
+    # Told to go on, pytest runs the other tests: they are measured, and not saved.
+    result = pytester.runpytest("--meter-save-baseline", "base",
+                                "--continue-on-collection-errors")
+    result.assert_outcomes(passed=2, errors=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "test_measured.py::test_blocks / blk*",
+        "caxton_meter: not saved as baseline 'base': 1 collection error (test_broken.py); "
+        "the baseline is unchanged",
+    ])
+    assert not BaselineStore(pytester.path / ".caxton_meter/baselines").exists("base")
+
+
+_FAILING = _MEASURED + """
+    def test_fails(meter):
+        with meter.time("before_the_failure"):
+            pass
+        assert False, "the code under test is broken"
+
+    @pytest.mark.meter(thresholds=["p(99) < 1ns"])
+    def test_too_slow(meter):
+        with meter.time("slow"):
+            pass
+"""
+
+
+def test_a_failed_test_saves_nothing_unless_asked(pytester):
+    pytester.makepyfile(test_measured=_FAILING)
+    result = pytester.runpytest("--meter-save-baseline", "base")
+    result.assert_outcomes(passed=2, failed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "caxton_meter: not saved as baseline 'base': 2 tests failed (test_measured.py::"
+        "test_fails, test_measured.py::test_too_slow); --meter-save-on-failure saves the "
+        "measurements of the tests that passed; the baseline is unchanged",
+    ])
+    assert not BaselineStore(pytester.path / ".caxton_meter/baselines").exists("base")
+    # Asked to: the measurements of the tests that passed are saved.
+    result = pytester.runpytest("--meter-save-baseline", "base", "--meter-save-on-failure")
+    result.assert_outcomes(passed=2, failed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED      # the tests still failed
+    result.stdout.fnmatch_lines([
+        "caxton_meter: 2 measurements of the failed tests left out of baseline 'base'",
+        "caxton_meter: saved baseline 'base' (1 saved run): *",
+    ])
+    assert _baseline(pytester, "base").names == ("test_measured.py::test_blocks::blk",
+                                                 "test_measured.py::test_calls::work")
+
+
+def test_an_empty_session_saves_nothing(pytester):
+    pytester.makepyfile("""
+        def test_plain():
+            pass
+
+        def test_measures_nothing(meter):
+            pass
+    """)
+    result = pytester.runpytest("--meter-save-baseline", "base")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "caxton_meter: not saved as baseline 'base': nothing was measured; the baseline is "
+        "unchanged",
+    ])
+    assert not BaselineStore(pytester.path / ".caxton_meter/baselines").exists("base")
+
+
+def test_a_subset_session_updates_only_what_it_measured(pytester):
+    pytester.makepyfile(test_measured=_MEASURED)
+    _save_runs(pytester, "base", 1)
+    result = pytester.runpytest("-k", "blocks", "--meter-save-baseline", "base")
+    result.assert_outcomes(passed=1, deselected=1)
+    assert result.ret == 0
+    full, subset = _history(pytester, "base")
+    assert full.names == ("test_measured.py::test_blocks::blk",
+                          "test_measured.py::test_calls::work")
+    assert subset.names == ("test_measured.py::test_blocks::blk",)
+    # every test of a full session still has its counterpart
+    result = pytester.runpytest("--meter-baseline", "base")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "compared with baseline 'base': * 0 without a baseline counterpart",
+        "  0 comparisons against 2 saved runs, *",
     ])
 
 
@@ -490,6 +669,55 @@ def test_workers_measurements_are_merged(pytester):
     assert all(t.histogram("latency").total_count == 25 for t in own)
     assert run.metadata["pytest"]["xdist_workers"] == 2
     result.stdout.fnmatch_lines(["session / shared*time*150*"])
+
+
+_ONE_TEST = """
+    def test_timed(meter):
+        for _ in range(20):
+            with meter.time("blk"):
+                pass
+"""
+
+
+def test_a_baseline_of_another_worker_count_is_not_compared(pytester):
+    pytester.makepyfile(test_one=_ONE_TEST)
+    saved = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider",
+                                          "--meter-save-baseline", "par")
+    assert saved.ret == 0, saved.stdout.str()
+    assert _baseline(pytester, "par").metadata["pytest"]["xdist_workers"] == 2
+    # without xdist: the tests ran alone, the baseline's shared the CPU
+    result = pytester.runpytest("--meter-baseline", "par")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "caxton_meter: not compared with baseline 'par': its newest run was measured with 2 "
+        "xdist workers and this session without xdist, and tests that share the CPU with "
+        "other workers run slower; run with -n 2 to compare",
+    ])
+    result.stdout.no_fnmatch_line("compared with baseline*")
+
+
+def test_more_workers_than_cores_are_not_compared(pytester):
+    pytester.makepyfile(test_one=_ONE_TEST)
+    saved = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider",
+                                          "--meter-save-baseline", "par")
+    assert saved.ret == 0, saved.stdout.str()
+    # The same two workers on a machine that reports one core (two real
+    # workers on every machine, not more than it has).
+    pytester.makeconftest("""
+        import os
+
+        os.cpu_count = lambda: 1
+    """)
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider",
+                                           "--meter-baseline", "par")
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "caxton_meter: not compared with baseline 'par': this session ran 2 xdist workers "
+        "on 1 core, so they competed for the CPU and the timings measure that contention; "
+        "run with at most -n 1",
+    ])
+    result.stdout.no_fnmatch_line("compared with baseline*")
 
 
 def test_the_plugin_is_quiet_when_nothing_is_measured(pytester):

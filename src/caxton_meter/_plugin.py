@@ -19,10 +19,12 @@ Thresholds are k6-like expressions (:mod:`caxton_meter._expressions`); a
 malformed one in a marker fails the collection, with a caret under the
 error.  The session (:mod:`caxton_meter._session`) gathers every test's
 measurements, merges pytest-xdist workers' ones, lists them in a table at
-the end, saves them as a baseline (``--meter-save-baseline NAME``) or
-compares them with one (``--meter-baseline NAME``: a regression by
-:func:`caxton_meter._compare.compare`'s statistical rule fails the
-session), and writes the reports.
+the end, saves them as a new run of a baseline (``--meter-save-baseline
+NAME``; not from a session that was interrupted, had collection errors or
+a failed test -- unless ``--meter-save-on-failure`` -- or measured nothing)
+or compares them with one (``--meter-baseline NAME``: a regression by
+:func:`caxton_meter._compare.compare`'s test against the saved runs fails
+the session), and writes the reports.
 
 Each measurement becomes a scenario ``"<test nodeid>::<name>"`` of the
 run (``"session::<name>"`` for the session-wide ``meter_session``).
@@ -135,7 +137,12 @@ def pytest_runtest_call(item: pytest.Item) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("caxton_meter", "caxton_meter performance measurement")
     group.addoption("--meter-save-baseline", metavar="NAME", default=None,
-                    help="save the session's measurements as baseline NAME")
+                    help="save the session's measurements as a new run of baseline NAME; "
+                         "not when the session is interrupted, has collection errors, has a "
+                         "failed test or measured nothing (the session then fails)")
+    group.addoption("--meter-save-on-failure", action="store_true", default=False,
+                    help="with --meter-save-baseline: save even when tests failed (the "
+                         "measurements of the tests that passed)")
     group.addoption("--meter-baseline", metavar="NAME", default=None,
                     help="compare the session's measurements with baseline NAME; a "
                          "regression fails the session")
@@ -194,7 +201,7 @@ def _read_options(config: pytest.Config) -> _Options:
         disabled=bool(opt("meter_disable")), save_baseline=opt("meter_save_baseline"),
         baseline=opt("meter_baseline"), reports=tuple(dict.fromkeys(reports)),
         output=here / opt("meter_output") if opt("meter_output") else None,
-        baseline_dir=baseline_dir)
+        baseline_dir=baseline_dir, save_on_failure=bool(opt("meter_save_on_failure")))
     for flag, name in (("--meter-save-baseline", options.save_baseline),
                        ("--meter-baseline", options.baseline)):
         if name is not None:
