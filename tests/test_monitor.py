@@ -12,6 +12,7 @@ import logging
 import math
 import sys
 import threading
+import time
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -554,8 +555,12 @@ def test_writers_in_several_threads_lose_nothing_while_polled() -> None:
     def writer(i: int) -> None:
         values = lognormal(1000, i).tolist()
         go.wait()
-        # at least 20k values each, and on until polls have cut the stream
-        while recorded[i] < 20_000 or len(counts) < 10:
+        # at least 20k values each, and on until polls have cut the stream:
+        # ten snapshots, two of them with values (on a busy machine the first
+        # polls may all come before a writer records anything); bounded in time
+        give_up = time.monotonic() + 60
+        while (recorded[i] < 20_000 or len(counts) < 10
+               or sum(1 for c in counts if c) < 2) and time.monotonic() < give_up:
             for v in values:
                 recorder.record(v)
             recorded[i] += len(values)
