@@ -11,8 +11,12 @@ import sys
 import numpy as np
 import pytest
 
+from caxton_meter._baselines import BaselineHistory, BaselineStore
 from caxton_meter._checks import ArgumentError, ArgumentTypeError
-from caxton_meter._history import DEFAULT_PERMUTATIONS, change_points, min_runs
+from caxton_meter._history import DEFAULT_PERMUTATIONS, change_points, metric_histories, \
+    min_runs
+from caxton_meter._model import DEFAULT_THRESHOLDS, Kind, MetricSpec, ScenarioResult
+from caxton_meter._results import RunResult, Trials
 
 SIGNIFICANCE = 0.05
 
@@ -123,3 +127,180 @@ def test_bad_arguments_are_named_with_their_value(kwargs, error, message):
 
 def test_the_default_permutations_can_reach_the_default_significance():
     assert 1 / (DEFAULT_PERMUTATIONS + 1) <= SIGNIFICANCE / 10
+
+
+# -- a baseline's metrics ----------------------------------------------------------------
+
+P99 = MetricSpec("latency_p99", "ns", Kind.LATENCY, graded_by="latency_p99")
+THROUGHPUT = MetricSpec("throughput", "msg/s", Kind.THROUGHPUT, graded_by="throughput")
+MEAN = MetricSpec("latency_mean", "ns", Kind.LATENCY)
+MESSAGES = MetricSpec("messages", "messages", Kind.COUNT)        # not compared
+TASKS = MetricSpec("throughput", "tasks/s", Kind.THROUGHPUT)
+RUNS = 12
+SLOWER_FROM = 8            # runs are 0-based here: run #9 is the first with the slower p99
+FASTER_FROM = 5            # run #6 is the first with more tasks/s
+
+
+def commit(i):
+    return f"{i:02d}abcdef" + "0" * 32
+
+
+def synthetic_run(i, rng, *, tasks=True):
+    """Run i of a synthetic history, one trial per scenario: latency's p99
+    is 10 ms, 30 % slower from SLOWER_FROM on; task_processing does 30 %
+    more tasks/s from FASTER_FROM on; the rest is steady; every value has
+    a 1 % run-to-run spread.  Run 3 was measured on a dirty tree."""
+    def jitter(value):
+        return value * (1 + rng.normal(0, 0.01))
+
+    latency = ScenarioResult("latency", {"rate": 1000}, (
+        P99.graded(jitter(10e6 * (1.3 if i >= SLOWER_FROM else 1.0)), DEFAULT_THRESHOLDS),
+        THROUGHPUT.graded(jitter(80_000), DEFAULT_THRESHOLDS), MEAN(jitter(2e6)),
+        MESSAGES(5000)), {})
+    scenarios = [Trials("latency", {"rate": 1000}, (latency,))]
+    if tasks:
+        rate = TASKS(jitter(5000 * (1.3 if i >= FASTER_FROM else 1.0)))
+        scenarios.append(Trials("task_processing", {}, (
+            ScenarioResult("task_processing", {}, (rate,), {}),)))
+    metadata = {"date": f"2024-05-{i + 1:02d}T09:30:00+00:00", "profile": "quick",
+                "git": {"commit": commit(i), "dirty": i == 3, "branch": "main"}}
+    return RunResult(metadata, tuple(scenarios))
+
+
+def test_change_points_are_placed_at_runs_of_the_baseline_even_where_a_scenario_was_skipped():
+    rng = np.random.default_rng(7)
+    runs = tuple(synthetic_run(i, rng, tasks=i % 4 != 0) for i in range(RUNS))
+    found = {(h.scenario, h.metric): h for h in metric_histories(BaselineHistory("x", runs))}
+    assert ("latency", "messages") not in found                     # a count is not compared
+    tasks = found["task_processing", "throughput"]
+    assert tasks.runs == (1, 2, 3, 5, 6, 7, 9, 10, 11)
+    assert [cp.index for cp in tasks.change_points] == [FASTER_FROM]
+    assert [cp.index for cp in found["latency", "latency_p99"].change_points] == [SLOWER_FROM]
+
+
+def test_scenarios_and_metrics_are_chosen_by_name_and_an_unknown_one_is_named():
+    rng = np.random.default_rng(7)
+    h = BaselineHistory("x", tuple(synthetic_run(i, rng) for i in range(RUNS)))
+    assert [(m.scenario, m.metric) for m in metric_histories(h, metrics=["throughput"])] == [
+        ("latency", "throughput"), ("task_processing", "throughput")]
+    assert [m.metric for m in metric_histories(h, scenarios=["task_processing"])] == ["throughput"]
+    with pytest.raises(ArgumentError, match=r"no compared metric 'latency_p98' in the baseline "
+                       r"\(did you mean 'latency_p99'\?\); compared metrics: latency_p99, "
+                       r"throughput, latency_mean$"):
+        metric_histories(h, metrics=["latency_p98"])
+    with pytest.raises(ArgumentError, match="no scenario 'latnecy' .*scenarios: latency, task_"):
+        metric_histories(h, scenarios=["latnecy"])
+
+
+# -- caxton-meter history ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def baselines(tmp_path_factory):
+    """A baseline folder: 'main' with RUNS synthetic runs, 'short' with 5."""
+    folder = tmp_path_factory.mktemp("baselines")
+    store = BaselineStore(folder)
+    rng = np.random.default_rng(42)
+    for i in range(RUNS):
+        store.save("main", synthetic_run(i, rng))
+    for i in range(5):
+        store.save("short", synthetic_run(i, rng))
+    return folder
+
+
+def history(*args):
+    return subprocess.run([sys.executable, "-m", "caxton_meter.run", "history", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_history_lists_every_run_and_the_run_each_change_came_with(baselines):
+    r = history("main", "--baseline-dir", baselines)
+    assert r.returncode == 0 and r.stderr == ""
+    lines = r.stdout.splitlines()
+    header = next(line for line in lines if line.lstrip().startswith("#"))
+    assert header.split() == ["#", "date", "commit", "profile", "latency/latency_p99",
+                              "latency/throughput", "task_processing/throughput"]
+    rows = lines[lines.index(header) + 1:lines.index(header) + 1 + RUNS]
+    for i, row in enumerate(rows):
+        dirty = "+dirty" if i == 3 else ""
+        assert row.split()[:5] == [str(i + 1), f"2024-05-{i + 1:02d}", "09:30",
+                                   commit(i)[:8] + dirty, "quick"], row
+    assert rows[0].split()[5:] == ["10", "ms", "79.2K", "msg/s", "5.0K", "tasks/s"]
+    assert ("  latency/latency_p99: change at run #9 (2024-05-09 09:30, 08abcdef): 9.98 ms -> "
+            "13 ms (+30.3 %, p=0.005, worse)") in lines
+    assert ("  task_processing/throughput: change at run #6 (2024-05-06 09:30, 05abcdef): "
+            "5.0K tasks/s -> 6.5K tasks/s (+30.3 %, p=0.005, better)") in lines
+    assert "  no change point in the other 2 (--all lists them)" in lines
+    assert "messages" not in r.stdout                    # a count is neither a column nor tested
+
+
+def test_all_lists_the_metrics_without_a_change_point(baselines):
+    r = history("main", "--baseline-dir", baselines, "--all")
+    assert r.returncode == 0
+    assert "  latency/latency_mean: no change point (12 runs, mean 2.01 ms)" in r.stdout
+    assert "  latency/throughput: no change point (12 runs, mean 79.7K msg/s)" in r.stdout
+    assert "(--all lists them)" not in r.stdout
+
+
+def test_metric_and_scenario_choose_the_columns_and_the_metrics_tested(baselines):
+    r = history("main", "--baseline-dir", baselines, "--metric", "latency_mean")
+    assert r.returncode == 0
+    assert r.stdout.splitlines()[2].split()[4:] == ["latency/latency_mean"]
+    assert "in 1 compared metric:" in r.stdout and "  none" in r.stdout.splitlines()
+    r = history("main", "--baseline-dir", baselines, "--scenario", "task_processing")
+    assert r.stdout.splitlines()[2].split()[4:] == ["task_processing/throughput"]
+    assert "latency" not in r.stdout
+
+
+def test_json_holds_the_runs_and_each_metrics_values_and_change_points(baselines):
+    r = history("main", "--baseline-dir", baselines, "--json")
+    assert r.returncode == 0
+    doc = json.loads(r.stdout)
+    assert doc["kind"] == "caxton_meter.history" and doc["baseline"] == "main"
+    assert doc["min_runs"] == 8 and doc["method"]["permutations"] == DEFAULT_PERMUTATIONS
+    assert [run["run"] for run in doc["runs"]] == list(range(1, RUNS + 1))
+    assert doc["runs"][3]["dirty"] is True and doc["runs"][0]["commit"] == commit(0)
+    metrics = {(m["scenario"], m["metric"]): m for m in doc["metrics"]}
+    assert set(metrics) == {("latency", "latency_p99"), ("latency", "throughput"),
+                            ("latency", "latency_mean"), ("task_processing", "throughput")}
+    [cp] = metrics["latency", "latency_p99"]["change_points"]
+    assert (cp["run"], cp["commit"], cp["assessment"]) == (9, commit(8), "worse")
+    assert cp["change"] == pytest.approx(0.3, abs=0.02) and cp["p_value"] <= 0.05
+    assert len(metrics["latency", "throughput"]["values"]) == RUNS
+
+
+def test_too_few_runs_are_listed_and_the_minimum_is_said(baselines):
+    r = history("short", "--baseline-dir", baselines)
+    assert r.returncode == 0
+    assert "change points need 8 runs at least" in r.stdout and "'short' has 5" in r.stdout
+    assert [line.split()[0] for line in r.stdout.splitlines()[3:8]] == ["1", "2", "3", "4", "5"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope"], "no baseline 'nope' in .*; saved baselines: main, short"),
+    (["main", "--metric", "latency_p98"], r"no compared metric 'latency_p98' in the baseline "
+                                          r"\(did you mean 'latency_p99'\?\)"),
+    (["main", "--metric", "messages"], "no compared metric 'messages'"),
+    (["main", "--scenario", "latnecy"], "no scenario 'latnecy' in the baseline"),
+    (["../etc"], "baseline name '../etc' is not valid"),
+    (["main", "--significance", "5"], "--significance: '5' must be between 0 and 1"),
+])
+def test_a_bad_name_or_option_exits_2_and_names_what_there_is(baselines, args, message):
+    import re
+    r = history(*args, "--baseline-dir", baselines)
+    assert r.returncode == 2 and r.stdout == ""
+    assert re.search(message, r.stderr), r.stderr
+
+
+def test_a_damaged_run_file_exits_2_and_names_the_file(tmp_path):
+    store = BaselineStore(tmp_path)
+    store.save("main", synthetic_run(0, np.random.default_rng(0)))
+    [path] = store.run_files("main")
+    path.write_text("{")
+    r = history("main", "--baseline-dir", tmp_path)
+    assert r.returncode == 2 and str(path) in r.stderr and "not valid JSON" in r.stderr
+
+
+def test_a_smaller_significance_gets_enough_permutations(baselines):
+    r = history("main", "--baseline-dir", baselines, "--significance", "0.001", "--json")
+    method = json.loads(r.stdout)["method"]
+    assert (method["significance"], method["permutations"]) == (0.001, 9999)

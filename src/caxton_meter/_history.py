@@ -76,18 +76,27 @@ The parameters
 """
 from __future__ import annotations
 
+import argparse
 import bisect
+import dataclasses
 import math
 import numbers
-from collections.abc import Sequence
+import os
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._checks import ArgumentError, ArgumentTypeError, integer
+from ._checks import ArgumentError, ArgumentTypeError, did_you_mean, integer
+from ._model import Direction
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+
+    from ._baselines import BaselineHistory
+    from ._model import MetricSpec
+    from ._results import RunResult
 
     _FloatArray = npt.NDArray[np.float64]
 
@@ -95,8 +104,12 @@ __all__ = [
     "ChangePoint",
     "DEFAULT_MIN_SIZE",
     "DEFAULT_PERMUTATIONS",
+    "MetricHistory",
     "change_points",
+    "main_history",
+    "metric_histories",
     "min_runs",
+    "permutations_for",
 ]
 
 DEFAULT_PERMUTATIONS = 199
@@ -253,3 +266,314 @@ def change_points(series: Sequence[float], *, significance: float = 0.05,
         out.append(ChangePoint(bounds[i], before, after, _relative_change(after, before),
                                p_values[bounds[i]]))
     return out
+
+
+# -- a baseline's metrics ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MetricHistory:
+    """One metric of one scenario over a baseline's runs: ``runs`` are the
+    positions (0-based, oldest first) of the runs that measured it,
+    ``values`` each one's mean over its trials, and the change points'
+    ``index`` is a position in the baseline's runs too (the first run
+    after the change)."""
+    scenario: str
+    metric: str
+    spec: MetricSpec
+    runs: tuple[int, ...]
+    values: tuple[float, ...]
+    change_points: tuple[ChangePoint, ...]
+
+
+def _run_mean(run: RunResult, scenario: str, metric: str) -> float | None:
+    """The metric's mean over the run's trials; None if not measured."""
+    if scenario not in run.names:
+        return None
+    trials = run.scenario(scenario)
+    values = trials.values(metric) if metric in trials.metric_names else ()
+    return math.fsum(values) / len(values) if values else None
+
+
+def _spec(history: BaselineHistory, scenario: str, metric: str) -> MetricSpec:
+    """The metric's declaration in the newest run that measured it."""
+    for trials in reversed(history.trials(scenario)):
+        if metric in trials.metric_names:
+            return trials.spec(metric)
+    raise KeyError(f"no metric {metric!r} in {scenario!r}")
+
+
+def _same(name: str, wanted: str) -> bool:
+    return name == wanted
+
+
+def _selected(kind: str, asked: Sequence[str] | None, found: Sequence[str],
+              match: Callable[[str, str], bool] = _same) -> list[str]:
+    """``found`` filtered by the names ``asked`` (all if None);
+    ArgumentError naming one asked for that matches nothing, with the
+    names there are."""
+    if not asked:
+        return list(found)
+    for wanted in asked:
+        if not any(match(name, wanted) for name in found):
+            raise ArgumentError(f"no {kind} {wanted!r} in the baseline"
+                                f"{did_you_mean(wanted, found)}; {kind}s: "
+                                f"{', '.join(found) or 'none'}")
+    return [name for name in found if any(match(name, wanted) for wanted in asked)]
+
+
+def _metric_matches(name: str, wanted: str) -> bool:
+    # "throughput" selects a series' points too ("throughput@100")
+    return name == wanted or name.split("@", 1)[0] == wanted
+
+
+def metric_histories(history: BaselineHistory, *, scenarios: Sequence[str] | None = None,
+                     metrics: Sequence[str] | None = None, significance: float = 0.05,
+                     permutations: int = DEFAULT_PERMUTATIONS, seed: int = 0,
+                     min_size: int = DEFAULT_MIN_SIZE) -> list[MetricHistory]:
+    """Each compared metric (direction not NONE) of each scenario of
+    ``history`` -- of ``scenarios`` and ``metrics`` when given; a metric
+    name selects its series' points too ("throughput" selects
+    "throughput@100") -- with its value in each run and its change points.
+    ArgumentError for a scenario or metric the baseline does not hold
+    (listing those it does; a metric not compared, such as a count, is not
+    one)."""
+    from ._baselines import history_names
+    names = _selected("scenario", scenarios, history_names(history.runs))
+    compared: list[tuple[str, str]] = []
+    for scenario in names:
+        seen: dict[str, None] = {}
+        for trials in history.trials(scenario):
+            for metric in trials.metric_names:
+                if trials.spec(metric).compared:
+                    seen.setdefault(metric, None)
+        compared += [(scenario, metric) for metric in seen]
+    chosen = _selected("compared metric", metrics, list(dict.fromkeys(m for _, m in compared)),
+                       _metric_matches)
+    out = []
+    for scenario, metric in compared:
+        if metric not in chosen:
+            continue
+        runs, values = [], []
+        for i, run in enumerate(history.runs):
+            value = _run_mean(run, scenario, metric)
+            if value is not None:
+                runs.append(i)
+                values.append(value)
+        found = change_points(values, significance=significance, permutations=permutations,
+                              seed=seed, min_size=min_size)
+        out.append(MetricHistory(
+            scenario, metric, _spec(history, scenario, metric), tuple(runs), tuple(values),
+            tuple(dataclasses.replace(cp, index=runs[cp.index]) for cp in found)))
+    return out
+
+
+# -- the command line --------------------------------------------------------------------
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+def _significance_option(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1 (0.05)")
+    return value
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="A baseline's saved runs, oldest first, and the change points "
+        "in each compared metric over them (E-divisive means with a permutation test).  "
+        "Informs; never fails a build: exit 0, or 2 for a usage error.")
+    parser.add_argument("name", metavar="NAME", help="the baseline")
+    parser.add_argument("--baseline-dir", metavar="DIR", default=None,
+                        help="where baselines are kept (default .caxton_meter/baselines)")
+    parser.add_argument("--scenario", metavar="S", action="append", default=[],
+                        help="only this scenario (repeatable)")
+    parser.add_argument("--metric", metavar="M", action="append", default=[],
+                        help="only this metric, and show it in the table of runs "
+                        "(repeatable; default: every compared metric, the graded ones in "
+                        "the table)")
+    parser.add_argument("--significance", metavar="P", type=_significance_option, default=0.05,
+                        help="the permutation test's level for each split (default 0.05)")
+    parser.add_argument("--json", action="store_true",
+                        help="machine-readable output (every metric, as with --all)")
+    parser.add_argument("--all", action="store_true",
+                        help="also list the metrics without a change point")
+    return parser
+
+
+def permutations_for(significance: float) -> int:
+    """The shuffles the command line makes: DEFAULT_PERMUTATIONS, or more
+    for a significance below 0.05, so that the smallest p-value the test
+    can give stays a tenth of the level or less."""
+    return max(DEFAULT_PERMUTATIONS, math.ceil(10 / _check_significance(significance)) - 1)
+
+
+def main_history(argv: list[str], prog: str) -> int:
+    """``history NAME``: list baseline NAME's runs (date, commit, profile,
+    key metrics) and the change points in its metrics.  Exit 0; 2 for a
+    usage error (an unknown baseline, scenario or metric, a damaged file)."""
+    args = _parser(prog).parse_args(argv)
+    from ._baselines import BASELINE_DIR, BaselineNotFoundError, BaselineStore
+    store = BaselineStore(args.baseline_dir or BASELINE_DIR)
+    try:
+        history = store.history(args.name)
+        found = metric_histories(history, scenarios=args.scenario, metrics=args.metric,
+                                 significance=args.significance,
+                                 permutations=permutations_for(args.significance))
+    except (BaselineNotFoundError, ValueError) as e:    # a bad name or filter, a damaged file
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.json:
+            print(_json(history, found, args.significance))
+        else:
+            print(_text(history, found, args.significance, args.all,
+                        table=_table_metrics(history, found, bool(args.metric))))
+    except BrokenPipeError:             # `... | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK
+
+
+def _table_metrics(history: BaselineHistory, found: Sequence[MetricHistory],
+                   chosen: bool) -> list[MetricHistory]:
+    """The table's columns: the metrics asked for with --metric; otherwise
+    each scenario's graded metrics (its first compared one if none is
+    graded), the figures its targets are set on."""
+    if chosen:
+        return list(found)
+    graded = {(t.scenario, m) for r in history.runs for t in r.scenarios
+              for m in t.metric_names if t.grade(m) is not None}
+    out: list[MetricHistory] = []
+    for scenario in dict.fromkeys(h.scenario for h in found):
+        own = [h for h in found if h.scenario == scenario]
+        out += [h for h in own if (scenario, h.metric) in graded] or own[:1]
+    return out
+
+
+def _date(run: RunResult) -> str:
+    """The run's date in UTC to the minute, or what the metadata holds."""
+    import datetime as _dt
+    raw = run.metadata.get("date")
+    if not isinstance(raw, str):
+        return "—"
+    try:
+        when = _dt.datetime.fromisoformat(raw)
+    except ValueError:
+        return raw
+    if when.tzinfo is not None:
+        when = when.astimezone(_dt.timezone.utc)
+    return f"{when:%Y-%m-%d %H:%M}"
+
+
+def _git(run: RunResult) -> dict[str, Any]:
+    git = run.metadata.get("git")
+    return git if isinstance(git, dict) else {}
+
+
+def _commit(run: RunResult) -> str:
+    """The commit's first 8 characters, "+dirty" for a dirty tree."""
+    git = _git(run)
+    commit = git.get("commit")
+    if not isinstance(commit, str) or not commit:
+        return "—"
+    return commit[:8] + ("+dirty" if git.get("dirty") else "")
+
+
+def _assessment(cp: ChangePoint, spec: MetricSpec) -> str:
+    """"worse" or "better" after the metric's declared direction."""
+    if cp.after == cp.before:
+        return "same mean"      # the distribution changed, not its mean
+    up = cp.after > cp.before
+    return "better" if up == (spec.direction is Direction.HIGHER) else "worse"
+
+
+def _text(history: BaselineHistory, found: Sequence[MetricHistory], significance: float,
+          show_all: bool, table: Sequence[MetricHistory]) -> str:
+    from ._units import format_quantity
+    runs = history.runs
+    lines = [f"baseline {history.name!r}: {len(runs)} run{'s' if len(runs) != 1 else ''}, "
+             "oldest first (dates in UTC)", ""]
+    header = ["#", "date", "commit", "profile"] + [f"{h.scenario}/{h.metric}" for h in table]
+    values = [{i: v for i, v in zip(h.runs, h.values)} for h in table]
+    rows = [[str(i + 1), _date(r), _commit(r), str(r.metadata.get("profile") or "—")]
+            + [format_quantity(v.get(i, math.nan), h.spec.unit) for v, h in zip(values, table)]
+            for i, r in enumerate(runs)]
+    widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
+    for row in [header, *rows]:
+        cells = [cell.rjust(w) if c == 0 or c >= 4 else cell.ljust(w)
+                 for c, (cell, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+    lines.append("")
+    needed = min_runs(significance)
+    if len(runs) < needed:
+        lines.append(f"change points need {needed} runs at least (below that even a clean "
+                     f"step cannot reach p <= {significance:g} in the permutation test); "
+                     f"baseline {history.name!r} has {len(runs)}")
+        return "\n".join(lines)
+    marked = [h for h in found if h.change_points]
+    lines.append(f"change points (E-divisive means, significance {significance:g}, "
+                 f"{permutations_for(significance)} permutations) in {len(found)} compared "
+                 f"metric{'s' if len(found) != 1 else ''}:")
+    for h in found:
+        where = f"  {h.scenario}/{h.metric}: "
+        for cp in h.change_points:
+            run = runs[cp.index]
+            lines.append(
+                f"{where}change at run #{cp.index + 1} ({_date(run)}, {_commit(run)}): "
+                f"{format_quantity(cp.before, h.spec.unit)} -> "
+                f"{format_quantity(cp.after, h.spec.unit)} "
+                f"({format_quantity(cp.change, 'ratio', sign=True)}, p={cp.p_value:.3f}, "
+                f"{_assessment(cp, h.spec)})")
+        if not h.change_points and show_all:
+            if len(h.values) < needed:
+                lines.append(f"{where}measured in {len(h.values)} runs: too few")
+            else:
+                mean = math.fsum(h.values) / len(h.values)
+                lines.append(f"{where}no change point ({len(h.values)} runs, mean "
+                             f"{format_quantity(mean, h.spec.unit)})")
+    if not marked:
+        lines.append("  none")
+    elif not show_all and len(marked) < len(found):
+        lines.append(f"  no change point in the other {len(found) - len(marked)} "
+                     "(--all lists them)")
+    return "\n".join(lines)
+
+
+def _json(history: BaselineHistory, found: Sequence[MetricHistory],
+          significance: float) -> str:
+    """The history as JSON (format 1): each run with its metadata, each
+    compared metric with its values and change points; runs are numbered
+    from 1 as in the table."""
+    import json
+
+    from ._results import json_safe
+
+    def run_ref(i: int) -> dict[str, Any]:
+        run, git = history.runs[i], _git(history.runs[i])
+        return {"run": i + 1, "date": run.metadata.get("date"), "commit": git.get("commit"),
+                "dirty": git.get("dirty"), "branch": git.get("branch")}
+
+    doc = {
+        "kind": "caxton_meter.history", "format": 1, "baseline": history.name,
+        "method": {"name": "e-divisive means", "alpha": 1, "significance": significance,
+                   "permutations": permutations_for(significance), "seed": 0,
+                   "min_size": DEFAULT_MIN_SIZE},
+        "min_runs": min_runs(significance),
+        "runs": [{**run_ref(i), "profile": run.metadata.get("profile")}
+                 for i, run in enumerate(history.runs)],
+        "metrics": [{
+            "scenario": h.scenario, "metric": h.metric, "unit": h.spec.unit,
+            "kind": h.spec.kind.value,
+            "direction": h.spec.direction.value if h.spec.direction else None,
+            "runs": [i + 1 for i in h.runs], "values": list(h.values),
+            "change_points": [{**run_ref(cp.index), "before": cp.before, "after": cp.after,
+                               "change": cp.change, "p_value": cp.p_value,
+                               "assessment": _assessment(cp, h.spec)}
+                              for cp in h.change_points]} for h in found],
+    }
+    return json.dumps(json_safe(doc), indent=1, allow_nan=False, ensure_ascii=False)
