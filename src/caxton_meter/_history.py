@@ -536,7 +536,7 @@ def _text(history: BaselineHistory, found: Sequence[MetricHistory], significance
                 mean = math.fsum(h.values) / len(h.values)
                 lines.append(f"{where}no change point ({len(h.values)} runs, mean "
                              f"{format_quantity(mean, h.spec.unit)})")
-    if not marked:
+    if not marked and not show_all:
         lines.append("  none")
     elif not show_all and len(marked) < len(found):
         lines.append(f"  no change point in the other {len(found) - len(marked)} "
