@@ -27,7 +27,7 @@ Hunter) apply it to benchmark histories:
    values, so one significance level serves nanoseconds and msg/s alike.
 2. *The best split* of a segment is the one with the largest Q, found by
    exhaustive search over every split point tau and, as Matteson and James
-   and Otava do, every end point kappa of Y (X is the segment's runs before
+   do, every end point kappa of Y (X is the segment's runs before
    tau, Y those from tau up to kappa; each holds ``min_size`` runs at
    least).  Only tau becomes a change point.  The end point matters for a
    change that is later undone -- a regression, then its fix: split over
