@@ -96,6 +96,12 @@ _LAZY = {
     "run_suite": "._results",
     "collect_metadata": "._results",
     "Comparison": "._compare",
+    "Detectable": "._compare",
+    "detectable_changes": "._compare",
+    "ChangePoint": "._history",
+    "MetricHistory": "._history",
+    "change_points": "._history",
+    "metric_histories": "._history",
     "MissingCounterpartError": "._compare",
     "MetricComparison": "._compare",
     "compare": "._compare",
@@ -213,7 +219,15 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
         BaselineRefusedError,
         BaselineStore,
     )
-    from ._compare import Comparison, MetricComparison, MissingCounterpartError, compare
+    from ._compare import (
+        Comparison,
+        Detectable,
+        MetricComparison,
+        MissingCounterpartError,
+        compare,
+        detectable_changes,
+    )
+    from ._history import ChangePoint, MetricHistory, change_points, metric_histories
     from ._regression import Change, Verdict
     from ._meter import Meter
     from ._expressions import (
@@ -229,6 +243,12 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
     from ._reports import html_report, json_report, markdown_report, terminal_summary, write_reports
 
 __all__ = [
+    "metric_histories",
+    "change_points",
+    "MetricHistory",
+    "ChangePoint",
+    "detectable_changes",
+    "Detectable",
     "BaselineHistory",
     "BaselineRefusedError",
     "parse_quantity",

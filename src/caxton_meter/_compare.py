@@ -52,6 +52,7 @@ __all__ = [
     "Comparison",
     "MetricComparison",
     "MissingCounterpartError",
+    "Detectable",
     "compare",
     "detectable_changes",
 ]

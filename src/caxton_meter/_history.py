@@ -220,7 +220,7 @@ def change_points(series: Sequence[float], *, significance: float = 0.05,
     ``permutations`` to ever reach ``significance`` (1/(permutations + 1)
     must not exceed it)."""
     import numpy as np
-    from ._regression import _relative_change
+    from ._regression import relative_change as _relative_change
     x = _check_series(series)
     alpha = _check_significance(significance)
     size = integer(min_size, "min_size", low=2)
