@@ -110,6 +110,11 @@ def cli_aa(cond: str, comparisons: int, runs: int) -> list[Row]:
                 doc = json.loads((out / "report.json").read_text())
                 summary = doc["summary"]
                 alarms += summary["regressions"] > 0
+                for c in doc["comparisons"]:
+                    if c["verdict"] in ("regressed", "improved"):
+                        print(f"  [cli A/A {cond} run {i}] {c['scenario']}/{c['metric']} "
+                              f"{c['verdict']} {c['change']:+.1%} (spread {c['spread']:.1%}, "
+                              f"adjusted p {c['adjusted_p']:.3g})", file=sys.stderr)
                 exit1 += r.returncode == 1 and summary["regressions"] > 0
                 family = summary["family"]
                 not_gateable += summary["not_gateable"]
@@ -229,6 +234,9 @@ def plugin_aa(cond: str, comparisons: int, runs: int) -> list[Row]:
                 r = sh([sys.executable, "-m", "pytest", *pytest_args, "--meter-baseline", "base",
                         "--meter-output", f"s{i}"], d)
                 failed += r.returncode != 0
+                for line in r.stdout.splitlines():
+                    if "REGRESSED" in line:
+                        print(f"  [plugin A/A {cond} session {i}] {line.strip()}", file=sys.stderr)
                 now = _session_means(d / f"s{i}" / "result.json")
                 fixed_rule += any(now[k] > 1.10 * v for k, v in reference.items() if k in now)
     finally:

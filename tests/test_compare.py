@@ -231,3 +231,17 @@ def test_different_machines_and_configs_warn_and_equal_configs_do_not():
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         compare(run_of([1.0]), run_of([1.0]), **kwargs)
+
+
+def test_a_change_a_rerun_does_not_repeat_is_transient_and_fails_nothing():
+    from caxton_meter._compare import confirm
+    rng = np.random.default_rng(9)
+    base = history_of(rng.normal(100_000, 500, 10), rng=rng)
+    slow = compare(base, run_of([70_000.0, 70_100.0, 69_900.0]))
+    assert [m.metric for m in slow.regressions] == ["throughput"]
+    assert slow.changed_scenarios() == ("message_throughput",)
+    spell = confirm(slow, compare(base, run_of([100_050.0, 99_950.0, 100_010.0])))
+    assert spell.regressions == () and [m.metric for m in spell.transient] == ["throughput"]
+    assert spell.confirmed_by is not None
+    held = confirm(slow, compare(base, run_of([69_000.0, 69_500.0, 70_200.0])))
+    assert [m.metric for m in held.regressions] == ["throughput"] and held.transient == ()

@@ -729,3 +729,39 @@ def test_the_plugin_is_quiet_when_nothing_is_measured(pytester):
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*- caxton_meter -*")
     result.stdout.no_fnmatch_line("caxton_meter:*")
+
+
+_SPELL = """
+    import os
+    import time
+    from pathlib import Path
+
+    FLAG = Path(os.environ["METER_SPELL_FLAG"])
+
+    def work():
+        time.sleep(0.002 if not os.environ.get("METER_SPELL") or FLAG.exists() else 0.02)
+
+    def test_calls(meter):
+        meter.call(work, rounds=5, min_time="1ms")
+        FLAG.touch()           # a slow spell: only the first session of the run is slow
+"""
+
+
+def test_a_change_a_rerun_does_not_repeat_is_transient_and_the_session_passes(pytester,
+                                                                              monkeypatch):
+    pytester.makepyfile(test_spell=_SPELL)
+    monkeypatch.setenv("METER_SPELL_FLAG", str(pytester.path / "flag"))
+    _save_runs(pytester, "base", 4)
+    (pytester.path / "flag").unlink()
+    monkeypatch.setenv("METER_SPELL", "1")
+    result = pytester.runpytest("--meter-baseline", "base")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "*transient test_spell.py::test_calls::work: time_per_call * -> * ms * not repeated on "
+        "a re-run of the same code: not failed",
+        "*re-ran 1 test to confirm their changes"])
+    # without the re-run the spell fails the session
+    (pytester.path / "flag").unlink()
+    result = pytester.runpytest("--meter-baseline", "base", "--meter-no-confirm")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*REGRESSED test_spell.py::test_calls::work: time_per_call*"])

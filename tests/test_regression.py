@@ -734,7 +734,7 @@ def test_public_names() -> None:
         "compare_samples", "mann_whitney_u", "normal_quantile", "percentile_ci", "welch_t",
         "holm", "relative_change", "run_to_run", "RunToRun", "student_t_quantile"}
     assert [v.value for v in Verdict] == ["regressed", "improved", "no change", "within noise",
-                                          "not gateable"]
+                                          "not gateable", "transient"]
 
 
 # -- run-to-run variation and the family ---------------------------------------------------

@@ -45,8 +45,10 @@ this machine; 3 runs at least), and Holm's correction holds --significance
 for the whole run, not per metric.  A significant change beyond
 --noise-threshold on the bad side is a regression; a change that is not
 significant where this machine cannot detect one of --threshold is "not
-gateable here".  The report says how many comparisons were made and what
-each metric can detect.
+gateable here".  The scenarios that changed are re-run once, in a process of
+their own, and a change the re-run does not repeat is "transient" (a slow
+spell of the machine), not a failure (--no-confirm turns this off).  The
+report says how many comparisons were made and what each metric can detect.
 
 SLOs (--slo, repeatable): an expression in the threshold grammar, checked
 against every selected scenario that produces its metric (each trial's mean;
@@ -213,6 +215,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     r.add_argument("--noise-threshold", type=_noise, default=0.05, metavar="PCT|auto",
                    help="significant changes within ±PCT are noise (default 5%%); auto: "
                         "twice each metric's run-to-run spread")
+    r.add_argument("--no-confirm", dest="confirm", action="store_false",
+                   help="do not re-run the scenarios that changed to confirm the changes "
+                        "(by default a change must show again in a re-run to fail the run)")
     r.add_argument("--significance", type=_probability, default=0.05, metavar="ALPHA",
                    help="the false-alarm rate of the whole run (family-wise, Holm; "
                         "default 0.05)")
@@ -597,7 +602,15 @@ def _main(args: argparse.Namespace) -> int:
         interrupted = False
     else:
         changes = _changes(args, names, quick, err)
+        # the baseline was read to check it; it is read again after the run,
+        # so that the measuring process does not hold it (megabytes of
+        # histories change what the process's own memory figures show)
+        reread = (args.baseline or args.save_baseline) if baseline is not None else None
+        baseline = None
+        _release_memory()
         current, interrupted, failures = _run(args, names, quick, changes, thresholds, err)
+        if reread:
+            baseline = load("baseline" if args.baseline else "save-baseline", reread)
 
     comparison = None
     code = EXIT_OK
@@ -613,6 +626,10 @@ def _main(args: argparse.Namespace) -> int:
                                  noise_threshold=args.noise_threshold,
                                  significance=args.significance, lenient=True)
             code = EXIT_FAILED
+
+    if comparison is not None and comparison.changed_scenarios() and args.confirm \
+            and not args.load_baseline and not interrupted:
+        comparison = _confirmed(args, comparison, baseline, fixed, per_metric, err)
 
     from ._reports import terminal_summary, write_reports
     print(terminal_summary(current, comparison, color=out.isatty()), file=out, flush=True)
@@ -680,14 +697,14 @@ def cmd_calibrate(argv: list[str], prog: str) -> int:
                              "the rest of the line is pytest's arguments, run --runs times")
     args = parser.parse_args(argv)
     try:
-        return _calibrate(args)
+        return _calibrate(args, argv)
     except _Usage as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
 
 
-def _calibrate(args: argparse.Namespace) -> int:
-    from ._baselines import BASELINE_DIR, BaselineRefusedError, BaselineStore
+def _calibrate(args: argparse.Namespace, argv: list[str]) -> int:
+    from ._baselines import BASELINE_DIR, BaselineStore
     from ._scenarios import SCENARIOS
     err = sys.stderr
     if not args.scenarios:
@@ -715,20 +732,93 @@ def _calibrate(args: argparse.Namespace) -> int:
             return code
         return _print_calibration(name, store, args.significance)
     names = list(dict.fromkeys(scenarios)) or list(SCENARIOS)
-    changes = _changes(args, names, args.quick, err)
+    _changes(args, names, args.quick, err)          # bad options stop here, before any run
+    # each run a process of its own, as CI runs them: what one process
+    # carries from run to run (its memory, warmed caches) is not the spread
+    import subprocess
+    given = _without_runs(argv)
+    given.remove(name)                               # the run's own options and scenarios
     for i in range(args.runs):
         if not args.quiet:
             print(f"calibrate: run {i + 1} of {args.runs}", file=err, flush=True)
-        run, interrupted, failures = _run(args, names, args.quick, changes, None, err)
-        if interrupted:
+        before = len(store.run_files(name))
+        command = [sys.executable, "-m", "caxton_meter.run", *given, "--save-baseline", name,
+                   "--baseline-dir", str(store.directory.resolve()), "--quiet"]
+        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+        if done.returncode == EXIT_INTERRUPTED:
             print(f"interrupted: {i} run(s) saved to baseline {name!r}", file=err)
             return EXIT_INTERRUPTED
-        try:
-            store.save(name, run)
-        except BaselineRefusedError as e:
-            print(f"error: {e}", file=err)
+        if len(store.run_files(name)) <= before and store.keep > before:
+            print(f"error: run {i + 1} was not saved to baseline {name!r} (exit "
+                  f"{done.returncode}): {done.stderr.strip()}", file=err)
             return EXIT_FAILED
     return _print_calibration(name, store, args.significance)
+
+
+def _confirmed(args: argparse.Namespace, comparison: Any, baseline: Any, fixed: float,
+               per_metric: dict[str, float], err: TextIO) -> Any:
+    """Re-run, in a process of its own, the scenarios that changed, and keep
+    only the changes the re-run repeats (the others become transient)."""
+    import subprocess
+    import tempfile
+
+    from ._compare import compare, confirm
+    from ._results import read_result
+    names = list(comparison.changed_scenarios())
+    if not args.quiet:
+        print(f"confirming: re-running {', '.join(names)}", file=err, flush=True)
+    options = []
+    for option in ("trials", "duration", "rate", "agents", "message_size", "agent_kind",
+                   "deadline"):
+        value = getattr(args, option)
+        if value is not None:
+            options += [f"--{option.replace('_', '-')}", str(value)]
+    with tempfile.TemporaryDirectory(prefix="caxton-meter-confirm-") as tmp:
+        done = subprocess.run([sys.executable, "-m", "caxton_meter.run", *names, *options,
+                               *(["--quick"] if args.quick else []), "--quiet",
+                               "--report", "json", "--output", tmp],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            again = read_result(Path(tmp) / "report.json")
+        except (OSError, ValueError) as e:
+            print(f"warning: the re-run to confirm the changes failed (exit "
+                  f"{done.returncode}: {done.stderr.strip() or e}): they stand unconfirmed",
+                  file=err)
+            return comparison
+    second = compare(baseline, again, threshold=fixed, thresholds=per_metric,
+                     noise_threshold=args.noise_threshold, significance=args.significance,
+                     lenient=True)
+    return confirm(comparison, second)
+
+
+def _release_memory() -> None:
+    """Collect garbage and hand the freed heap back to the system (glibc's
+    malloc_trim, where there is one), so that a run's memory figures start
+    from the same state whether or not a baseline was read before it."""
+    import gc
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import ctypes.util
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            libc.malloc_trim(0)
+        except (OSError, AttributeError):       # not glibc: nothing to trim
+            pass
+
+
+def _without_runs(argv: list[str]) -> list[str]:
+    """``argv`` without its ``--runs N`` (or ``--runs=N``)."""
+    out, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--runs":
+            skip = True
+        elif not token.startswith("--runs="):
+            out.append(token)
+    return out
 
 
 def _calibrate_pytest(name: str, args: argparse.Namespace, store: Any) -> int:

@@ -143,6 +143,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--meter-save-on-failure", action="store_true", default=False,
                     help="with --meter-save-baseline: save even when tests failed (the "
                          "measurements of the tests that passed)")
+    group.addoption("--meter-no-confirm", action="store_true", default=False,
+                    help="do not re-run the tests that changed to confirm the changes (by "
+                         "default a change must show again in a re-run to fail the session)")
     group.addoption("--meter-baseline", metavar="NAME", default=None,
                     help="compare the session's measurements with baseline NAME; a "
                          "regression fails the session")
@@ -201,7 +204,8 @@ def _read_options(config: pytest.Config) -> _Options:
         disabled=bool(opt("meter_disable")), save_baseline=opt("meter_save_baseline"),
         baseline=opt("meter_baseline"), reports=tuple(dict.fromkeys(reports)),
         output=here / opt("meter_output") if opt("meter_output") else None,
-        baseline_dir=baseline_dir, save_on_failure=bool(opt("meter_save_on_failure")))
+        baseline_dir=baseline_dir, save_on_failure=bool(opt("meter_save_on_failure")),
+        confirm=not opt("meter_no_confirm"))
     for flag, name in (("--meter-save-baseline", options.save_baseline),
                        ("--meter-baseline", options.baseline)):
         if name is not None:

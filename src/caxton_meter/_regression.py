@@ -114,6 +114,7 @@ class Verdict(enum.Enum):
     WITHIN_NOISE = "within noise"    # significant, but the CI overlaps the noise band
     NOT_GATEABLE = "not gateable"    # not significant, and this machine's spread hides
                                      # changes of the size asked for (or is not known)
+    TRANSIENT = "transient"          # a change a re-run of the same code did not show
 
 
 @dataclass(frozen=True)
@@ -836,10 +837,11 @@ class RunToRun:
     spread: float
     detectable: float
     history_n: int
+    reach: float = 0.0          # the detectable change in the metric's own unit
 
 
 def run_to_run(history: Samples, current: float, *, significance: float = 0.05,
-               family: int = 1, power: float = 0.8) -> RunToRun:
+               family: int = 1, power: float = 0.8, within: float = 0.0) -> RunToRun:
     """Is ``current`` (this run's mean) one more run like the ``history``
     (each saved run's mean), or not?
 
@@ -855,8 +857,15 @@ def run_to_run(history: Samples, current: float, *, significance: float = 0.05,
     probability ``power`` at the Bonferroni level ``significance / family``
     (the first and strictest step of Holm's procedure):
     (t(1 - a/2) + t(power)) * s * sqrt(1 + 1/k) / |m|.  ``spread`` is s/|m|.
-    With s = 0 (a metric that never varied) any difference is significant
-    (p = 0) and any equal value is not (p = 1)."""
+
+    ``within`` is the standard deviation a run's mean has from its own
+    trials alone (the trials' pooled standard deviation / sqrt(trials)):
+    a run's mean varies at least that much, so s is never taken below it.
+    A few saved runs of a coarse metric (memory read in pages, say) can
+    agree exactly by chance while its trials disagree; their s = 0 would
+    make any difference "significant".  With s = 0 and no within-run
+    variation either (a metric that never varied), any difference is
+    significant (p = 0) and an equal value is not (p = 1)."""
     func = "run_to_run"
     hist = _sample(func, "history", history)
     if hist.size < 2:
@@ -865,9 +874,10 @@ def run_to_run(history: Samples, current: float, *, significance: float = 0.05,
     alpha = _open_unit(func, "significance", significance)
     m = _integer(func, "family", family, 1)
     pw = _open_unit(func, "power", power)
+    floor = _non_negative(func, "within", within)
     k = int(hist.size)
     mean = float(hist.mean())
-    sd = float(hist.std(ddof=1))
+    sd = max(float(hist.std(ddof=1)), floor)
     scale = sd * math.sqrt(1.0 + 1.0 / k)
     diff = cur - mean
     if scale == 0.0:
@@ -884,4 +894,4 @@ def run_to_run(history: Samples, current: float, *, significance: float = 0.05,
     change = _relative_change(cur, mean)
     return RunToRun(mean, cur, change, _relative_change(cur - half, mean) if base > 0 else change,
                     _relative_change(cur + half, mean) if base > 0 else change, p, spread,
-                    detectable, k)
+                    detectable, k, reach)

@@ -77,13 +77,14 @@ REPORT_FORMATS = ("md", "html", "json")
 #    "current": <the run, as RunResult.to_dict: RunResult.from_dict reads it>,
 #    "baseline_metadata": <the baseline run's metadata>,
 #    "summary": {"compared": n, "regressions": n, "improvements": n,
-#                "not_gateable": n, "family": <comparisons tested together>,
+#                "not_gateable": n, "transient": <changes a re-run did not repeat>,
+#                "family": <comparisons tested together>,
 #                "significance": <the whole run's false-alarm rate (Holm)>,
 #                "history_runs": <saved runs behind the baseline>,
 #                "passed": <no graded metric of the run FAILED>},
 #    "comparisons": [{"scenario", "metric", "unit",
 #                     "verdict": "regressed" | "improved" | "no change" | "within noise"
-#                                | "not gateable",
+#                                | "not gateable" | "transient",
 #                     "baseline", "current": the two estimates (Change.baseline/current),
 #                     "change", "ci_low", "ci_high": relative changes (0.1 = +10 %),
 #                     "p_value": number or null, "method": str,
@@ -107,7 +108,8 @@ _COMPARISON_KIND = "caxton_meter.comparison"
 _GRADE_ICON = {Grade.TARGET: "✅", Grade.ACCEPTABLE: "🟡", Grade.CRITICAL: "🟠",
                Grade.FAILED: "❌"}
 _VERDICT_ICON = {Verdict.REGRESSED: "🔴", Verdict.IMPROVED: "🟢", Verdict.NO_CHANGE: "⚪",
-                 Verdict.WITHIN_NOISE: "🟡", Verdict.NOT_GATEABLE: "❔"}
+                 Verdict.WITHIN_NOISE: "🟡", Verdict.NOT_GATEABLE: "❔",
+                 Verdict.TRANSIENT: "〰️"}
 _PLOTS_NOTE = "plots need matplotlib: pip install 'caxton_meter[plots]'"
 _DASH = "—"
 
@@ -318,6 +320,11 @@ def _summary(run: RunResult, rows: Sequence[_Row], comparison: Comparison | None
         k = len(comparison.improvements)
         if k:
             lines.append(("📈", _plural(k, "improvement")))
+        if comparison.transient:
+            lines.append(("〰️", f"{_plural(len(comparison.transient), 'change')} not repeated "
+                                 "on a re-run of the same code (transient, not failed): "
+                                 + _listing([f"{m.scenario}/{m.metric}"
+                                             for m in comparison.transient])))
         for w in comparison.warnings:
             notices.append(("⚠️", w))
         if comparison.missing:
@@ -489,7 +496,7 @@ def markdown_report(run: RunResult, comparison: Comparison | None = None) -> str
 _ANSI_GRADE = {Grade.TARGET: "32", Grade.ACCEPTABLE: "33", Grade.CRITICAL: "35",
                Grade.FAILED: "1;31"}
 _ANSI_VERDICT = {Verdict.REGRESSED: "1;31", Verdict.IMPROVED: "32", Verdict.NO_CHANGE: "2",
-                 Verdict.WITHIN_NOISE: "33", Verdict.NOT_GATEABLE: "2"}
+                 Verdict.WITHIN_NOISE: "33", Verdict.NOT_GATEABLE: "2", Verdict.TRANSIENT: "33"}
 
 
 def terminal_summary(run: RunResult, comparison: Comparison | None = None, *,
@@ -579,6 +586,7 @@ def json_report(run: RunResult, comparison: Comparison | None = None) -> str:
                        "regressions": len(comparison.regressions),
                        "improvements": len(comparison.improvements),
                        "not_gateable": len(comparison.not_gateable),
+                       "transient": len(comparison.transient),
                        "family": comparison.family,
                        "significance": comparison.significance,
                        "history_runs": comparison.history_runs,

@@ -66,6 +66,7 @@ class _Options:
     output: Path | None
     baseline_dir: Path
     save_on_failure: bool = False
+    confirm: bool = True
 
 
 class _MeterSession:
@@ -203,7 +204,38 @@ class _MeterSession:
             self.lines.append((f"not compared with baseline {history.name!r}: {why}", _WARN))
             return False
         self.comparison = compare(history, run, lenient=True, min_history=_MIN_HISTORY)
+        if self.options.confirm and self.comparison.changed_scenarios():
+            self.comparison = self._confirmed(history, self.comparison)
         return bool(self.comparison.regressions)
+
+    def _confirmed(self, history: BaselineHistory, comparison: Comparison) -> Comparison:
+        """Re-run the tests that changed, in a pytest process of their own,
+        and keep only the changes the re-run repeats (the others become
+        transient: a slow spell of the machine, not the code)."""
+        import subprocess
+        import sys
+        import tempfile
+
+        from ._compare import compare, confirm
+        from ._results import read_result
+
+        tests = list(dict.fromkeys(name.rsplit("::", 1)[0]
+                                   for name in comparison.changed_scenarios()))
+        with tempfile.TemporaryDirectory(prefix="caxton-meter-confirm-") as tmp:
+            done = subprocess.run(
+                [sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider",
+                 f"--rootdir={self.config.rootpath}", "--meter-output", tmp],
+                cwd=self.config.rootpath,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                again = read_result(Path(tmp) / "result.json")
+            except (OSError, ValueError) as e:
+                self.lines.append((f"the re-run to confirm the changes failed (exit "
+                                   f"{done.returncode}: {e}): they stand unconfirmed", _WARN))
+                return comparison
+        self.lines.append((f"re-ran {_plural(len(tests), 'test')} to confirm their changes", {}))
+        return confirm(comparison, compare(history, again, lenient=True,
+                                           min_history=_MIN_HISTORY))
 
     def _incomparable(self, history: BaselineHistory) -> str | None:
         """Why this session's timings cannot be compared with the
@@ -367,6 +399,9 @@ def _comparison_lines(comparison: Comparison, name: str) -> list[_Line]:
         out.append((f"  REGRESSED {m.scenario}: {_change(m)}", _ERROR))
     for m in comparison.improvements:
         out.append((f"  improved {m.scenario}: {_change(m)}", {"green": True}))
+    for m in comparison.transient:
+        out.append((f"  transient {m.scenario}: {_change(m)} -- not repeated on a re-run "
+                    "of the same code: not failed", _WARN))
     for m in hidden[:_SHOWN]:
         c = m.change
         assert c.spread is not None and c.detectable is not None
