@@ -409,7 +409,8 @@ def test_json_comparison_document(regression):
     assert RunResult.from_dict(doc["current"]).to_json() == current.to_json()
     assert doc["baseline_metadata"] == comparison.baseline.metadata
     assert doc["summary"] == {"compared": 3, "regressions": 1, "improvements": 0,
-                              "not_gateable": 0, "family": 3, "significance": 0.05,
+                              "not_gateable": 0, "transient": 0, "family": 3,
+                              "significance": 0.05,
                               "history_runs": 4, "passed": True}
     entries = {e["metric"]: e for e in doc["comparisons"]}
     assert set(entries) == {"latency_p50", "latency_p99", "throughput"}
