@@ -325,6 +325,17 @@ def ab(cond: str, comparisons: int, runs: int) -> list[Row]:
     return rows
 
 
+def run(cfg) -> list[Row]:
+    """For run_all.py: every section, idle and busy (idle only, briefly,
+    with --quick)."""
+    comparisons, runs = (5, 4) if cfg.quick else (COMPARISONS, RUNS)
+    rows: list[Row] = []
+    for cond in ("idle",) if cfg.quick else ("idle", "busy"):
+        for part in (cli_aa, plugin_aa, ab):
+            rows += part(cond, comparisons, runs)
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="5 comparisons, 4 saved runs")

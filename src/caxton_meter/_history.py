@@ -457,17 +457,11 @@ def _table_metrics(history: BaselineHistory, found: Sequence[MetricHistory],
 
 def _date(run: RunResult) -> str:
     """The run's date in UTC to the minute, or what the metadata holds."""
-    import datetime as _dt
-    raw = run.metadata.get("date")
-    if not isinstance(raw, str):
+    from ._results import run_date
+    when = run_date(run.metadata)
+    if when is None:
         return "—"
-    try:
-        when = _dt.datetime.fromisoformat(raw)
-    except ValueError:
-        return raw
-    if when.tzinfo is not None:
-        when = when.astimezone(_dt.timezone.utc)
-    return f"{when:%Y-%m-%d %H:%M}"
+    return when if isinstance(when, str) else f"{when:%Y-%m-%d %H:%M}"
 
 
 def _git(run: RunResult) -> dict[str, Any]:

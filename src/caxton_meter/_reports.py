@@ -47,7 +47,7 @@ from ._compare import Comparison, MetricComparison
 from ._core import Histogram
 from ._hdrlog import HistogramLogWriter
 from ._regression import Change, Verdict
-from ._results import RunResult, Trials, json_safe, write_atomic
+from ._results import RunResult, Trials, json_safe, run_date, write_atomic
 from ._units import format_quantity
 from ._model import Direction, Grade, MetricSpec
 
@@ -377,17 +377,12 @@ def _notes(run: RunResult) -> list[tuple[str, str]]:
 
 
 def _date(meta: Mapping[str, Any]) -> str:
-    raw = meta.get("date")
-    if not isinstance(raw, str):
+    when = run_date(meta)
+    if when is None:
         return "unknown"
-    try:
-        when = _dt.datetime.fromisoformat(raw)
-    except ValueError:
-        return raw
-    if when.tzinfo is not None:
-        when = when.astimezone(_dt.timezone.utc)
-        return when.strftime("%Y-%m-%d %H:%M:%S UTC")
-    return when.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(when, str):
+        return when
+    return when.strftime("%Y-%m-%d %H:%M:%S" + (" UTC" if when.tzinfo is not None else ""))
 
 
 def _commit(meta: Mapping[str, Any]) -> str:

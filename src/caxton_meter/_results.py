@@ -566,6 +566,20 @@ def _machine(meta: Mapping[str, Any]) -> tuple[Any, ...]:
             osys.get("machine"))
 
 
+def run_date(meta: Mapping[str, Any]) -> _dt.datetime | str | None:
+    """When a run was made (its metadata's ``date``), in UTC when the date
+    says its zone; the text as it is when it is not a date; None when
+    there is none."""
+    raw = meta.get("date")
+    if not isinstance(raw, str):
+        return None
+    try:
+        when = _dt.datetime.fromisoformat(raw)
+    except ValueError:
+        return raw
+    return when.astimezone(_dt.timezone.utc) if when.tzinfo is not None else when
+
+
 def same_machine(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[bool, list[str]]:
     """Whether two runs' metadata describe the same machine, and the
     differences (host, CPU model and count, OS, architecture)."""
