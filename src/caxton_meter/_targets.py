@@ -24,7 +24,7 @@ OpenLoopResult, as every load loop does.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable
 from typing import Any, Protocol, runtime_checkable
 
 from ._checks import ArgumentTypeError, Stages, integer, optional, seconds

@@ -15,7 +15,6 @@ from .._sampling import ResourceProfile
 from ._base import (
     OPEN_LOOP_METRICS,
     AgentsConfig,
-    GuardedRun,
     OpenRun,
     count,
     counted,
