@@ -52,11 +52,11 @@ class MessageThroughputConfig(AgentsConfig):
 
 _LATENCY = latency_specs("round_trip")
 _MESSAGES_PER_SECOND = MetricSpec("messages_per_second", "msg/s", Kind.THROUGHPUT)
+_MESSAGE_COUNTS = (counted("completed", "messages"), counted("failed", "messages"))
 
 
 @scenario("message_throughput", MessageThroughputConfig,
-          (THROUGHPUT, _MESSAGES_PER_SECOND, counted("completed", "messages"),
-           counted("failed", "messages")) + _LATENCY)
+          (THROUGHPUT, _MESSAGES_PER_SECOND) + _MESSAGE_COUNTS + _LATENCY)
 def run_message_throughput(config: MessageThroughputConfig,
                            thresholds: Mapping[str, Threshold]) -> ScenarioResult:
     """Metrics: ``throughput`` (completed round trips per second, graded),
@@ -69,8 +69,7 @@ def run_message_throughput(config: MessageThroughputConfig,
     metrics = [THROUGHPUT.graded(per_second, thresholds),
                _MESSAGES_PER_SECOND(res.messages_per_second if res is not None
                                     else 2 * per_second),
-               counted("completed", "messages")(completed),
-               counted("failed", "messages")(failed)]
+               _MESSAGE_COUNTS[0](completed), _MESSAGE_COUNTS[1](failed)]
     metrics += latency_metrics(router.round_trip, _LATENCY, thresholds, run.notes)
     return run.result("message_throughput", metrics, router_histograms(router), router=router)
 
@@ -92,11 +91,11 @@ class TaskProcessingConfig(AgentsConfig):
 
 
 _TASKS_PER_SECOND = MetricSpec("throughput", "tasks/s", Kind.THROUGHPUT, graded_by="throughput")
+_TASK_COUNTS = (counted("completed", "tasks"), counted("failed", "tasks"))
 
 
 @scenario("task_processing", TaskProcessingConfig,
-          (_TASKS_PER_SECOND, counted("completed", "tasks"), counted("failed", "tasks"))
-          + _LATENCY)
+          (_TASKS_PER_SECOND,) + _TASK_COUNTS + _LATENCY)
 def run_task_processing(config: TaskProcessingConfig,
                         thresholds: Mapping[str, Threshold]) -> ScenarioResult:
     """Metrics: ``throughput`` (tasks completed per second, graded by the
@@ -111,7 +110,7 @@ def run_task_processing(config: TaskProcessingConfig,
         pool = list(router.spawn_native("compute", count=config.agents, units=config.units))
     run, _, per_second, completed, failed = _closed(config, router, pool, config.tasks, b"t")
     metrics = [_TASKS_PER_SECOND.graded(per_second, thresholds),
-               counted("completed", "tasks")(completed), counted("failed", "tasks")(failed)]
+               _TASK_COUNTS[0](completed), _TASK_COUNTS[1](failed)]
     metrics += latency_metrics(router.round_trip, _LATENCY, thresholds, run.notes)
     return run.result("task_processing", metrics, router_histograms(router), router=router)
 
