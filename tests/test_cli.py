@@ -180,6 +180,39 @@ def test_overrides_reach_the_configs(tmp_path):
             config["agent_kind"]) == (500.0, 0.2, 3, 16, "python")
 
 
+def test_set_reaches_any_field_of_a_config(tmp_path):
+    r = cli("task_processing", "message_throughput", "--quick", "--trials", "1",
+            "--set", "task_processing.units=150", "--set", "window=20",
+            "--set", "task_processing.tasks=300",
+            "--report", "json", "--output", tmp_path / "o", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    configs = {s["scenario"]: s["config"] for s in
+               json.loads((tmp_path / "o" / "report.json").read_text())["scenarios"]}
+    assert (configs["task_processing"]["units"], configs["task_processing"]["tasks"]) == (150, 300)
+    assert configs["task_processing"]["window"] == configs["message_throughput"]["window"] == 20
+    assert configs["message_throughput"]["messages"] == 1000          # the quick profile's
+
+
+@pytest.mark.parametrize("args, message", [
+    (["task_processing", "--set", "units"], "'units': write [SCENARIO.]FIELD=VALUE"),
+    (["task_processing", "--set", ".units=3"], "write [SCENARIO.]FIELD=VALUE"),
+    (["task_processing", "--set", "task_procesing.units=3"],
+     "unknown scenario 'task_procesing' (did you mean 'task_processing'?)"),
+    (["task_processing", "--set", "latency.rate=5"],
+     "latency is not among the selected scenarios (task_processing)"),
+    (["task_processing", "--set", "unit=3"],
+     "no selected scenario has the field 'unit' (did you mean 'units'?)"),
+    (["task_processing", "--set", "task_processing.unitz=3"],
+     "has no field 'unitz' (did you mean 'units'?)"),
+    (["task_processing", "--set", "units=-3"], "units must be >= 1, got -3"),
+    (["task_processing", "--set", "units=many"], "units must be an int, not str"),
+])
+def test_a_bad_set_is_a_usage_error_before_anything_runs(tmp_path, args, message):
+    r = cli(*args, cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert message in r.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["nope"], "unknown scenario 'nope'; scenarios: message_throughput, task_processing"),
     (["--no-such-option"], "unrecognized arguments: --no-such-option; valid options: "

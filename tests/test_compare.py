@@ -155,6 +155,19 @@ def test_a_change_beyond_what_the_run_can_detect_is_found():
     assert elsewhere <= 200 * (0.05 + 3 * 0.016)     # the other 39 are unchanged: alpha holds
 
 
+def test_one_outlying_saved_run_neither_hides_a_change_nor_makes_one():
+    # ten saved runs within ~0.3 %, one of them a slow spell 20 % down: left
+    # out, the other nine gate a 10 % drop; kept, the spell would have made
+    # the spread ~6 % and the metric not gateable
+    means = [1000.0, 1003.0, 998.0, 1001.0, 800.0, 999.0, 1002.0, 997.0, 1000.0, 1001.0]
+    base = history_of(means)
+    (m,) = compare(base, run_of([900.0, 901.0, 899.0])).metrics
+    assert m.change.verdict is Verdict.REGRESSED and m.change.left_out == 1
+    assert m.change.baseline_n == 9 and m.change.detectable < 0.05
+    (m,) = compare(base, run_of([1000.0, 1001.0, 999.0])).metrics
+    assert m.change.verdict is Verdict.NO_CHANGE and m.change.left_out == 1
+
+
 def test_a_spread_that_hides_the_threshold_is_not_gateable_not_a_regression():
     noisy = history_of([70.0, 130.0, 80.0, 120.0, 100.0, 100.0])          # ~22 % spread
     (m,) = compare(noisy, run_of([75.0, 76.0, 74.0])).metrics            # -25 %: noise-sized

@@ -732,14 +732,20 @@ def test_public_names() -> None:
     assert set(reg.__all__) == {
         "Change", "HistogramLike", "Samples", "Verdict", "bootstrap_ci", "compare_percentiles",
         "compare_samples", "mann_whitney_u", "normal_quantile", "percentile_ci", "welch_t",
-        "holm", "relative_change", "run_to_run", "RunToRun", "student_t_quantile"}
+        "holm", "outlying_runs", "relative_change", "run_to_run", "RunToRun",
+        "student_t_quantile"}
     assert [v.value for v in Verdict] == ["regressed", "improved", "no change", "within noise",
                                           "not gateable", "transient"]
 
 
 # -- run-to-run variation and the family ---------------------------------------------------
 
-from caxton_meter._regression import holm, run_to_run, student_t_quantile  # noqa: E402
+from caxton_meter._regression import (  # noqa: E402
+    holm,
+    outlying_runs,
+    run_to_run,
+    student_t_quantile,
+)
 
 
 @pytest.mark.parametrize("p, df, table", [
@@ -789,3 +795,46 @@ def test_run_to_run_is_the_prediction_interval_of_the_saved_runs():
 def _t_cdf(t, df):
     from caxton_meter._regression import _student_t_cdf
     return _student_t_cdf(t, df)
+
+
+def test_outlying_runs_follows_rosners_worked_example():
+    # Rosner (1983), as worked in NIST's e-Handbook (section 1.3.5.17.3): 54
+    # values, up to 10 outliers tested at 0.05, three found -- the three
+    # largest (6.01, 5.42, 5.34), with R_3 = 3.179 > lambda_3 = 3.158
+    x = [-0.25, 0.68, 0.94, 1.15, 1.20, 1.26, 1.26, 1.34, 1.38, 1.43, 1.49, 1.49, 1.55,
+         1.56, 1.58, 1.65, 1.69, 1.70, 1.76, 1.77, 1.81, 1.91, 1.94, 1.96, 1.99, 2.06,
+         2.09, 2.10, 2.14, 2.15, 2.23, 2.24, 2.26, 2.35, 2.37, 2.40, 2.47, 2.54, 2.62,
+         2.64, 2.90, 2.92, 2.92, 2.93, 3.21, 3.26, 3.30, 3.59, 3.68, 4.30, 4.64, 5.34,
+         5.42, 6.01]
+    found = outlying_runs(x, most=10)
+    assert sorted(x[i] for i in found) == [5.34, 5.42, 6.01]
+
+
+def test_outlying_runs_keeps_four_and_finds_nothing_in_a_normal_sample_mostly():
+    assert outlying_runs([1.0, 1.0, 1.0, 9.0]) == ()                 # fewer than five: none
+    assert outlying_runs([5.0] * 9 + [6.0]) == (9,)                   # one run off the rest
+    assert outlying_runs([5.0] * 10) == ()
+    assert outlying_runs([100, 101, 99, 100, 80, 100, 102, 98, 101, 99]) == (4,)
+    # two slow spells in ten runs: both (at most one in five)
+    assert outlying_runs([100, 70, 101, 99, 100, 75, 100, 102, 98, 101]) == (1, 5)
+    # on normal samples of ten the test finds outliers about as often as its
+    # level says (it tests for up to two: 5 % per step, at most ~10 %)
+    rng = np.random.default_rng(5)
+    hit = sum(bool(outlying_runs(rng.normal(0, 1, 10))) for _ in range(2000))
+    assert 0.02 <= hit / 2000 <= 0.10
+    with pytest.raises(ValueError, match="outlying_runs: most must be"):
+        outlying_runs([1.0, 2.0], most=-1)
+
+
+def test_one_outlying_saved_run_does_not_hide_a_change():
+    # nine saved runs within 0.5 % and one a busy spell made 20 % slower: with
+    # it, s is ~6 % and a 10 % drop is invisible; left out, the drop is found
+    history = [1000.0, 1004.0, 997.0, 1002.0, 800.0, 999.0, 1003.0, 996.0, 1001.0, 998.0]
+    naive = run_to_run(history, 900.0, family=40, robust=False)
+    robust = run_to_run(history, 900.0, family=40)
+    assert naive.detectable > 0.3 and naive.p_value > 0.05 and naive.left_out == 0
+    assert robust.left_out == 1 and robust.history_n == 9
+    assert robust.baseline == pytest.approx(1000.0) and robust.detectable < 0.05
+    assert robust.p_value < 1e-6
+    # and the same run as the others is still one of them
+    assert run_to_run(history, 1001.0, family=40).p_value > 0.5

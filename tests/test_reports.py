@@ -405,7 +405,7 @@ def test_json_comparison_document(regression):
     nan_metric = M("latency_max", math.nan, "ns")
     doc = json.loads(json_report(current, comparison), parse_constant=no_constants)
     assert doc["kind"] == "caxton_meter.comparison"
-    assert doc["format"] == COMPARISON_FORMAT_VERSION == 2
+    assert doc["format"] == COMPARISON_FORMAT_VERSION == 3
     assert RunResult.from_dict(doc["current"]).to_json() == current.to_json()
     assert doc["baseline_metadata"] == comparison.baseline.metadata
     assert doc["summary"] == {"compared": 3, "regressions": 1, "improvements": 0,

@@ -199,6 +199,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     g.add_argument("--agent-kind", choices=("native", "python", "wasm"))
     g.add_argument("--deadline", type=_quantity(_checks_seconds), metavar="SECONDS",
                    help="stop each scenario after this long, keeping its partial result")
+    g.add_argument("--set", dest="sets", type=_setting, action="append", default=[],
+                   metavar="[SCENARIO.]FIELD=VALUE",
+                   help="any field of a scenario's config (repeatable), e.g. --set "
+                        "task_processing.units=1100; without SCENARIO. every selected "
+                        "scenario that has FIELD; VALUE as JSON or with units (500ms, 2K/s)")
     b = p.add_argument_group("baselines")
     b.add_argument("--save-baseline", metavar="NAME")
     b.add_argument("--baseline", metavar="NAME")
@@ -321,10 +326,53 @@ def _check_slos(run: Any, slos: list[tuple[str, dict[str, Any]]]) -> tuple[list[
     return lines, held
 
 
+def _setting(text: str) -> tuple[str | None, str, Any, str]:
+    """--set "[SCENARIO.]FIELD=VALUE" -> (scenario or None, field, value, text);
+    VALUE read as JSON (numbers, lists, true/false), else kept as text for
+    the field's own check ("500ms", "2K/s", "native")."""
+    import json as _json
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    scenario, dot, field = key.rpartition(".")
+    if not sep or not field or not raw.strip() or (dot and not scenario):
+        raise argparse.ArgumentTypeError(f"{text!r}: write [SCENARIO.]FIELD=VALUE, e.g. "
+                                         "task_processing.units=1100")
+    try:
+        value = _json.loads(raw)
+    except ValueError:
+        value = raw.strip()
+    return (scenario or None, field, value, text)
+
+
+def _sets(args: argparse.Namespace, names: list[str],
+          changes: dict[str, dict[str, Any]]) -> None:
+    """Apply the --set options to ``changes``: a named scenario must be one
+    of the selected ones; a bare FIELD goes to every selected scenario that
+    has it (and to at least one)."""
+    from ._checks import did_you_mean
+    from ._scenarios import SCENARIOS
+    for scenario, field, value, _ in args.sets:
+        if scenario is not None and scenario not in SCENARIOS:
+            raise _Usage(f"--set {scenario}.{field}: unknown scenario {scenario!r}"
+                         f"{did_you_mean(scenario, SCENARIOS)}")
+        if scenario is not None and scenario not in names:
+            raise _Usage(f"--set {scenario}.{field}: {scenario} is not among the selected "
+                         f"scenarios ({', '.join(names)})")
+        takers = [scenario] if scenario is not None else \
+            [n for n in names if field in SCENARIOS[n].config.field_names()]
+        if not takers:
+            fields = sorted({f for n in names for f in SCENARIOS[n].config.field_names()})
+            raise _Usage(f"--set {field}: no selected scenario has the field {field!r}"
+                         f"{did_you_mean(field, fields)}")
+        for n in takers:
+            changes[n][field] = value
+
+
 def _changes(args: argparse.Namespace, names: list[str], quick: bool,
              err: TextIO) -> dict[str, dict[str, Any]]:
     from ._scenarios import SCENARIOS, scenario_config
     changes: dict[str, dict[str, Any]] = {n: {} for n in names}
+    _sets(args, names, changes)
     for field, option in _OVERRIDES + (("deadline", "deadline"),):
         value = getattr(args, field)
         if value is None:
@@ -353,8 +401,8 @@ def _changes(args: argparse.Namespace, names: list[str], quick: bool,
         try:
             scenario_config(n, quick=quick, **changes[n])
         except (ValueError, TypeError) as e:
-            given = " ".join(f"--{f.replace('_', '-')} {v}" for f, v in changes[n].items())
-            raise _Usage(f"{given}: {n}: {e}") from None
+            given = " ".join(f"{f}={v}" for f, v in changes[n].items())
+            raise _Usage(f"{n} with {given}: {e}") from None
     return changes
 
 
@@ -774,6 +822,11 @@ def _confirmed(args: argparse.Namespace, comparison: Any, baseline: Any, fixed: 
         value = getattr(args, option)
         if value is not None:
             options += [f"--{option.replace('_', '-')}", str(value)]
+    from ._scenarios import SCENARIOS
+    for scenario, field, _, text in args.sets:       # those that apply to the re-run
+        if scenario in names or (scenario is None and any(
+                field in SCENARIOS[n].config.field_names() for n in names)):
+            options += ["--set", text]
     with tempfile.TemporaryDirectory(prefix="caxton-meter-confirm-") as tmp:
         done = subprocess.run([sys.executable, "-m", "caxton_meter.run", *names, *options,
                                *(["--quick"] if args.quick else []), "--quiet",
@@ -852,7 +905,8 @@ def _print_calibration(name: str, store: Any, significance: float) -> int:
     for d in found:
         print(f"  {d.scenario + '/' + d.metric:<{width}}  spread "
               f"{format_quantity(d.spread, 'ratio'):>8}   detects >= "
-              f"{format_quantity(d.detectable, 'ratio'):>8}", file=out)
+              f"{format_quantity(d.detectable, 'ratio'):>8}"
+              + (f"   ({d.left_out} outlying run(s) left out)" if d.left_out else ""), file=out)
     by_kind: dict[str, list[float]] = {}
     for d in found:
         by_kind.setdefault(d.spec.kind.value, []).append(d.detectable)
@@ -867,15 +921,17 @@ def _print_calibration(name: str, store: Any, significance: float) -> int:
 
 def _write_calibration(path: Any, history: Any, found: Any, significance: float) -> None:
     """The calibration as JSON beside the runs it was computed from
-    (format 1: per metric its runs, spread and detectable change)."""
+    (format 2: per metric its runs, spread, detectable change and the saved
+    runs left out of the spread as outliers; format 1 had no left_out)."""
     import json as _json
 
     from ._results import write_atomic
     write_atomic(path, _json.dumps({
-        "kind": "caxton_meter.calibration", "format": 1, "runs": len(history.runs),
+        "kind": "caxton_meter.calibration", "format": 2, "runs": len(history.runs),
         "significance": significance, "power": 0.8, "comparisons": len(found),
         "metrics": [{"scenario": d.scenario, "metric": d.metric, "runs": d.runs,
-                     "spread": d.spread, "detectable": d.detectable} for d in found]},
+                     "spread": d.spread, "detectable": d.detectable,
+                     "left_out": d.left_out} for d in found]},
         indent=1, allow_nan=False, default=float) + "\n")
 
 

@@ -262,7 +262,7 @@ def compare(baseline: RunResult | BaselineHistory, current: RunResult, *,
                             exceeds_threshold=_worse(r.change, c.limit, higher),
                             baseline_n=r.history_n, current_n=len(c.current),
                             spread=r.spread, detectable=r.detectable,
-                            adjusted_p=adjusted[id(c)])
+                            adjusted_p=adjusted[id(c)], left_out=r.left_out)
         out.append(MetricComparison(c.scenario, c.name, c.spec.unit, change, c.grade, c.spec))
     return Comparison(base_run, current, tuple(out), tuple(missing), tuple(warnings), family,
                       float(significance), len(history.runs))
@@ -357,6 +357,7 @@ class Detectable:
     runs: int
     spread: float
     detectable: float
+    left_out: int = 0      # saved runs left out as outliers of the others
 
 
 def detectable_changes(history: BaselineHistory, *, significance: float = 0.05,
@@ -379,5 +380,6 @@ def detectable_changes(history: BaselineHistory, *, significance: float = 0.05,
     for scenario, name, spec, means in found:
         r = run_to_run(means, means[-1], significance=significance, family=len(found),
                        power=power)
-        out.append(Detectable(scenario, name, spec, len(means), r.spread, r.detectable))
+        out.append(Detectable(scenario, name, spec, len(means), r.spread, r.detectable,
+                              r.left_out))
     return tuple(out)

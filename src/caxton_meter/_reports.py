@@ -93,6 +93,7 @@ REPORT_FORMATS = ("md", "html", "json")
 #                     "spread": run-to-run spread (relative) or null,
 #                     "detectable": smallest detectable relative change or null,
 #                     "adjusted_p": the Holm-adjusted p-value or null,
+#                     "left_out": saved runs left out of the spread as outliers,
 #                     "grade": the run's worst grade for the metric, or null}, ...],
 #    "missing": ["scenario/metric" of the run with no baseline counterpart, ...],
 #    "warnings": [str, ...]}
@@ -102,7 +103,8 @@ REPORT_FORMATS = ("md", "html", "json")
 #   2: verdicts against a history of saved runs: "not gateable", the family
 #      and its significance in the summary, spread / detectable / adjusted_p
 #      per comparison; baseline_n counts saved runs.
-COMPARISON_FORMAT_VERSION = 2
+#   3: left_out per comparison (baseline_n counts the saved runs used).
+COMPARISON_FORMAT_VERSION = 3
 _COMPARISON_KIND = "caxton_meter.comparison"
 
 _GRADE_ICON = {Grade.TARGET: "✅", Grade.ACCEPTABLE: "🟡", Grade.CRITICAL: "🟠",
@@ -158,12 +160,20 @@ def _verdict_text(change: Change, *, icon: bool = True) -> str:
     text = change.verdict.value
     if change.verdict is Verdict.NOT_GATEABLE:
         text += (f" here (spread {_signed_percent(change.spread, sign=False)} %, detects "
-                 f"≥ {_signed_percent(change.detectable, sign=False)} %)"
+                 f"≥ {_signed_percent(change.detectable, sign=False)} %{_left_out(change)})"
                  if change.spread is not None and change.detectable is not None
                  else f" yet ({change.method})")
     elif change.detectable is not None:
-        text += f" (detects ≥ {_signed_percent(change.detectable, sign=False)} %)"
+        text += (f" (detects ≥ {_signed_percent(change.detectable, sign=False)} %"
+                 f"{_left_out(change)})")
     return f"{_VERDICT_ICON[change.verdict]} {text}" if icon else text
+
+
+def _left_out(change: Change) -> str:
+    """", 1 outlying saved run left out" when the spread left runs out."""
+    if not change.left_out:
+        return ""
+    return f", {_plural(change.left_out, 'outlying saved run')} left out"
 
 
 def _grade_text(grade: Grade | None) -> str:
@@ -564,7 +574,7 @@ def _comparison_entry(m: MetricComparison) -> dict[str, Any]:
             "p_value": c.p_value, "method": c.method, "higher_is_better": c.higher_is_better,
             "exceeds_threshold": c.exceeds_threshold, "baseline_n": c.baseline_n,
             "current_n": c.current_n, "spread": c.spread, "detectable": c.detectable,
-            "adjusted_p": c.adjusted_p, "grade": m.grade.value if m.grade is not None else None}
+            "adjusted_p": c.adjusted_p, "left_out": c.left_out, "grade": m.grade.value if m.grade is not None else None}
 
 
 def json_report(run: RunResult, comparison: Comparison | None = None) -> str:
