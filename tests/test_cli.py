@@ -268,13 +268,112 @@ def test_a_damaged_baseline_names_the_file_and_is_not_overwritten(tmp_path, cont
         assert path.read_text() == content
 
 
-def test_a_write_failure_is_reported_and_the_results_still_printed(tmp_path):
+def test_an_output_that_cannot_be_a_folder_is_refused_before_anything_runs(tmp_path):
     (tmp_path / "file").write_text("not a folder")
+    for output in (tmp_path / "file", tmp_path / "file" / "reports"):
+        started = time.monotonic()
+        r = cli("message_throughput", "--quick", "--trials", "1", "--report", "md",
+                "--output", output, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert f"--output {output}" in r.stderr and r.stdout == ""
+        assert not (tmp_path / ".caxton_meter" / "runs").exists()       # nothing ran
+    assert time.monotonic() - started < 30
+
+
+def test_a_write_failure_is_reported_and_the_run_is_kept(tmp_path):
+    (tmp_path / "o" / "report.md").mkdir(parents=True)         # report.md cannot be a file
     r = cli("message_throughput", "--quick", "--trials", "1", "--report", "md",
-            "--output", tmp_path / "file" / "reports", cwd=tmp_path)
+            "--output", tmp_path / "o", cwd=tmp_path)
     assert r.returncode == 1
     assert "the reports could not be written to" in r.stderr
     assert "message_throughput" in r.stdout and "throughput" in r.stdout
+    (kept,) = (tmp_path / ".caxton_meter" / "runs").glob("*.json")
+    assert f"this run's result is kept in {Path('.caxton_meter') / 'runs' / kept.name}" \
+        in r.stderr
+    doc = json.loads(kept.read_text())
+    assert [s["scenario"] for s in doc["scenarios"]] == ["message_throughput"]
+
+
+def test_output_alone_writes_every_report_and_a_reused_folder_holds_one_run(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "mine.txt").write_text("the user's")
+    r = cli("latency", "--quick", "--trials", "1", "--duration", "0.3", "--output", out,
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    first = {p.name for p in out.iterdir()}
+    assert {"report.md", "report.html", "report.json", "latency.hlog", "mine.txt"} <= first
+    r = cli("message_throughput", "--quick", "--trials", "1", "--report", "md", "--output", out,
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert {p.name for p in out.iterdir()} == {"report.md", "mine.txt", ".caxton_meter-report"}
+    assert "message_throughput" in (out / "report.md").read_text()
+
+
+def test_kept_runs_are_pruned_to_the_newest(tmp_path):
+    from caxton_meter._baselines import keep_run
+    from caxton_meter._results import RunResult
+    run = RunResult({"host": "h"}, ())
+    paths = [keep_run(run, tmp_path / "runs", keep=3) for _ in range(5)]
+    assert sorted((tmp_path / "runs").glob("*.json")) == paths[2:]
+    with pytest.raises(ValueError, match="keep must be an int >= 1"):
+        keep_run(run, tmp_path / "runs", keep=0)
+
+
+def test_fail_on_chooses_the_grade_that_fails_the_run(tmp_path):
+    # p99 certainly between 1 ns and an hour: critical against these targets
+    slo = tmp_path / "slo.json"
+    slo.write_text(json.dumps({"format": 1, "thresholds": {
+        "latency_p99": {"target": "1ns", "acceptable": "2ns", "critical": "1h"}}}))
+    base = ("message_throughput", "--quick", "--trials", "2", "--quiet", "--slo", slo)
+    r = cli(*base, cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert "latency_p99" in r.stdout and "critical" in r.stdout
+    assert "1 figure(s) graded critical or worse (--fail-on critical): " \
+           "message_throughput/latency_p99 critical" in r.stderr
+    r = cli(*base, "--fail-on", "failed", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    # acceptable (between 1 ns and an hour): passes by default, fails --fail-on acceptable
+    slo.write_text(json.dumps({"format": 1, "thresholds": {
+        "latency_p99": {"target": "1ns", "acceptable": "1h", "critical": "2h"}}}))
+    assert cli(*base, cwd=tmp_path).returncode == 0
+    r = cli(*base, "--fail-on", "acceptable", cwd=tmp_path)
+    assert r.returncode == 1 and "message_throughput/latency_p99 acceptable" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--baseline", ""], "argument --baseline: an empty name: give the baseline's NAME"),
+    (["--save-baseline", ""], "argument --save-baseline: an empty name"),
+    (["--save-baseline", " "], "argument --save-baseline: an empty name"),
+    (["--load-baseline", "a/b"], "baseline name 'a/b' is not valid"),
+    (["message_throughput", "--threshold", "latency_p9=5"],
+     "no selected scenario compares a metric 'latency_p9' (did you mean 'latency_p99'?)"),
+    (["message_throughput", "--threshold", "foo=5"], "compared metrics: latency_p50, "),
+    (["--threshold", "=5"], "no metric before '='"),
+    (["--fail-on", "target"], "a figure graded target never fails a run"),
+    (["--fail-on", "critcal"], "choose acceptable, critical, failed (did you mean 'critical'?)"),
+])
+def test_empty_and_mistyped_values_are_refused(tmp_path, args, message):
+    r = cli(*args, cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert message in r.stderr
+
+
+def test_a_usage_error_is_one_line_and_a_pointer_to_help(tmp_path):
+    for args in (["--trials", "0"], ["nope"]):
+        r = cli(*args, cwd=tmp_path)
+        assert r.returncode == 2
+        lines = r.stderr.splitlines()
+        assert len(lines) == 2 and lines[0].startswith("python -m caxton_meter.run: error: ")
+        assert lines[1] == "(see: python -m caxton_meter.run --help)"
+
+
+def test_the_terminal_shows_a_partial_run_and_the_load_it_achieved(tmp_path):
+    r = cli("latency", "--quick", "--trials", "1", "--deadline", "0.2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("latency: achieved "))
+    assert " asked (" in line and "partial (1 of 1 trial; see the notes)" in line
+    assert "the deadline (0.2 s) was reached" in r.stdout
 
 
 def test_ctrl_c_prints_the_partial_result_and_saves_no_baseline(tmp_path):

@@ -310,7 +310,6 @@ BAD = {
     "highest above 2**62 - 1": (encoding(payload(highest=2**62)), "invalid parameters.*2\\*\\*62 - 1"),
     "sig figs 0": (encoding(payload(sig=0)), "invalid parameters.*between 1 and 5, got 0"),
     "sig figs 6": (encoding(payload(sig=6)), "invalid parameters.*between 1 and 5, got 6"),
-    "normalizing offset": (encoding(payload(offset=3)), "normalizing index offset 3"),
     "payload length too large": (encoding(payload(varint(5), length=2)),
                                  "truncated: its header announces 2 bytes of counts but 1 follow"),
     "payload length too small": (encoding(payload(varint(5) * 3, length=1)),
@@ -545,3 +544,18 @@ def test_pickle_round_trip(protocol, pairs):
     assert back.overflow_count == 2 and back.total_count == h.total_count
     assert (back.tag, back.start_time, back.end_time) == (h.tag, h.start_time, h.end_time)
     assert (back.min, back.max) == (h.min, h.max)
+
+
+def test_a_shifted_java_histogram_decodes_at_its_logical_values():
+    # Java: new Histogram(1, 3600000000L, 3); recordValue(1000); shiftValuesLeft(1);
+    # encoded with normalizing index offset 1024.  Java writes the counts at
+    # their logical indices, so the value read back is 2000, as HdrHistogram_c
+    # and HdrHistogram_py read it.
+    h = Histogram.decode("HISTFAAAACV4nJNpmSzMwMDAzMDAwgChwYARRFybvITB/gNEYL48EwBhfAVO")
+    assert (h.total_count, h.min, h.max) == (1, 2000, 2000)
+    assert (h.lowest_discernible_value, h.highest_trackable_value, h.significant_figures) == (
+        1, 3600000000, 3)
+    # any offset: the counts read the same
+    for offset in (0, 3, 1024):
+        assert Histogram.decode(encoding(payload(varint(-5) + varint(2), offset=offset))) \
+            .value_at_percentile(100) == 5

@@ -35,7 +35,9 @@ from caxton_meter._monitor import MONITOR_METRICS
     ("p99.99 < 1s", "p", 99.99, "<", 1e9),
     ("avg < 2ms", "avg", None, "<", 2e6),
     ("mean < 2ms", "avg", None, "<", 2e6),
-    ("med < 500", "med", None, "<", 500.0),
+    ("med < 500", "med", None, "<", 500e6),           # a bare time is ms, as in k6
+    ("p(95)<200", "p", 95.0, "<", 200e6),
+    ("avg===2ms", "avg", None, "==", 2e6),              # k6's strict equality
     ("min >= 10ns", "min", None, ">=", 10.0),
     ("max < 50ms", "max", None, "<", 50e6),
     ("stdev < 1ms", "stdev", None, "<", 1e6),
@@ -264,7 +266,7 @@ def test_each_set_labels_its_metrics_as_its_measurements_do():
 
 
 def test_the_canonical_text_is_one_for_every_spelling():
-    spellings = ["p(99) < 10ms", "p99<10000us", "  p( 99 )  <  1e7  "]
+    spellings = ["p(99) < 10ms", "p99<10000us", "  p( 99 )  <  10  ", "p(99)<1e7ns"]
     assert {PLUGIN_METRICS.parse(t).canonical for t in spellings} == {"p(99) < 10ms"}
     assert {MONITOR_METRICS.parse(t).canonical for t in spellings} == {"p99 < 10ms"}
     assert parse_threshold("error_rate <= 0.005").canonical == "error_rate <= 0.5%"
@@ -433,3 +435,16 @@ def test_bad_metric_sets():
         MetricSet("x", [ThresholdMetric("x", "time")], read=None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="metrics must be a MetricSet, not str"):
         parse_threshold("p99 < 1ms", "monitor")  # type: ignore[arg-type]
+
+
+def test_k6_thresholds_keep_their_meaning_or_are_refused_saying_why():
+    # k6: http_req_duration: ['p(95)<200'] is 200 ms
+    assert parse_threshold("p(95)<200").value == 200e6
+    assert parse_threshold("p(95)<200").canonical == "p(95) < 200ms"
+    assert parse_threshold("max===0.5").operator == "=="
+    assert MONITOR_METRICS.parse("p(99) < 5").value == 5e6
+    with pytest.raises(ThresholdExpressionError) as info:
+        parse_threshold("rate<0.01")
+    message = str(info.value)
+    assert "k6's 'rate' depends on the metric it is set on" in message
+    assert "write error_rate < 0.01" in message and "throughput > 100/s" in message

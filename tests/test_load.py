@@ -515,3 +515,71 @@ def test_a_closed_loop_with_workers_drives_some_shards_and_runs_the_others():
     assert res.completed == 2000 and res.failed == 0
     assert r.agent(echo).handled == 2000 and r.counts.in_flight == 0
     assert res.messages == 6000                        # request, forward, reply
+
+
+# -- a loop that cannot keep up says so -----------------------------------------------------
+
+def test_a_deadline_holds_at_any_rate_and_every_arrival_is_counted():
+    r = Router(keep_replies=False)
+    a = r.spawn_native("echo")
+    started = time.monotonic()
+    res = open_loop(r, [a], [(1e9, 30.0)], max_in_flight=8, deadline=0.3)
+    assert time.monotonic() - started < 5           # not the 93 s of counting one by one
+    assert res.deadline_reached and res.planned == res.requests + res.dropped
+    # every arrival due before the stop was sent or dropped: about 1e9/s x 0.3 s
+    assert res.planned == pytest.approx(1e9 * res.duration_ns / 1e9, rel=0.01)
+    assert not res.kept_schedule and "fell behind" in res.schedule_note()
+    # without a deadline a short schedule at the top rate ends, every arrival counted
+    res = open_loop(r, [a], [(1e9, 0.05)], max_in_flight=8)
+    assert abs(res.planned - 50_000_000) <= 1 and res.requests + res.dropped == res.planned
+
+
+def test_a_rate_beyond_one_arrival_per_nanosecond_is_refused():
+    r = Router(keep_replies=False)
+    a = r.spawn_native("echo")
+    with pytest.raises(ValueError, match=r"rate 2e\+09/s cannot be scheduled: arrivals are "
+                                         r"timed in nanoseconds, at most 1e\+09/s"):
+        open_loop(r, [a], [(2e9, 1.0)])
+    from caxton_meter import drive
+
+    class Quiet:
+        def request(self, payload):
+            return None
+
+    with pytest.raises(ValueError, match="drive: rate '2G/s' cannot be scheduled"):
+        drive(Quiet(), rate="2G/s", duration=1)
+
+
+def test_a_loop_that_falls_behind_reports_the_rate_it_achieved():
+    def slow():
+        time.sleep(0.001)                  # at most ~1000 calls a second, one at a time
+
+    res = open_loop_call(slow, [(3000, 0.2)])
+    assert res.planned == res.requests == 600 and res.dropped == 0
+    assert res.last_send_ns > res.duration_ns and res.behind_ns > 0
+    # sent over the time it took, not over the schedule's 0.2 s
+    span = max(res.duration_ns, res.last_send_ns) / 1e9
+    assert res.achieved_rate == pytest.approx(600 / span)
+    assert res.achieved_rate < 0.6 * res.intended_rate
+    assert not res.kept_schedule
+    note = res.schedule_note()
+    assert note.startswith("the load loop fell behind its schedule: ")
+    assert "after the schedule's end" in note and "send lateness p50 " in note
+    # a loop that keeps its schedule says nothing
+    ok = open_loop_call(lambda: None, [(200, 0.2)])
+    assert ok.kept_schedule and ok.schedule_note() is None
+    assert ok.achieved_rate == pytest.approx(ok.intended_rate)
+
+
+def test_the_async_loop_counts_a_backlog_and_its_sends():
+    import asyncio
+
+    from caxton_meter._aioload import open_loop_async
+
+    async def stuck():
+        await asyncio.sleep(0.3)
+
+    res = asyncio.run(open_loop_async(stuck, [(1e6, 0.2)], concurrency=2, deadline=0.2))
+    assert res.requests == 2 and res.planned == res.requests + res.dropped
+    assert res.planned == pytest.approx(1e6 * res.duration_ns / 1e9, rel=0.02)
+    assert res.last_send_ns < 50_000_000 and not res.kept_schedule

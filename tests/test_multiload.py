@@ -124,3 +124,62 @@ def test_a_deadline_ends_every_process_and_rates_and_durations_take_units():
     assert 0 < res.planned < 10_000 and res.planned == res.requests + res.dropped
     assert res.completed == res.requests
     assert res.duration_ns == max(p.duration_ns for p in res.parts) < 10_000_000_000
+
+
+class FileTarget:
+    """A Target whose setup and teardown leave a file each, per worker."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def setup(self):
+        open(os.path.join(self.folder, f"setup-{os.getpid()}"), "w").close()
+
+    def request(self, payload):
+        assert payload == b"ping"
+
+    def teardown(self):
+        open(os.path.join(self.folder, f"teardown-{os.getpid()}"), "w").close()
+
+
+class AsyncEcho:
+    async def request(self, payload):
+        import asyncio
+        await asyncio.sleep(0)
+        return payload
+
+
+async def nap():
+    import asyncio
+    await asyncio.sleep(0.001)
+
+
+def test_targets_and_async_callables_run_in_every_worker(tmp_path):
+    res = run_processes(FileTarget(str(tmp_path)), [(400, 0.3)], processes=2, payload=b"ping")
+    assert res.completed == res.requests > 0 and res.failed == 0
+    pids = {p.source.split("pid ")[1].rstrip(")") for p in res.parts}
+    assert {f.name for f in tmp_path.iterdir()} == (
+        {f"setup-{p}" for p in pids} | {f"teardown-{p}" for p in pids})
+    res = run_processes(AsyncEcho(), [(400, 0.3)], processes=2, payload=b"x", concurrency=4)
+    assert res.completed == res.requests > 0 and res.failed == 0
+    res = run_processes(nap, [(200, 0.3)], processes=2)
+    assert res.completed == res.requests > 0
+    assert res.latency.min >= 1_000_000               # each call slept a millisecond
+
+
+def test_a_script_without_the_main_guard_is_told_what_to_write(tmp_path):
+    import subprocess
+    import sys
+    script = tmp_path / "unguarded.py"
+    script.write_text("import caxton_meter as cm\n"
+                      "cm.run_processes('os:getpid', [(100, 0.2)], processes=1)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "WorkerError" in done.stderr
+    assert 'start the load under `if __name__ == "__main__":`' in done.stderr
+
+
+def test_what_a_worker_writes_to_stderr_reaches_the_parents(capfd):
+    run_processes("os:write", [(20, 0.1)], processes=1, args=(2, b"from the worker\n"))
+    assert "from the worker" in capfd.readouterr().err

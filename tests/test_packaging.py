@@ -40,9 +40,38 @@ def test_cibuildwheel_builds_cpython_3_10_to_3_14_and_runs_the_tests():
     for version in ("cp310", "cp311", "cp312", "cp313", "cp314"):
         assert f"{version}-*" in cibw["build"].split()
     assert "pytest" in cibw["test-command"] and "{project}/tests" in cibw["test-command"]
-    assert cibw["test-extras"] == ["test"]
+    assert cibw["test-groups"] == ["test"]
     assert set(config["tool"]["cibuildwheel"]["linux"]["archs"]) == {"x86_64", "aarch64"}
     assert "windows" in cibw and "macos" in cibw
     extras = config["project"]["optional-dependencies"]
     assert any(r.startswith("matplotlib") for r in extras["plots"])
     assert any(r.startswith("prometheus_client") for r in extras["prometheus"])
+
+
+def _elf_sections(path: pathlib.Path) -> set[str]:
+    """The section names of a 64-bit little-endian ELF file."""
+    import struct
+    data = path.read_bytes()
+    assert data[:4] == b"\x7fELF" and data[4] == 2 and data[5] == 1, "not a 64-bit LE ELF"
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    headers = [struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    strtab_offset = headers[shstrndx][4]
+    names = set()
+    for name_offset, *_ in headers:
+        start = strtab_offset + name_offset
+        names.add(data[start:data.index(b"\0", start)].decode())
+    return names
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF: Linux builds")
+def test_the_core_ships_without_debug_information():
+    import os
+
+    from caxton_meter import _core
+    if os.environ.get("CAXTON_METER_DEBUG") == "1" or os.environ.get("CAXTON_METER_SANITIZE"):
+        pytest.skip("a debug or sanitizer build keeps its symbols")
+    sections = _elf_sections(pathlib.Path(_core.__file__))
+    assert ".text" in sections and ".dynsym" in sections      # the reader reads sections
+    assert not {s for s in sections if s.startswith(".debug")}, sorted(sections)
+    assert ".symtab" not in sections

@@ -192,7 +192,7 @@ def test_each_metric_is_written_with_its_declaration_and_read_back_the_same(run)
 def test_a_result_of_format_1_reads_with_the_declarations_it_implied():
     # written by caxton_meter 0.1 (format 1: metrics carry no declaration)
     old = read_result(os.path.join(DATA, "result-format-1.json"))
-    assert FORMAT_VERSION == 2
+    assert FORMAT_VERSION == 3
     mt = old.scenario("message_throughput")
     assert mt.spec("throughput").direction is Direction.HIGHER
     assert mt.spec("throughput").kind is Kind.THROUGHPUT
@@ -220,3 +220,48 @@ def test_a_metric_with_a_bad_declaration_is_refused_with_its_path(run):
                                                 r"\.direction must be one of higher, lower, "
                                                 r"none, got 'sideways'"):
         RunResult.from_dict(doc, source="x.json")
+
+
+def _graded_trials(values, row):
+    spec = MetricSpec("latency_p99", "ns", Kind.LATENCY, graded_by="latency_p99")
+    return Trials("s", {}, tuple(ScenarioResult("s", {}, (spec.graded(v, {"latency_p99": row}),), {})
+                                 for v in values))
+
+
+def test_the_figure_shown_is_graded_not_the_worst_trial():
+    from caxton_meter._model import Threshold
+    row = Threshold("latency_p99", "ns", 10e6, 50e6, 100e6)
+    t = _graded_trials([5e6, 5e6, 12e6], row)                 # mean 7.3 ms < 10 ms
+    assert t.grade("latency_p99") is Grade.TARGET
+    assert t.worst_grade("latency_p99") is Grade.ACCEPTABLE
+    assert t.trial_grades("latency_p99") == (Grade.TARGET, Grade.TARGET, Grade.ACCEPTABLE)
+    assert _graded_trials([9e6, 60e6, 60e6], row).grade("latency_p99") is Grade.ACCEPTABLE
+    # a trial that did not measure it fails the figure
+    assert _graded_trials([5e6, math.nan], row).grade("latency_p99") is Grade.FAILED
+    run = RunResult({}, (t, Trials("u", {}, _graded_trials([200e6], row).results)))
+    assert run.graded_at_least(Grade.CRITICAL) == (("u", "latency_p99", Grade.FAILED),)
+    assert len(run.graded_at_least(Grade.TARGET)) == 2
+
+
+def test_the_row_a_metric_was_graded_by_is_kept_and_an_older_file_keeps_its_worst_grade():
+    from caxton_meter._model import Threshold
+    row = Threshold("latency_p99", "ns", 10e6, 50e6, 100e6)
+    run = RunResult({}, (_graded_trials([5e6, 5e6, 12e6], row),))
+    doc = run.to_dict()
+    assert doc["format"] == 3
+    saved = doc["scenarios"][0]["trials"][0]["metrics"][0]["threshold"]
+    assert saved == {"metric": "latency_p99", "unit": "ns", "target": 10e6,
+                     "acceptable": 50e6, "critical": 100e6}
+    back = RunResult.from_dict(json.loads(json.dumps(doc)))
+    assert back.scenarios[0].results[0].metrics[0].threshold == row
+    assert back.scenarios[0].grade("latency_p99") is Grade.TARGET
+    # format 2 kept no row: the figure keeps its worst trial's grade, as it was shown then
+    doc["format"] = 2
+    for trial in doc["scenarios"][0]["trials"]:
+        del trial["metrics"][0]["threshold"]
+    old = RunResult.from_dict(doc)
+    assert old.scenarios[0].grade("latency_p99") is Grade.ACCEPTABLE
+    doc["format"] = 3
+    doc["scenarios"][0]["trials"][0]["metrics"][0]["threshold"] = {"metric": "latency_p99"}
+    with pytest.raises(ResultFormatError, match=r"metrics\[0\]\.threshold\.unit"):
+        RunResult.from_dict(doc)

@@ -2,6 +2,7 @@
 against the targets table; thresholds; config validation; Ctrl-C."""
 import dataclasses
 import math
+import os
 import re
 
 import pytest
@@ -431,12 +432,39 @@ def test_memory_profile_checkpoints_every_agent():
     assert py.metric("checkpoint_bytes").value == 3 * 8
 
 
-def test_cpu_profile_reports_each_phase():
-    res = sc.run_cpu_profile(CpuProfileConfig.quick(agents=4))
+def test_cpu_profile_reports_each_phase_with_its_resolution():
+    res = sc.run_cpu_profile(CpuProfileConfig.quick(agents=4, rate_per_agent=500))
     names = {m.name for m in res.metrics}
-    assert {"cpu_processing", "cpu_per_agent", "throughput", "spawn_seconds"} <= names
-    assert res.metric("cpu_per_agent").value == pytest.approx(
-        res.metric("cpu_processing").value / 4)
+    assert {"cpu_processing", "cpu_idle", "cpu_per_agent", "throughput", "spawn_seconds"} <= names
+    busy, quiet = res.metric("cpu_processing"), res.metric("cpu_idle")
+    per_agent = res.metric("cpu_per_agent")
+    assert per_agent.value == pytest.approx((busy.value - quiet.value) / 4)
+    # one 10 ms tick over the phase: 1 s of processing resolves 1 %, 0.5 s idle 2 %
+    tick = 100 / os.sysconf("SC_CLK_TCK")
+    assert busy.resolution == pytest.approx(tick / 1.0, rel=0.2)
+    assert quiet.resolution == pytest.approx(tick / 0.5, rel=0.2)
+    assert per_agent.resolution == pytest.approx((busy.resolution + quiet.resolution) / 4)
+    # the load is offered at its rate, whatever the agents cost (an open loop)
+    assert res.metric("throughput").value == pytest.approx(2000, rel=0.05)
+
+
+def test_a_figure_below_its_resolution_is_not_graded():
+    from caxton_meter._model import DEFAULT_THRESHOLDS, Grade, Kind, MetricSpec, ScenarioResult
+    from caxton_meter._results import Trials
+    spec = MetricSpec("memory_per_agent", "bytes", Kind.MEMORY, graded_by="memory_per_agent")
+    small = spec.graded(300.0, DEFAULT_THRESHOLDS, resolution=409.6)
+    assert small.grade is None and small.threshold is not None
+    assert spec.graded(5000.0, DEFAULT_THRESHOLDS, resolution=409.6).grade is Grade.TARGET
+
+    def trials(*values):
+        return Trials("s", {}, tuple(ScenarioResult("s", {}, (spec.graded(
+            v, DEFAULT_THRESHOLDS, resolution=409.6),), {}) for v in values))
+    assert trials(0.0, 0.0, 409.6).indistinct("memory_per_agent") == "below resolution"
+    assert trials(0.0, 0.0, 409.6).grade("memory_per_agent") is None
+    assert trials(-12e3, 40e3, -30e3).indistinct("memory_per_agent") == "noise"
+    assert trials(-12e3, 40e3, -30e3).grade("memory_per_agent") is None
+    assert trials(5e6, 5.1e6).indistinct("memory_per_agent") is None
+    assert trials(5e6, 5.1e6).grade("memory_per_agent") is Grade.TARGET
 
 
 def test_wasm_memory_limits_find_the_largest_allocation():
@@ -590,7 +618,7 @@ def test_peak_load_grades_success_rate_pass_fail():
     (CpuProfileConfig, dict(agents=0), "CpuProfileConfig: agents must be >= 1, got 0"),
     (CpuProfileConfig, dict(idle=0), "idle must be a finite number > 0, got 0"),
     (CpuProfileConfig, dict(idle=math.inf), "idle must be a finite number > 0, got inf"),
-    (CpuProfileConfig, dict(messages=0), "messages must be >= 1, got 0"),
+    (CpuProfileConfig, dict(rate_per_agent=0), "rate_per_agent must be"),
     (CpuProfileConfig, dict(sample_interval=-0.1),
      "sample_interval must be a finite number > 0, got -0.1"),
     (WasmMemoryLimitsConfig, dict(limits_mb=()), "WasmMemoryLimitsConfig: limits_mb must not be empty"),

@@ -125,6 +125,9 @@ def _isawaitable(obj: object) -> bool:
     return inspect.isawaitable(obj)
 
 
+_SPIN_NS = 1_100_000     # the last stretch before an arrival: spun, not slept
+
+
 async def open_loop_async(
     coro_fn: Callable[..., Awaitable[object]],
     stages: Stages | None = None,
@@ -197,6 +200,7 @@ async def open_loop_async(
             next_boundary += interval_ns
 
     n = 0
+    last_send: int | None = None
     rel = schedule.due_ns(0)
     interrupted = reached = False
     try:
@@ -208,17 +212,22 @@ async def open_loop_async(
                 break
             while rel is not None and t0 + rel <= now:
                 due = t0 + rel
-                planned += 1
                 if len(run.running) >= limit:
-                    dropped += 1
-                    i_dropped += 1
+                    # every arrival due by now is dropped at once
+                    drop = 1 + schedule.due_by(n + 1, now - t0)
+                    planned += drop
+                    dropped += drop
+                    i_dropped += drop
+                    n += drop
                 else:
+                    planned += 1
                     task = run.loop.create_task(run.call(coro_fn, call_args, due))
                     run.running.add(task)          # a strong reference while it runs
                     task.add_done_callback(run.done)
                     run.requests += 1
                     i_sent += 1
-                n += 1
+                    last_send = now
+                    n += 1
                 rel = schedule.due_ns(n)
             if now >= next_boundary:
                 close_interval(now)
@@ -228,9 +237,11 @@ async def open_loop_async(
             if stop_at is not None:
                 wake = min(wake, stop_at)
             gap = wake - now_ns()
-            # a sleep wakes on a whole millisecond at best (epoll): a short
-            # gap is spun in yields rather than overslept
-            await run.sleep(gap / 1e9 if gap > 50_000 else 0.0)
+            # the event loop's timers wake on whole milliseconds (epoll's
+            # timeout, rounded up): sleep what lies beyond the next
+            # millisecond and 0.1 more, and spin the rest in yields, which
+            # let the other tasks run, rather than oversleep it
+            await run.sleep((gap - _SPIN_NS) / 1e9 if gap > _SPIN_NS else 0.0)
         # the schedule has ended (or its deadline came): wait for the calls
         # still running
         while run.running and not run.interrupted and run.fatal is None:
@@ -258,9 +269,13 @@ async def open_loop_async(
     duration_ns = schedule.duration_ns
     if stopped_ns is not None:
         duration_ns = min(duration_ns, stopped_ns)
+        if rel is not None:             # due before the stop, never sent: behind
+            unsent = schedule.due_by(n, stopped_ns)
+            planned += unsent
+            dropped += unsent
     return OpenLoopResult(
         planned=planned, requests=run.requests, completed=run.completed, failed=run.failed,
         dropped=dropped, errors=run.errors, latency=run.latency,
         latency_uncorrected=run.uncorrected, send_jitter=run.jitter, intervals=intervals,
         elapsed_ns=end - t0, duration_ns=duration_ns, interrupted=interrupted,
-        deadline_reached=reached)
+        deadline_reached=reached, last_send_ns=0 if last_send is None else last_send - t0)

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._checks import ArgumentError
 from ._core import CaxtonMeterError
 from ._results import RunResult, Trials, read_result, write_atomic
 
@@ -38,6 +39,10 @@ __all__ = [
     "BaselineNotFoundError",
     "BaselineRefusedError",
     "BaselineStore",
+    "KEEP_RUNS",
+    "RUNS_DIR",
+    "keep_run",
+    "valid_baseline_name",
 ]
 
 BASELINE_DIR = Path(".caxton_meter") / "baselines"
@@ -108,6 +113,14 @@ def refusal(run: RunResult) -> str | None:
     return None
 
 
+def valid_baseline_name(name: object) -> str:
+    """"" when ``name`` is a valid baseline name, else what is wrong with it."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name.endswith(".json"):
+        return (f"baseline name {name!r} is not valid: use letters, digits, '.', '_' and "
+                "'-', starting with a letter or digit (at most 100)")
+    return ""
+
+
 class BaselineStore:
     """Baselines by name under ``directory`` (by default
     ``.caxton_meter/baselines`` under the working directory), each a
@@ -121,9 +134,9 @@ class BaselineStore:
         self.keep = keep
 
     def _check(self, name: str) -> str:
-        if not isinstance(name, str) or not _NAME.fullmatch(name) or name.endswith(".json"):
-            raise ValueError(f"baseline name {name!r} is not valid: use letters, digits, "
-                             "'.', '_' and '-', starting with a letter or digit (at most 100)")
+        problem = valid_baseline_name(name)
+        if problem:
+            raise ValueError(problem)
         return name
 
     def path(self, name: str) -> Path:
@@ -188,6 +201,28 @@ class BaselineStore:
     def add_history(self, name: str, runs: Iterable[RunResult]) -> list[Path]:
         """Save each of ``runs`` in turn (calibration)."""
         return [self.save(name, r) for r in runs]
+
+
+RUNS_DIR = Path(".caxton_meter") / "runs"
+KEEP_RUNS = 100
+
+
+def keep_run(run: RunResult, directory: str | os.PathLike[str] = RUNS_DIR, *,
+             keep: int = KEEP_RUNS) -> Path:
+    """Write ``run`` to ``directory`` (created if missing) as
+    ``<UTC time>-<commit>.json`` and drop the oldest files there beyond
+    ``keep``: every measured run is on disk before anything that could
+    fail is done with it (a comparison, reports, a baseline).  An OSError
+    writing propagates."""
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ArgumentError(f"keep must be an int >= 1, got {keep!r}")
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = _new_file(folder, run)
+    write_atomic(path, run.to_json())
+    for old in sorted(folder.glob("*.json"))[:-keep]:
+        old.unlink()
+    return path
 
 
 def _commit(run: RunResult) -> str:

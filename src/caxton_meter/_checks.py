@@ -131,9 +131,18 @@ def seconds(value: object, what: str, *, allow_zero: bool = False) -> float:
     return _positive_quantity(value, what, "time", "'30s', '500ms'", 1e9, allow_zero)
 
 
+MAX_RATE = 1e9
+"""The most arrivals per second a schedule can time (one per nanosecond)."""
+
+
 def rate(value: object, what: str) -> float:
-    """Events per second, > 0: a number, or "50K/s", "2K", "1.5M msg/s"."""
-    return _positive_quantity(value, what, "rate", "'50K/s'", 1.0, False)
+    """Events per second, > 0 and at most MAX_RATE: a number, or "50K/s",
+    "2K", "1.5M msg/s"."""
+    out = _positive_quantity(value, what, "rate", "'50K/s'", 1.0, False)
+    if out > MAX_RATE:
+        raise ArgumentError(f"{what} {value!r} cannot be scheduled: arrivals are timed in "
+                            f"nanoseconds, at most 1G/s")
+    return out
 
 
 def size(value: object, what: str, *, low: int = 0) -> int:
@@ -204,7 +213,11 @@ def stage_rate(value: object, what: str) -> float:
     # unit ("2K/s") a rate is > 0
     if isinstance(value, str):
         return _rate(value, what)
-    return number(value, what, low=0.0, strict=False)
+    out = number(value, what, low=0.0, strict=False)
+    if out > MAX_RATE:
+        raise ArgumentError(f"{what} {value!r} cannot be scheduled: arrivals are timed in "
+                            f"nanoseconds, at most 1G/s")
+    return out
 
 
 def stages(what: str, stages: Stages | None, rate: float | str | None,

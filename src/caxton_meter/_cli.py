@@ -57,9 +57,16 @@ each point of a series), e.g. --slo "latency_p99 < 10ms" --slo "throughput >=
 {"format": 1, "thresholds": {"latency_p99": {"target": "10ms", "acceptable":
 "50ms", "critical": "100ms"}}}; metrics not named keep the guide's targets.
 
+grades: each figure shown (the mean over the trials) is graded against the
+guide's targets: target, acceptable, critical or failed.  --fail-on GRADE
+(default critical) fails the run when any figure is graded GRADE or worse:
+--fail-on acceptable for "every target met", --fail-on failed for "nothing
+failed".
+
 exit codes:
-  0    all targets met, no regression
-  1    a regression, a failed target, a metric missing from the baseline, or
+  0    no figure graded --fail-on or worse, no regression, every SLO held
+  1    a figure graded --fail-on or worse, a regression, a failed SLO, a
+       scenario that failed to run, a metric missing from the baseline, or
        results that could not be written (the results are still printed)
   2    a usage error (the message names the option); nothing was run
   130  interrupted (Ctrl-C): partial results printed, no baseline saved
@@ -108,7 +115,34 @@ def _noise(text: str) -> float | str:
 def _threshold(text: str) -> tuple[str | None, float]:
     """"10%" or "metric=10%"."""
     name, eq, value = text.rpartition("=")
+    if eq and not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: no metric before '='; write "
+                                         "METRIC=PCT or PCT")
     return (name.strip() if eq else None), _percent(value)
+
+
+def _baseline_name(text: str) -> str:
+    """A baseline's name, refused when empty or not a valid name."""
+    from ._baselines import valid_baseline_name
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty name: give the baseline's NAME")
+    problem = valid_baseline_name(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def _check_threshold_metrics(names: list[str], per_metric: dict[str, float]) -> None:
+    """Each --threshold METRIC=PCT must name a compared metric of a selected
+    scenario (a series by the name before its ``@``)."""
+    from ._checks import did_you_mean
+    from ._scenarios import SCENARIOS
+    compared = sorted({s.name for n in names for s in SCENARIOS[n].metrics if s.compared})
+    for metric in per_metric:
+        if metric.split("@", 1)[0] not in compared:
+            raise _Usage(f"--threshold {metric}=...: no selected scenario compares a metric "
+                         f"{metric!r}{did_you_mean(metric, compared)}; compared metrics: "
+                         f"{', '.join(compared)}")
 
 
 def _probability(text: str) -> float:
@@ -157,6 +191,35 @@ def _formats(text: str) -> list[str]:
     return out
 
 
+def _check_folder(option: str, folder: Path) -> None:
+    """A folder the run will write to: created now if missing, so that a
+    path that cannot be one (an existing file, a read-only place) is a
+    usage error before anything runs rather than after."""
+    if folder.exists() and not folder.is_dir():
+        raise _Usage(f"{option} {folder}: exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _Usage(f"{option} {folder}: cannot be created: {e.strerror or e}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _Usage(f"{option} {folder}: not writable")
+
+
+def _keep(run: Any, folder: Path, err: TextIO) -> None:
+    """Keep the run's result on disk before it is compared or reported."""
+    from ._baselines import keep_run
+    try:
+        path = keep_run(run, folder)
+    except OSError as e:
+        print(f"warning: the run could not be kept in {folder}: {e.strerror or e}", file=err)
+        return
+    print(f"note: this run's result is kept in {path}", file=err)
+
+
+def _see_help(prog: str) -> str:
+    return f"(see: {prog} --help)\n"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments:"):
@@ -170,8 +233,7 @@ class _Parser(argparse.ArgumentParser):
                     hints.append(f"{arg}: did you mean {close[0]}?")
             message += ("; " + "; ".join(hints) if hints else "") \
                 + "; valid options: " + ", ".join(valid)
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n{_see_help(self.prog)}")
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -205,10 +267,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                         "task_processing.units=1100; without SCENARIO. every selected "
                         "scenario that has FIELD; VALUE as JSON or with units (500ms, 2K/s)")
     b = p.add_argument_group("baselines")
-    b.add_argument("--save-baseline", metavar="NAME")
-    b.add_argument("--baseline", metavar="NAME")
+    b.add_argument("--save-baseline", metavar="NAME", type=_baseline_name)
+    b.add_argument("--baseline", metavar="NAME", type=_baseline_name)
     b.add_argument("--baseline-lenient", action="store_true")
-    b.add_argument("--load-baseline", metavar="NAME")
+    b.add_argument("--load-baseline", metavar="NAME", type=_baseline_name)
     b.add_argument("--baseline-dir", metavar="DIR", default=None,
                    help="where baselines are kept (default .caxton_meter/baselines)")
     r = p.add_argument_group("regression detection and thresholds")
@@ -226,14 +288,22 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     r.add_argument("--significance", type=_probability, default=0.05, metavar="ALPHA",
                    help="the false-alarm rate of the whole run (family-wise, Holm; "
                         "default 0.05)")
+    r.add_argument("--fail-on", type=_fail_on, default="critical",
+                   metavar="acceptable|critical|failed",
+                   help="fail the run when a figure is graded this or worse (default "
+                        "critical; acceptable: every target must be met)")
     r.add_argument("--slo", metavar="EXPR|FILE", action="append", default=[],
                    help="an SLO expression (\"latency_p99 < 10ms\") or a JSON file of "
                         "custom targets; see below")
     o = p.add_argument_group("output")
     o.add_argument("--report", type=_formats, default=[], metavar="md,html,json",
-                   help="reports to write to --output")
-    o.add_argument("--output", metavar="DIR", default="caxton_meter_report",
-                   help="where reports go (default ./caxton_meter_report)")
+                   help="reports to write to --output (--output alone: all three)")
+    o.add_argument("--output", metavar="DIR", default=None,
+                   help="where reports go (default ./caxton_meter_report); files an "
+                        "earlier run wrote there and this one does not are removed")
+    o.add_argument("--runs-dir", metavar="DIR", default=None,
+                   help="where every run's result is kept before anything else is done "
+                        "with it (default .caxton_meter/runs, the last 100)")
     o.add_argument("--quiet", action="store_true", help="no live progress")
     return p
 
@@ -324,6 +394,19 @@ def _check_slos(run: Any, slos: list[tuple[str, dict[str, Any]]]) -> tuple[list[
                 held = held and result.passed
                 lines.append(f"SLO {result.describe(f'{scenario}')}")
     return lines, held
+
+
+def _fail_on(text: str) -> str:
+    choices = ("acceptable", "critical", "failed")
+    if text in choices:
+        return text
+    if text == "target":
+        raise argparse.ArgumentTypeError(
+            "'target': a figure graded target never fails a run; --fail-on acceptable fails "
+            "every figure short of its target")
+    from ._checks import did_you_mean
+    raise argparse.ArgumentTypeError(f"{text!r}: choose {', '.join(choices)}"
+                                     f"{did_you_mean(text, choices)}")
 
 
 def _setting(text: str) -> tuple[str | None, str, Any, str]:
@@ -469,7 +552,7 @@ class _Progress:
         if self.done:
             parts.append(f"remaining ~{elapsed / self.done * (self.total - self.done):.0f} s")
         if self.rate is not None:
-            parts.append(f"rate {format_quantity(self.rate, 'msg/s')}")
+            parts.append(f"rate {format_quantity(self.rate, 'req/s')}")
         if self.p99 is not None:
             parts.append(f"p99 {format_quantity(self.p99, 'ns')}")
         parts.append(f"errors {self.errors}")
@@ -565,8 +648,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     try:
         return _main(args)
     except _Usage as e:
-        parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {e}\n{_see_help(parser.prog)}", end="", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:             # `... | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -599,6 +681,16 @@ def _main(args: argparse.Namespace) -> int:
         raise _Usage("--save-baseline cannot be combined with --baseline or --load-baseline")
     if args.baseline_lenient and not (args.baseline or args.save_baseline):
         raise _Usage("--baseline-lenient needs --baseline")
+    if args.output is not None and not args.report:
+        args.report = ["md", "html", "json"]
+    output = Path(args.output if args.output is not None else "caxton_meter_report")
+    if args.report:
+        _check_folder("--output", output)
+    runs_dir = Path(args.runs_dir) if args.runs_dir is not None else None
+    if not args.load_baseline:
+        from ._baselines import RUNS_DIR
+        runs_dir = runs_dir or RUNS_DIR
+        _check_folder("--runs-dir", runs_dir)
     files = [v for v in args.slo if not _is_expression(v)]
     if len(files) > 1:
         raise _Usage(f"--slo: one targets file at most, got {', '.join(files)}")
@@ -610,6 +702,8 @@ def _main(args: argparse.Namespace) -> int:
             fixed = value
         else:
             per_metric[name] = value
+    if not args.load_baseline:
+        _check_threshold_metrics(names, per_metric)
 
     from ._baselines import BASELINE_DIR, BaselineHistory, BaselineNotFoundError, \
         BaselineRefusedError, BaselineStore
@@ -657,6 +751,8 @@ def _main(args: argparse.Namespace) -> int:
         baseline = None
         _release_memory()
         current, interrupted, failures = _run(args, names, quick, changes, thresholds, err)
+        assert runs_dir is not None
+        _keep(current, runs_dir, err)
         if reread:
             baseline = load("baseline" if args.baseline else "save-baseline", reread)
 
@@ -686,10 +782,10 @@ def _main(args: argparse.Namespace) -> int:
             print(f"warning: {w}", file=err)
     if args.report:
         try:
-            paths = write_reports(current, comparison, args.report, args.output)
+            paths = write_reports(current, comparison, args.report, output)
             print(f"reports: {', '.join(str(p) for p in paths)}", file=out)
         except OSError as e:
-            print(f"error: the reports could not be written to {args.output}: "
+            print(f"error: the reports could not be written to {output}: "
                   f"{e.strerror or e} (the results are printed above)", file=err)
             code = EXIT_FAILED
     if args.save_baseline:
@@ -724,7 +820,13 @@ def _main(args: argparse.Namespace) -> int:
         print(f"error: {len(failures)} scenario(s) failed to run: "
               + "; ".join(failures), file=err)
         code = EXIT_FAILED
-    if not current.passed:
+    from ._model import Grade
+    graded = current.graded_at_least(Grade(args.fail_on))
+    if graded:
+        shown = ", ".join(f"{s}/{m} {g.value}" for s, m, g in graded[:8])
+        more = f" and {len(graded) - 8} more" if len(graded) > 8 else ""
+        print(f"error: {len(graded)} figure(s) graded {args.fail_on} or worse "
+              f"(--fail-on {args.fail_on}): {shown}{more}", file=err)
         code = EXIT_FAILED
     return code
 
@@ -747,7 +849,7 @@ def cmd_calibrate(argv: list[str], prog: str) -> int:
     try:
         return _calibrate(args, argv)
     except _Usage as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}\n{_see_help(prog)}", end="", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -11,7 +11,7 @@ cimport cython
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, uintptr_t, INT64_MAX, INT64_MIN
 from libc.stdlib cimport calloc, malloc, realloc, free
 from libc.string cimport memset, memcpy, memcmp
-from libc.math cimport sqrt, fabs
+from libc.math cimport sqrt, fabs, floor
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.buffer cimport PyBuffer_FillInfo, PyBUF_WRITABLE

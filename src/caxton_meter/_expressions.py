@@ -12,11 +12,13 @@ An expression is ``<metric> <operator> <quantity>``:
   every set: ``p999`` is refused ("write p99.9 or p(99.9)"), not read as
   99.9, so that no spelling means one thing here and another there;
 * the operator is one of ``<``, ``<=``, ``>``, ``>=``, ``==``, ``!=``: the
-  condition that must hold;
+  condition that must hold (k6's ``===`` is read as ``==``);
 * the quantity is read by :func:`caxton_meter._units.parse_quantity` in the
   metric's kind of quantity (``10ms`` for a time, ``50K/s`` for a rate,
   ``1%`` for a ratio, ``512MB`` for a size, ``50%`` for CPU); counts are
-  plain numbers.
+  plain numbers.  A time written without a unit is in milliseconds, as k6
+  reads it (``p(95)<200`` is 200 ms), so that a threshold copied from k6
+  keeps its meaning.
 
 :meth:`MetricSet.parse` (for the plugin, :func:`parse_threshold`) turns
 the text into an immutable :class:`ThresholdExpression` whose value is in
@@ -344,6 +346,13 @@ class MetricSet:
                             hint=f"metrics: {self.listing()}")
         word = m.group(0)
         name = self._spellings.get(word) or self._spellings.get(word.lower())
+        if name is None and word == "rate":
+            raise cur.error(
+                "k6's 'rate' depends on the metric it is set on, which an expression here "
+                "does not name", start, length=4,
+                hint="for a k6 Rate (http_req_failed: rate<0.01) write error_rate < 0.01; "
+                     "for a Counter's count per second (http_reqs: rate>100) write "
+                     "throughput > 100/s")
         if name is None:
             end = m.end()        # the whole token: "p98.5.1", not "p98"
             while end < len(cur.text) and not cur.text[end].isspace() \
@@ -390,8 +399,9 @@ class MetricSet:
                             "metric", hint=self._grammar_hint())
         for op in ("<=", ">=", "==", "!=", "<", ">"):
             if cur.text.startswith(op, cur.pos):
-                if cur.text.startswith("===", cur.pos):
-                    raise cur.error("'===' is not an operator; write '=='", length=3)
+                if op == "==" and cur.text.startswith("===", cur.pos):
+                    cur.pos += 3                  # k6's strict equality: the same here
+                    return op
                 cur.pos += len(op)
                 return op
         if cur.text.startswith("=<", cur.pos) or cur.text.startswith("=>", cur.pos):
@@ -427,6 +437,10 @@ class MetricSet:
                 raise cur.error(f"{label} is a count: it takes no unit, got {unit.strip()!r}",
                                 unit_at + unit_offset, length=len(unit.strip()))
             return float(num.group(0))
+        if kind == "time" and not unit.strip():
+            # k6 reads a bare number on a time as milliseconds ("p(95)<200"
+            # is 200 ms): a threshold pasted from k6 means what it meant there
+            return float(num.group(0)) * 1e6
         try:
             return parse_quantity(body, kind)
         except UnitError:
@@ -542,7 +556,7 @@ class ThresholdExpression:
     @property
     def canonical(self) -> str:
         """The expression in its set's words, exactly: ``p99 < 10ms``, the
-        same for every spelling of it (``p(99)<1e7``)."""
+        same for every spelling of it (``p(99)<1e7ns``, ``p99 < 10``)."""
         return f"{self.label} {self.operator} {format_quantity(self.value, self.unit, exact=True)}"
 
     def measure(self, measurement: Any) -> float:

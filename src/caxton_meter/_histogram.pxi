@@ -1089,12 +1089,13 @@ cdef Histogram _decode(encoded):
 
 cdef Histogram _histogram_for_header(bytes header):
     cdef const unsigned char *p = header
-    cdef uint32_t normalizing_offset = _get_be32(p + 8)
+    # The normalizing index offset (bytes 8-11) is where a Java histogram
+    # shifted by shiftValuesLeft/Right keeps its counts in memory; its
+    # encoder writes the counts at their logical indices all the same
+    # (getCountAtIndex), so the payload reads the same whatever the offset,
+    # as HdrHistogram_c and HdrHistogram_py read it.
     cdef uint32_t sig = _get_be32(p + 12)
     cdef uint64_t lowest = _get_be64(p + 16), highest = _get_be64(p + 24)
-    if normalizing_offset != 0:
-        raise HistogramDecodeError(f"decode: normalizing index offset {normalizing_offset} "
-                                   "(a shifted histogram) is not supported; expected 0")
     try:
         _check_parameters(int(lowest), int(highest), int(sig), "decode")
     except ValueError as e:

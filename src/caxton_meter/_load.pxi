@@ -337,6 +337,46 @@ cdef bint schedule_time(cm_schedule *s, int64_t n, int64_t *t_out) noexcept nogi
     return 0
 
 
+# One arrival per nanosecond: the schedule's clock cannot time more.
+_MAX_RATE = 1e9
+# Arrivals a loop takes in one pass before it runs the router and checks
+# the deadline and Ctrl-C again.
+cdef enum:
+    _SEND_BATCH = 4096
+
+
+@cython.cdivision(True)
+cdef double expected_by(cm_schedule *s, int64_t t_ns) noexcept nogil:
+    """Arrivals expected from the start to ``t_ns`` (ns from the start; the
+    schedule's end at most): arrival n is due when this reaches n.  Reads
+    the stages without moving the schedule's cursor."""
+    cdef double total = 0.0, d, t, a
+    cdef int64_t start = 0
+    cdef int32_t k
+    for k in range(s.n):
+        d = s.stages[k].d_ns / 1e9
+        if t_ns >= start + s.stages[k].d_ns:
+            total += (s.stages[k].r0 + s.stages[k].r1) / 2.0 * d
+        else:
+            t = (t_ns - start) / 1e9
+            if t > 0 and d > 0:
+                a = (s.stages[k].r1 - s.stages[k].r0) / (2.0 * d)
+                total += s.stages[k].r0 * t + a * t * t
+            break
+        start += s.stages[k].d_ns
+    return total
+
+
+cdef int64_t due_by(cm_schedule *s, int64_t n, int64_t t_ns) noexcept nogil:
+    """The arrivals from n on that are due by ``t_ns``, counted at once
+    (give or take the last one, which the loops then take one by one):
+    dropping a backlog or counting what a stop left unsent costs a few
+    stage reads, not one step per arrival."""
+    cdef double c = expected_by(s, t_ns)
+    cdef int64_t upto = <int64_t>floor(c)
+    return upto - n if upto > n else 0
+
+
 cdef list _parse_stages(stages, start_rate, str what):
     """Stages [(target rate per second, seconds), ...] checked, as
     [(start rate, end rate, ns)] with each stage starting at the previous
@@ -351,14 +391,18 @@ cdef list _parse_stages(stages, start_rate, str what):
                              f"got {stage!r}") from None
         if not (rate >= 0 and math.isfinite(rate)):
             raise ValueError(f"{what}: stage {index}'s rate must be >= 0, got {rate!r}")
+        if rate > _MAX_RATE:
+            raise ValueError(f"{what}: stage {index}'s rate {rate:g}/s cannot be scheduled: "
+                             f"arrivals are timed in nanoseconds, at most {_MAX_RATE:g}/s")
         if not (seconds >= 0 and math.isfinite(seconds)):
             raise ValueError(f"{what}: stage {index}'s duration must be >= 0, got {seconds!r}")
         plan.append((rate, seconds))
     if not plan or sum(d for _, d in plan) <= 0:
         raise ValueError(f"{what}: the stages last no time; give at least one duration > 0")
     previous = plan[0][0] if start_rate is None else float(start_rate)
-    if not (previous >= 0 and math.isfinite(previous)):
-        raise ValueError(f"{what}: start_rate must be >= 0, got {previous!r}")
+    if not (previous >= 0 and math.isfinite(previous)) or previous > _MAX_RATE:
+        raise ValueError(f"{what}: start_rate must be >= 0 and at most {_MAX_RATE:g}/s, "
+                         f"got {previous!r}")
     out = []
     for rate, seconds in plan:
         out.append((previous, rate, <int64_t>(seconds * 1e9)))
@@ -405,6 +449,14 @@ cdef class Schedule:
         if schedule_time(&self._s, k, &t) and t < self.duration_ns:
             return t
         return None
+
+    def due_by(self, n, t_ns):
+        """How many arrivals from n on are due by ``t_ns`` (ns from the
+        start, within the schedule), counted at once, give or take the
+        last (a loop takes it in its turn): a backlog is dropped, or what
+        a stop left unsent is counted, without a step per arrival."""
+        cdef int64_t k = _index(n), t = _index(t_ns)
+        return due_by(&self._s, k, min(t, self.duration_ns - 1))
 
 
 def latency_histogram():
@@ -591,7 +643,7 @@ cdef class OpenLoopResult:
     OpenLoopResult(*, requests, completed, failed, dropped, planned,
                    elapsed_ns, duration_ns, latency, latency_uncorrected,
                    send_jitter, intervals=(), errors=None, interrupted=False,
-                   deadline_reached=False, parts=(), source="")
+                   deadline_reached=False, parts=(), source="", last_send_ns=0)
 
     Every arrival the schedule held (``planned``) was sent (``requests``)
     or dropped (``dropped``): planned == requests + dropped.  A request
@@ -601,7 +653,11 @@ cdef class OpenLoopResult:
     ``latency`` is measured from each request's intended send time,
     ``latency_uncorrected`` from its real send, ``send_jitter`` is real
     send - intended send.  ``duration_ns`` is the schedule's length, or the
-    part of it run before a stop; the rates are per second of it.
+    part of it run before a stop; ``last_send_ns`` is when the last request
+    went out, from the start (0: not known).  A loop that keeps its
+    schedule sends the last request before the schedule ends; one that
+    falls behind sends it later (``behind_ns``), and ``achieved_rate``,
+    over the longer of the two, says what it really sent per second.
 
     A result merged from runs side by side (``merge``: worker processes,
     machines) keeps them in ``parts``, each labelled by its ``source``
@@ -615,6 +671,7 @@ cdef class OpenLoopResult:
     cdef readonly int64_t planned          # arrivals the schedule held: requests + dropped
     cdef readonly int64_t elapsed_ns
     cdef readonly int64_t duration_ns      # the schedule's length, or the part run before a stop
+    cdef readonly int64_t last_send_ns     # the last send, from the start (0: not known)
     cdef readonly Histogram latency        # from intended send times
     cdef readonly Histogram latency_uncorrected
     cdef readonly Histogram send_jitter    # real send - intended send
@@ -634,7 +691,8 @@ cdef class OpenLoopResult:
 
     def __init__(self, *, requests, completed, failed, dropped, planned, elapsed_ns,
                  duration_ns, latency, latency_uncorrected, send_jitter, intervals=(),
-                 errors=None, interrupted=False, deadline_reached=False, parts=(), source=""):
+                 errors=None, interrupted=False, deadline_reached=False, parts=(), source="",
+                 last_send_ns=0):
         cdef str owner = "OpenLoopResult"
         self.requests = _result_count(requests, owner, "requests")
         self.completed = _result_count(completed, owner, "completed")
@@ -646,6 +704,7 @@ cdef class OpenLoopResult:
                              f"({self.requests} + {self.dropped}): every arrival is sent or dropped")
         self.elapsed_ns = _result_count(elapsed_ns, owner, "elapsed_ns")
         self.duration_ns = _result_count(duration_ns, owner, "duration_ns")
+        self.last_send_ns = _result_count(last_send_ns, owner, "last_send_ns")
         self.latency = _result_histogram(latency, owner, "latency")
         self.latency_uncorrected = _result_histogram(latency_uncorrected, owner,
                                                      "latency_uncorrected")
@@ -736,6 +795,7 @@ cdef class OpenLoopResult:
             planned=sum(p.planned for p in ps),
             elapsed_ns=max(p.elapsed_ns for p in ps) if elapsed_ns is None else elapsed_ns,
             duration_ns=max(p.duration_ns for p in ps),
+            last_send_ns=max(p.last_send_ns for p in ps),
             latency=_merged_histogram([p.latency for p in ps]),
             latency_uncorrected=_merged_histogram([p.latency_uncorrected for p in ps]),
             send_jitter=_merged_histogram([p.send_jitter for p in ps]),
@@ -745,8 +805,43 @@ cdef class OpenLoopResult:
 
     @property
     def achieved_rate(self):
-        """Requests sent per second of the schedule (``duration_ns``)."""
-        return self.requests * 1e9 / self.duration_ns if self.duration_ns else 0.0
+        """Requests sent per second of the time it took to send them: the
+        schedule (``duration_ns``), or up to the last send when that came
+        later (a loop behind its schedule catching up)."""
+        span = max(self.duration_ns, self.last_send_ns)
+        return self.requests * 1e9 / span if span else 0.0
+
+    @property
+    def behind_ns(self):
+        """How long after the schedule's end the last request was sent (0:
+        on time)."""
+        return max(0, self.last_send_ns - self.duration_ns)
+
+    def schedule_note(self):
+        """None when the loop kept its schedule; otherwise one sentence on
+        how it fell behind, for reports and warnings: the rate achieved
+        beside the rate asked, the requests dropped, how late the last one
+        went out and the send lateness (p50, p99, max)."""
+        if self.kept_schedule:
+            return None
+        parts = [f"the load loop fell behind its schedule: {self.achieved_rate:,.0f}/s sent of "
+                 f"{self.intended_rate:,.0f}/s asked"]
+        if self.dropped:
+            parts.append(f"{self.dropped:,} of {self.planned:,} arrivals dropped")
+        if self.behind_ns:
+            parts.append(f"the last request sent {self.behind_ns / 1e6:,.1f} ms after the "
+                         f"schedule's end")
+        if self.send_jitter.total_count:
+            parts.append("send lateness p50 " + ", p99 ".join(
+                f"{self.send_jitter.value_at_percentile(p) / 1e6:,.3f} ms" for p in (50, 99))
+                + f", max {self.send_jitter.max / 1e6:,.3f} ms")
+        return "; ".join(parts)
+
+    @property
+    def kept_schedule(self):
+        """Nothing dropped and the last send within 1 % of the schedule's
+        length (1 ms at least) of its end: the load asked for was offered."""
+        return self.dropped == 0 and self.behind_ns <= max(1_000_000, self.duration_ns // 100)
 
     @property
     def intended_rate(self):
@@ -757,7 +852,8 @@ cdef class OpenLoopResult:
         return (_open_loop_result_from_state, ({
             "requests": self.requests, "completed": self.completed, "failed": self.failed,
             "dropped": self.dropped, "planned": self.planned, "elapsed_ns": self.elapsed_ns,
-            "duration_ns": self.duration_ns, "latency": self.latency,
+            "duration_ns": self.duration_ns, "last_send_ns": self.last_send_ns,
+            "latency": self.latency,
             "latency_uncorrected": self.latency_uncorrected, "send_jitter": self.send_jitter,
             "intervals": self.intervals, "errors": self.errors, "interrupted": self.interrupted,
             "deadline_reached": self.deadline_reached, "parts": self.parts,
@@ -854,7 +950,7 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     cdef Recorder recorder = Recorder(1, _LATENCY_HIGHEST, sf)
     cdef LoadInterval iv
     cdef Histogram finished, spare = None
-    cdef int64_t stopped_ns = -1
+    cdef int64_t stopped_ns = -1, last_send = -1, batch, drop
     cdef bint reached = 0
     cdef OpenLoopResult result = OpenLoopResult.__new__(OpenLoopResult)
     intervals = []
@@ -882,17 +978,25 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
                         interrupted = 1
                         more = 0
                         stopped_ns = now - t0
-                while more and t0 + rel <= now:
+                batch = 0
+                while more and t0 + rel <= now and batch < _SEND_BATCH:
+                    batch += 1
                     due = t0 + rel
-                    planned += 1
                     if sent - completed - failed >= cap:
-                        dropped += 1
+                        # everything due by now is dropped at once: a rate far
+                        # beyond the target's must not spin through its arrivals
+                        drop = 1 + due_by(&sch, n + 1, min(now - t0, duration_ns - 1))
+                        planned += drop
+                        dropped += drop
+                        n += drop
                     else:
+                        planned += 1
                         # latency counts from the intended time, due
                         router.send_request(0, tv[sent % n_targets], buf, due, now)
                         hdr_record_or_overflow(&jitter._h, now - due, 1)
                         sent += 1
-                    n += 1
+                        last_send = now
+                        n += 1
                     more = schedule_time(&sch, n, &rel) and rel < duration_ns
                 ran = router.run_shard(0, router.turn_size(n_targets))
                 # nothing left anywhere (what failed is counted), asked before
@@ -936,6 +1040,11 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
                         with nogil:
                             cm_sleep_ns(gap - 150_000)
             result.elapsed_ns = cm_now_ns() - t0
+            if stopped_ns >= 0:
+                # what was due before the stop but never sent: the loop was behind
+                drop = due_by(&sch, n, min(stopped_ns, duration_ns - 1))
+                planned += drop
+                dropped += drop
         finally:
             router.leave_load()
     finally:
@@ -949,6 +1058,7 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     result.dropped = dropped
     result.planned = planned
     result.duration_ns = duration_ns if stopped_ns < 0 else min(duration_ns, stopped_ns)
+    result.last_send_ns = last_send - t0 if last_send >= 0 else 0
     result.deadline_reached = reached
     result.latency = _histogram_difference(_completion_snapshot(router, one_way), before)
     result.latency_uncorrected = (result.latency.copy() if one_way else
@@ -1009,7 +1119,7 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
     cdef Recorder window = Recorder(1, _LATENCY_HIGHEST, 3)
     cdef LoadInterval iv
     cdef Histogram finished, spare = None
-    cdef int64_t stopped_ns = -1
+    cdef int64_t stopped_ns = -1, last_send = -1, drop
     cdef bint reached = 0
     cdef OpenLoopResult result = OpenLoopResult.__new__(OpenLoopResult)
     errors = {}
@@ -1027,11 +1137,16 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
                 stopped_ns = now - t0
             if more and t0 + rel <= now:
                 due = t0 + rel
-                planned += 1
                 if late_ns >= 0 and now - due > late_ns:
-                    dropped += 1
+                    # every arrival already later than max_lateness, at once
+                    drop = 1 + due_by(&sch, n + 1, min(now - t0 - late_ns, duration_ns - 1))
+                    planned += drop
+                    dropped += drop
+                    n += drop - 1
                 else:
+                    planned += 1
                     sent += 1
+                    last_send = now
                     hdr_record_or_overflow(&jitter._h, now - due, 1)
                     try:
                         fn(*args)
@@ -1076,8 +1191,14 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
         interrupted = 1
         stopped_ns = cm_now_ns() - t0
     finally:
+        if stopped_ns >= 0:
+            # what was due before the stop but never called: the loop was behind
+            drop = due_by(&sch, n, min(stopped_ns, duration_ns - 1))
+            planned += drop
+            dropped += drop
         free(sch.stages)
     result.elapsed_ns = cm_now_ns() - t0
+    result.last_send_ns = last_send - t0 if last_send >= 0 else 0
     result.requests, result.completed, result.failed = sent, completed, failed
     result.dropped, result.planned = dropped, planned
     result.duration_ns = duration_ns if stopped_ns < 0 else min(duration_ns, stopped_ns)

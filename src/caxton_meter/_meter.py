@@ -99,10 +99,12 @@ class _Series:
         self.kind = kind
         self.histogram = latency_histogram()        # ns: blocks, per-call times, latencies
         self.uncorrected: Histogram | None = None    # load: from real start times
+        self.lateness: Histogram | None = None       # load: real send - intended send
         self.calls = 0           # calls: calls made; load: requests completed
         self.errors = 0          # load: requests failed
         self.requests = 0        # load: requests started
         self.dropped = 0         # load: arrivals dropped
+        self.notes: list[str] = []   # load: how a loop fell behind its schedule
         self.planned = 0         # load: arrivals the schedules held
         self.busy_ns = 0         # calls: the rounds' time; load: the runs' elapsed time
         self.rounds: list[tuple[int, int]] = []       # calls: (round ns, loops)
@@ -178,10 +180,16 @@ class _Series:
         self.busy_ns += elapsed_ns
 
     def add_load(self, result: OpenLoopResult) -> None:
+        behind = result.schedule_note()
+        if behind is not None:
+            self.notes.append(behind)
         self.histogram.add(result.latency)
         if self.uncorrected is None:
             self.uncorrected = latency_histogram()
         self.uncorrected.add(result.latency_uncorrected)
+        if self.lateness is None:
+            self.lateness = latency_histogram()
+        self.lateness.add(result.send_jitter)
         self.calls += result.completed
         self.errors += result.failed
         self.requests += result.requests
@@ -206,6 +214,10 @@ class _Series:
             if self.uncorrected is None:
                 self.uncorrected = latency_histogram()
             self.uncorrected.add(other.uncorrected)
+        if other.lateness is not None:
+            if self.lateness is None:
+                self.lateness = latency_histogram()
+            self.lateness.add(other.lateness)
         self.calls += other.calls
         self.errors += other.errors
         self.requests += other.requests
@@ -214,6 +226,7 @@ class _Series:
         self.busy_ns += other.busy_ns
         self.rounds += other.rounds
         self.intervals += other.intervals
+        self.notes += other.notes
         self.config = self.config or dict(other.config)
         self.profiles += other.profiles
         for metric, value in other.grades.items():
@@ -226,11 +239,12 @@ class _Series:
             "test": self.test, "name": self.name, "kind": self.kind,
             "histogram": self.histogram.encode(),
             "uncorrected": self.uncorrected.encode() if self.uncorrected is not None else None,
+            "lateness": self.lateness.encode() if self.lateness is not None else None,
             "calls": self.calls, "errors": self.errors, "requests": self.requests,
             "dropped": self.dropped, "planned": self.planned, "busy_ns": self.busy_ns,
             "rounds": [list(r) for r in self.rounds], "intervals": list(self.intervals),
             "config": dict(self.config), "profiles": [p.as_dict() for p in self.profiles],
-            "grades": dict(self.grades),
+            "grades": dict(self.grades), "notes": list(self.notes),
         }
 
     @classmethod
@@ -241,9 +255,12 @@ class _Series:
         s.histogram = Histogram.decode(data["histogram"])
         if data.get("uncorrected") is not None:
             s.uncorrected = Histogram.decode(data["uncorrected"])
+        if data.get("lateness") is not None:
+            s.lateness = Histogram.decode(data["lateness"])
         for field in ("calls", "errors", "requests", "dropped", "planned", "busy_ns"):
             setattr(s, field, int(data[field]))
         s.rounds = [(int(t), int(n)) for t, n in data["rounds"]]
+        s.notes = [str(n) for n in data["notes"]]
         s.intervals = [dict(iv) for iv in data["intervals"]]
         s.config = dict(data["config"])
         s.profiles = [ResourceProfile.from_dict(p) for p in data["profiles"]]
@@ -593,7 +610,7 @@ class Meter:
         (:data:`caxton_meter.DEFAULT_THRESHOLDS`, with ``thresholds``
         overriding rows): ``latency_p50`` and ``latency_p99`` from its
         histogram and ``throughput`` (calls per second, read against the
-        table's msg/s row), those it has.  The grades are also written into
+        table's throughput row), those it has.  The grades are also written into
         the run's result.  Empty when disabled."""
         from ._model import resolve_thresholds
 
@@ -725,7 +742,7 @@ def _trials(s: _Series) -> Trials:
         return [metric(name, h.value_at_percentile(p)) for name, p in _PERCENTILES]
 
     resources = max(s.profiles, key=lambda p: p.peak_rss) if s.profiles else None
-    notes: list[str] = []
+    notes: list[str] = list(s.notes)
     if len(s.profiles) > 1:
         notes.append(f"{len(s.profiles)} resource profiles were taken; the one with the "
                      "highest RSS peak is kept")
@@ -757,6 +774,8 @@ def _trials(s: _Series) -> Trials:
         histograms = {"latency": h.encode()}
         if s.uncorrected is not None:
             histograms["latency_uncorrected"] = s.uncorrected.encode()
+        if s.lateness is not None:
+            histograms["send_lateness"] = s.lateness.encode()
         intervals = tuple(Interval(**iv) for iv in s.intervals)
         results.append(ScenarioResult(s.key, config, tuple(metrics), histograms, intervals,
                                       resources, notes=tuple(notes)))

@@ -18,13 +18,16 @@ guesses from a metric's name or unit.  A :class:`MetricSpec` holds the
 declaration once; calling it with a value makes the :class:`Metric`.
 
 Grading.  The guide's targets table is :data:`DEFAULT_THRESHOLDS`, one
-:class:`Threshold` per graded metric (in base units: msg/s, ns, bytes,
+:class:`Threshold` per graded metric (in base units: req/s, ns, bytes,
 percent).  A threshold's direction is its metric's (:data:`GRADED`), so
 the table and the metric cannot disagree.  :func:`grade` reads the table
 literally: for less-is-better metrics the table says "< 1 ms", so a value
 earns a grade if strictly below its bound (a value exactly at a bound falls
 to the next grade); for throughput the table says "100K msg/s", meaning at
-least that, so a value at or above a bound earns its grade.
+least that, so a value at or above a bound earns its grade.  Throughput is
+graded as requests completed per second ("req/s"; a request and its reply
+count once, the stricter reading of "messages"); a scenario that also
+reports every message delivered names it ``messages_per_second`` ("msg/s").
 """
 from __future__ import annotations
 
@@ -170,26 +173,40 @@ class MetricSpec:
                                    histogram=None if self.histogram is None
                                    else f"{self.histogram}@{point}")
 
-    def __call__(self, value: float, grade: Grade | None = None) -> Metric:
-        return Metric(self.name, value, self.unit, grade, kind=self.kind,
+    def __call__(self, value: float, grade: Grade | None = None, *,
+                 threshold: Threshold | None = None, resolution: float | None = None) -> Metric:
+        return Metric(self.name, value, self.unit, grade, threshold=threshold,
+                      resolution=resolution, kind=self.kind,
                       direction=self.direction,  # type: ignore[arg-type]
                       histogram=self.histogram, percentile=self.percentile)
 
-    def graded(self, value: float, thresholds: Mapping[str, Threshold]) -> Metric:
-        """The metric graded by its row of ``thresholds`` (NaN: FAILED)."""
+    def graded(self, value: float, thresholds: Mapping[str, Threshold], *,
+               resolution: float | None = None) -> Metric:
+        """The metric graded by its row of ``thresholds`` (NaN: FAILED).
+        A value smaller than ``resolution`` (what the measurement can tell
+        from zero) is not graded: it is below what was measured."""
         if self.graded_by is None:
             raise ValueError(f"metric {self.name!r} is not graded")
+        row = thresholds[self.graded_by]
         if isinstance(value, float) and math.isnan(value):
-            return self(value, Grade.FAILED)
-        return self(value, grade(thresholds[self.graded_by], value))
+            return self(value, Grade.FAILED, threshold=row, resolution=resolution)
+        if resolution is not None and abs(value) < resolution:
+            return self(value, None, threshold=row, resolution=resolution)
+        return self(value, grade(row, value), threshold=row, resolution=resolution)
 
 
 @dataclass(frozen=True)
 class Metric:
     """One measured figure, in its base unit, with its declaration (kind,
-    direction, and for a percentile its histogram) and its grade (None:
-    ungraded).  Make one from a :class:`MetricSpec`, or directly with
-    ``kind=`` and ``direction=`` given."""
+    direction, and for a percentile its histogram), its grade (None:
+    ungraded) and the row of the targets table it was graded by
+    (``threshold``; None when ungraded, or graded by other means), so that
+    a figure made from several trials (their mean) is graded by the same
+    row.  ``resolution`` is the smallest magnitude the measurement can tell
+    from zero (memory read in pages, CPU in clock ticks), when it has one:
+    a smaller figure is reported as below resolution, not graded.  Make one
+    from a :class:`MetricSpec`, or directly with ``kind=`` and
+    ``direction=`` given."""
     name: str
     value: float
     unit: str
@@ -199,6 +216,8 @@ class Metric:
     direction: Direction
     histogram: str | None = None
     percentile: float | None = None
+    threshold: Threshold | None = None
+    resolution: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.value, bool) or not isinstance(self.value, (int, float)):
@@ -214,6 +233,14 @@ class Metric:
         if self.grade is not None and not isinstance(self.grade, Grade):
             raise ArgumentTypeError(f"Metric {self.name!r}: grade must be a Grade or None, "
                                     f"not {type(self.grade).__name__}")
+        if self.resolution is not None and (
+                isinstance(self.resolution, bool) or not isinstance(self.resolution, (int, float))
+                or not math.isfinite(self.resolution) or self.resolution < 0):
+            raise ArgumentError(f"Metric {self.name!r}: resolution must be a finite number "
+                                f">= 0 or None, got {self.resolution!r}")
+        if self.threshold is not None and not isinstance(self.threshold, Threshold):
+            raise ArgumentTypeError(f"Metric {self.name!r}: threshold must be a Threshold or "
+                                    f"None, not {type(self.threshold).__name__}")
 
     @property
     def spec(self) -> MetricSpec:
@@ -230,7 +257,7 @@ class Metric:
 # -- thresholds --------------------------------------------------------------------------
 
 GRADED: Mapping[str, MetricSpec] = {s.name: s for s in (
-    MetricSpec("throughput", "msg/s", Kind.THROUGHPUT),
+    MetricSpec("throughput", "req/s", Kind.THROUGHPUT),
     MetricSpec("latency_p50", "ns", Kind.LATENCY),
     MetricSpec("latency_p99", "ns", Kind.LATENCY),
     MetricSpec("spawn_time", "ns", Kind.DURATION),
@@ -293,7 +320,7 @@ class Threshold:
 
 DEFAULT_THRESHOLDS: Mapping[str, Threshold] = {
     t.metric: t for t in (
-        Threshold("throughput", "msg/s", 100_000, 50_000, 10_000),
+        Threshold("throughput", "req/s", 100_000, 50_000, 10_000),
         Threshold("latency_p50", "ns", 1 * _MS, 5 * _MS, 10 * _MS),
         Threshold("latency_p99", "ns", 10 * _MS, 50 * _MS, 100 * _MS),
         Threshold("spawn_time", "ns", 100 * _MS, 500 * _MS, 1 * _S),

@@ -12,7 +12,14 @@ its overflow count.
 
 A worker that fails (its target cannot be loaded, it crashes or exits
 without a result) makes run_processes raise WorkerError naming the process
-and the error: a merge never silently leaves a process out.
+and the error: a merge never silently leaves a process out.  Each worker's
+standard error goes to a file of its own, replayed on the parent's once the
+run ends; a worker that dies before it can report (the main module started
+processes at import: no ``if __name__ == "__main__":`` guard) is reported
+with the last lines of what it wrote there.
+
+The workers import the caller's main module (the "spawn" method): a script
+must start the load under ``if __name__ == "__main__":``.
 """
 from __future__ import annotations
 
@@ -62,7 +69,7 @@ class WorkerError(CaxtonMeterError, RuntimeError):
 
 # --- the worker side ------------------------------------------------------------------------
 
-def _resolve(target: str | Callable[..., object]) -> Callable[..., object]:
+def _resolve(target: object) -> object:
     if not isinstance(target, str):
         return target
     import importlib
@@ -71,8 +78,9 @@ def _resolve(target: str | Callable[..., object]) -> Callable[..., object]:
     obj: object = importlib.import_module(module_name)
     for part in name.split("."):
         obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{target!r} is a {type(obj).__name__}, not callable")
+    if not callable(obj) and not callable(getattr(obj, "request", None)):
+        raise TypeError(f"{target!r} is a {type(obj).__name__}, not callable and without "
+                        "a request(payload) method")
     return obj
 
 
@@ -89,12 +97,41 @@ def _labelled(res: OpenLoopResult, source: str) -> OpenLoopResult:
         duration_ns=res.duration_ns, latency=res.latency,
         latency_uncorrected=res.latency_uncorrected, send_jitter=res.send_jitter,
         intervals=res.intervals, errors=res.errors, interrupted=res.interrupted,
-        deadline_reached=res.deadline_reached, source=source)
+        deadline_reached=res.deadline_reached, source=source, last_send_ns=res.last_send_ns)
 
 
-def _worker(conn: Connection, index: int, target: str | Callable[..., object],
+def _load(obj: object, stages: list[tuple[float, float]], start_rate: float | None,
+          args: tuple[object, ...], interval: float, deadline: float | None,
+          payload: bytes, concurrency: int) -> OpenLoopResult:
+    """One worker's share of the load, by the kind of target: a Target
+    (between its setup and teardown), an AsyncTarget or a coroutine function
+    (the asyncio open loop, ``concurrency`` at a time), or a callable."""
+    import asyncio
+    import inspect
+
+    from ._aioload import open_loop_async
+    from ._targets import drive, drive_async
+    request = getattr(obj, "request", None)
+    if request is not None and callable(request) and not inspect.isroutine(obj):
+        if inspect.iscoroutinefunction(request):
+            return asyncio.run(drive_async(obj, stages, payload=payload,  # type: ignore[arg-type]
+                                           concurrency=concurrency, start_rate=start_rate,
+                                           interval=interval, deadline=deadline))
+        return drive(obj, stages, payload=payload, start_rate=start_rate,  # type: ignore[arg-type]
+                     interval=interval, deadline=deadline)
+    if inspect.iscoroutinefunction(obj):
+        return asyncio.run(open_loop_async(obj, stages, args=args, concurrency=concurrency,
+                                           start_rate=start_rate, interval=interval,
+                                           deadline=deadline))
+    assert callable(obj)
+    return open_loop_call(obj, stages, args=args, start_rate=start_rate, interval=interval,
+                          deadline=deadline)
+
+
+def _worker(conn: Connection, index: int, target: object,
             stages: list[tuple[float, float]], start_rate: float | None,
-            args: tuple[object, ...], interval: float, deadline: float | None) -> None:
+            args: tuple[object, ...], interval: float, deadline: float | None,
+            payload: bytes, concurrency: int) -> None:
     """A worker process: load the target, report ready, wait for the start
     signal (so that all processes start their schedules together), run,
     send the result, labelled with the process.  Every failure is sent,
@@ -110,8 +147,7 @@ def _worker(conn: Connection, index: int, target: str | Callable[..., object],
     if conn.recv() != "go":
         return
     try:
-        res = open_loop_call(fn, stages, args=args, start_rate=start_rate, interval=interval,
-                             deadline=deadline)
+        res = _load(fn, stages, start_rate, args, interval, deadline, payload, concurrency)
         conn.send(("done", _labelled(res, f"process {index} (pid {os.getpid()})")))
     except BaseException as e:
         conn.send(_error_message(e))
@@ -119,8 +155,36 @@ def _worker(conn: Connection, index: int, target: str | Callable[..., object],
 
 # --- the parent side ------------------------------------------------------------------------
 
+_BOOTSTRAP = "before the current process has finished its bootstrapping phase"
+
+
+def _stderr_tail(log: Any, lines: int = 12) -> str:
+    """The last ``lines`` lines a worker wrote to its standard error."""
+    log.flush()
+    log.seek(0)
+    text = log.read().decode("utf-8", errors="replace")
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _death(log: Any, how: str) -> tuple[str, str, str]:
+    """(error type, message, traceback) of a worker that ended without a
+    result, from what it wrote to its standard error."""
+    tail = _stderr_tail(log)
+    if _BOOTSTRAP in tail:
+        return ("RuntimeError", f"the process ended ({how}) importing the main module, which "
+                "started processes itself: start the load under `if __name__ == "
+                "\"__main__\":` (the workers import the main module)", tail)
+    last = tail.splitlines()[-1] if tail else ""
+    error, sep, message = last.partition(": ")
+    if sep and error.replace(".", "").replace("_", "").isalnum() and " " not in error:
+        return (error.rsplit(".", 1)[-1], f"{message} (the process ended, {how})", tail)
+    return ("ProcessExit", f"the process ended ({how}) without a result"
+            + (f"; its last words: {last}" if last else ""), tail)
+
+
 def _collect(conns: list[Connection], procs: list[Any], phase: str,
-             timeout: float | None) -> tuple[dict[int, tuple[Any, ...]], list[WorkerFailure]]:
+             timeout: float | None, logs: list[Any]
+             ) -> tuple[dict[int, tuple[Any, ...]], list[WorkerFailure]]:
     """One message from every worker, or why there is none (it exited, or
     timed out)."""
     from multiprocessing.connection import wait
@@ -158,8 +222,7 @@ def _collect(conns: list[Connection], procs: list[Any], phase: str,
                         how = f"killed by {signal.Signals(-code).name}"
                     except ValueError:
                         how = f"killed by signal {-code}"
-                failures.append(WorkerFailure(i, procs[i].pid, phase, "ProcessExit",
-                                              f"the process ended ({how}) without a result", ""))
+                failures.append(WorkerFailure(i, procs[i].pid, phase, *_death(logs[i], how)))
             elif message[0] == "error":
                 failures.append(WorkerFailure(i, procs[i].pid, phase, message[1], message[2],
                                               message[3]))
@@ -170,7 +233,7 @@ def _collect(conns: list[Connection], procs: list[Any], phase: str,
 
 
 def run_processes(
-    fn_spec: str | Callable[..., object],
+    fn_spec: str | object,
     stages: Stages | None = None,
     *,
     rate: float | str | None = None,
@@ -180,6 +243,8 @@ def run_processes(
     interval: float | str = 1.0,
     start_rate: float | str | None = None,
     deadline: float | str | None = None,
+    payload: bytes = b"",
+    concurrency: int = 100,
 ) -> OpenLoopResult:
     """Call a function from ``processes`` worker processes at the arrival
     rate ``stages`` describe (as open_loop_call's; or a constant ``rate``
@@ -191,8 +256,13 @@ def run_processes(
     schedule early, as open_loop_call's.
 
     ``fn_spec`` is "module:function" (imported in each worker; the
-    function may be a dotted attribute path) or a picklable top-level
-    callable.  Workers start together once every one has loaded the target.
+    function may be a dotted attribute path) or a picklable object: a
+    callable (called with ``args``), a coroutine function (the asyncio
+    open loop, ``concurrency`` at a time), or a Target / AsyncTarget (its
+    ``request(payload)`` driven between its ``setup()`` and ``teardown()``
+    in each worker).  Workers start together once every one has loaded the
+    target.  The workers import the main module: a script calls
+    run_processes under ``if __name__ == "__main__":``.
 
     Returns the merged OpenLoopResult (OpenLoopResult.merge): each
     process's own result is in ``parts``, its ``source`` "process i (pid
@@ -210,11 +280,17 @@ def run_processes(
             raise _checks.ArgumentError(f"{what}: fn_spec must be 'module:function', "
                                         f"got {fn_spec!r}")
         spec_text = repr(fn_spec)
-    elif callable(fn_spec):
+    elif callable(fn_spec) or callable(getattr(fn_spec, "request", None)):
         spec_text = getattr(fn_spec, "__qualname__", type(fn_spec).__name__)
     else:
-        raise _checks.ArgumentTypeError(f"{what}: fn_spec must be a 'module:function' string or "
-                                        f"a callable, got {type(fn_spec).__name__}")
+        raise _checks.ArgumentTypeError(f"{what}: fn_spec must be a 'module:function' string, "
+                                        f"a callable or a target with request(payload), got "
+                                        f"{type(fn_spec).__name__}")
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise _checks.ArgumentTypeError(f"{what}: payload must be bytes, not "
+                                        f"{type(payload).__name__}")
+    data = bytes(payload)
+    limit = _checks.integer(concurrency, f"{what}: concurrency", low=1)
     every = _checks.seconds(interval, f"{what}: interval")
     stop = _checks.optional(_checks.seconds)(deadline, f"{what}: deadline")
     # checked here, before any process starts
@@ -233,26 +309,42 @@ def run_processes(
 
     import multiprocessing
 
+    import os
+    import sys
+    import tempfile
+
     ctx = multiprocessing.get_context("spawn")
     conns: list[Connection] = []
     procs: list[Any] = []
+    logs: list[Any] = []
     try:
         for i in range(n_processes):
             parent_end, child_end = ctx.Pipe()
             p = ctx.Process(target=_worker, name=f"caxton_meter-load-{i}", daemon=True,
                             args=(child_end, i, fn_spec, scaled, scaled_start, call_args, every,
-                                  stop))
-            p.start()
+                                  stop, data, limit))
+            log = tempfile.TemporaryFile()
+            logs.append(log)
+            # the worker's standard error is its own file, from its first
+            # instruction: what it says before it can report is kept
+            sys.stderr.flush()
+            saved = os.dup(2)
+            try:
+                os.dup2(log.fileno(), 2)
+                p.start()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
             child_end.close()         # so a dead worker reads as EOF here
             conns.append(parent_end)
             procs.append(p)
-        _, failures = _collect(conns, procs, "loading", _READY_TIMEOUT)
+        _, failures = _collect(conns, procs, "loading", _READY_TIMEOUT, logs)
         if failures:
             raise WorkerError(spec_text, n_processes, tuple(failures))
         t0 = now_ns()
         for conn in conns:
             conn.send("go")
-        messages, failures = _collect(conns, procs, "running", None)
+        messages, failures = _collect(conns, procs, "running", None, logs)
         elapsed_ns = now_ns() - t0
         if failures:
             raise WorkerError(spec_text, n_processes, tuple(failures))
@@ -264,6 +356,11 @@ def run_processes(
             if p.is_alive():
                 p.terminate()
                 p.join()
+        for log in logs:              # what the workers wrote, on the parent's stderr
+            tail = _stderr_tail(log, lines=10_000)
+            if tail:
+                print(tail, file=sys.stderr)
+            log.close()
 
     return OpenLoopResult.merge([messages[i][1] for i in range(n_processes)],
                                 source=f"{n_processes} processes", elapsed_ns=elapsed_ns)

@@ -201,6 +201,20 @@ class _Row:
     compared: MetricComparison | None
     missing: bool                         # no counterpart in the baseline
     spec: MetricSpec                      # the metric's declaration
+    trial_grades: tuple[Grade, ...] = ()  # each trial's grade
+    indistinct: str | None = None         # "below resolution", "noise" (Trials.indistinct)
+    resolution: float | None = None
+
+    def grade_note(self) -> str:
+        """" (2 of 5 trials critical)" when some trials were graded worse
+        than the figure shown (their mean): the spread, in grades."""
+        if self.grade is None or len(self.trial_grades) < 2:
+            return ""
+        worst = max(self.trial_grades, key=lambda g: g.rank)
+        if worst.rank <= self.grade.rank:
+            return ""
+        n = sum(1 for g in self.trial_grades if g is worst)
+        return f" ({n} of {len(self.trial_grades)} trials {worst.value})"
 
     @property
     def section(self) -> str:
@@ -218,6 +232,10 @@ class _Row:
         text = format_quantity(self.mean, self.unit)
         if len(self.values) > 1:
             text += f" ± {format_quantity(self.stdev, self.unit)}"
+        if self.indistinct == "below resolution" and self.resolution is not None:
+            text += f" (below resolution, {format_quantity(self.resolution, self.unit)})"
+        elif self.indistinct is not None:
+            text += f" ({self.indistinct})"
         return text
 
 
@@ -236,7 +254,8 @@ def _rows(run: RunResult, comparison: Comparison | None) -> list[_Row]:
             rows.append(_Row(t.scenario, name, t.unit(name), t.values(name), t.grade(name),
                              compared.get((t.scenario, name)),
                              f"{t.scenario}/{name}" in missing or f"{t.scenario}/*" in missing,
-                             t.spec(name)))
+                             t.spec(name), t.trial_grades(name), t.indistinct(name),
+                             t.resolution(name)))
     return rows
 
 
@@ -260,7 +279,8 @@ def _by_section(rows: Sequence[_Row]) -> list[tuple[str, str, list[_Row]]]:
 def _cells(row: _Row, comparison: Comparison | None) -> list[str]:
     """A row's cells, as plain text (the caller escapes them)."""
     if comparison is None:
-        return [row.scenario, row.metric, row.current_text(), _grade_text(row.grade)]
+        return [row.scenario, row.metric, row.current_text(),
+                _grade_text(row.grade) + row.grade_note()]
     current = row.current_text()
     if row.grade is not None:
         current += f" {_GRADE_ICON[row.grade]}"
@@ -298,18 +318,18 @@ def _summary(run: RunResult, rows: Sequence[_Row], comparison: Comparison | None
     lines: list[tuple[str, str]] = []
     notices: list[tuple[str, str]] = []
     graded = [r for r in rows if r.grade is not None]
-    failed = [f"{r.scenario}/{r.metric}" for r in graded if r.grade is Grade.FAILED]
+    failed = [f"{r.scenario}/{r.metric} ({r.grade.value})" for r in graded
+              if r.grade in (Grade.FAILED, Grade.CRITICAL)]
     below = [f"{r.scenario}/{r.metric} ({r.grade.value})" for r in graded
-             if r.grade in (Grade.ACCEPTABLE, Grade.CRITICAL)]
+             if r.grade is Grade.ACCEPTABLE]
     if not graded:
         lines.append(("ℹ️", "No metric is graded against a target"))
     elif failed:
-        lines.append(("❌", f"{_plural(len(failed), 'metric')} failed "
-                            f"{'its target' if len(failed) == 1 else 'their targets'}: "
-                            f"{_listing(failed)}"))
+        lines.append(("❌", f"{_plural(len(failed), 'metric')} graded critical or failed "
+                            f"(the command line's default --fail-on): {_listing(failed)}"))
     elif below:
-        lines.append(("✅", f"No metric failed its target; {len(below)} of {len(graded)} "
-                            f"graded below target: {_listing(below)}"))
+        lines.append(("✅", f"No metric critical or failed; {len(below)} of {len(graded)} "
+                            f"graded acceptable, short of the target: {_listing(below)}"))
     else:
         lines.append(("✅", f"All performance targets met ({_plural(len(graded), 'metric')} "
                             "graded)"))
@@ -383,6 +403,34 @@ def _notes(run: RunResult) -> list[tuple[str, str]]:
             if len(t.results) > 1:
                 text = f"({which}) {text}"
             out.append((t.scenario, text))
+    return out
+
+
+def _load_facts(run: RunResult) -> list[tuple[str, str]]:
+    """(scenario, text): what became of the load each scenario asked for --
+    the rate achieved beside the rate asked (open loops), and the requests
+    dropped and failed whenever there were any -- over all its trials."""
+    out = []
+    for t in run.scenarios:
+        parts = []
+        names = t.metric_names
+        if "achieved_rate" in names and "intended_rate" in names:
+            achieved, asked = t.values("achieved_rate"), t.values("intended_rate")
+            if achieved and asked:
+                a, w = math.fsum(achieved) / len(achieved), math.fsum(asked) / len(asked)
+                share = f" ({a / w:.1%})" if w > 0 else ""
+                parts.append(f"achieved {format_quantity(a, t.unit('achieved_rate'))} of "
+                             f"{format_quantity(w, t.unit('intended_rate'))} asked{share}")
+        for count in ("dropped", "failed"):
+            if count in names:
+                n = math.fsum(t.values(count))
+                if n > 0:
+                    parts.append(f"{format_quantity(n, 'count')} {count}")
+        if t.partial:
+            parts.append(f"partial ({sum(1 for r in t.results if r.partial)} of "
+                         f"{_plural(len(t.results), 'trial')}; see the notes)")
+        if parts:
+            out.append((t.scenario, "; ".join(parts)))
     return out
 
 
@@ -489,7 +537,7 @@ def markdown_report(run: RunResult, comparison: Comparison | None = None) -> str
     for _, title, chosen in _by_section(rows):
         out += ["", f"## {title}", ""]
         out += _md_table(_headers(comparison), (_cells(r, comparison) for r in chosen))
-    notes = _notes(run)
+    notes = _load_facts(run) + _notes(run)
     if notes:
         out += ["", "## Notes", ""]
         out += [f"- **{_md(s)}**: {_md(text)}" for s, text in notes]
@@ -519,7 +567,7 @@ def terminal_summary(run: RunResult, comparison: Comparison | None = None, *,
     table: list[tuple[list[str], list[str | None]]] = []
     for r in rows:
         cells = [r.scenario, r.metric, r.current_text(),
-                 r.grade.value if r.grade is not None else "-"]
+                 r.grade.value + r.grade_note() if r.grade is not None else "-"]
         colors: list[str | None] = [None, None, None,
                                     _ANSI_GRADE[r.grade] if r.grade is not None else None]
         if comparison is not None:
@@ -548,6 +596,15 @@ def terminal_summary(run: RunResult, comparison: Comparison | None = None, *,
     out = [line(headers, [bold] * len(headers)),
            "  ".join("-" * w for w in widths)]
     out += [line(cells, colors) for cells, colors in table]
+    facts = _load_facts(run)
+    # what went wrong, beside the table: partial trials' notes and loops
+    # that fell behind their schedule
+    told = [(scenario, text) for scenario, text in _notes(run)
+            if "fell behind its schedule" in text
+            or any(t.scenario == scenario and t.partial for t in run.scenarios)]
+    if facts or told:
+        out.append("")
+        out += [f"{scenario}: {text}" for scenario, text in facts + told]
     # The comparison's warnings are left to the caller (the CLI prints them
     # to stderr); the metrics left out are part of the table's story.
     if comparison is not None:
@@ -574,7 +631,8 @@ def _comparison_entry(m: MetricComparison) -> dict[str, Any]:
             "p_value": c.p_value, "method": c.method, "higher_is_better": c.higher_is_better,
             "exceeds_threshold": c.exceeds_threshold, "baseline_n": c.baseline_n,
             "current_n": c.current_n, "spread": c.spread, "detectable": c.detectable,
-            "adjusted_p": c.adjusted_p, "left_out": c.left_out, "grade": m.grade.value if m.grade is not None else None}
+            "adjusted_p": c.adjusted_p, "left_out": c.left_out,
+            "grade": m.grade.value if m.grade is not None else None}
 
 
 def json_report(run: RunResult, comparison: Comparison | None = None) -> str:
@@ -697,7 +755,11 @@ def write_reports(run: RunResult, comparison: Comparison | None, formats: Sequen
     (created if missing): ``report.md``, ``report.html``, ``report.json``;
     "json" also writes ``benchmark-bigger.json`` and ``benchmark-smaller.json``
     (github-action-benchmark) and the interval logs.  Each file is written
-    atomically.  ValueError, before writing anything, for an unknown format;
+    atomically.  The files an earlier call wrote to the folder and this one
+    did not (another run's interval logs, a format not asked for now) are
+    removed, so the folder holds one run's reports; the folder's list of
+    what it wrote is ``.caxton_meter-report``, and nothing else in the folder
+    is touched.  ValueError, before writing anything, for an unknown format;
     an OSError writing propagates.  Returns the paths written."""
     if isinstance(formats, str):
         raise TypeError(f"formats must be a sequence of format names, such as ({formats!r},), "
@@ -721,7 +783,21 @@ def write_reports(run: RunResult, comparison: Comparison | None, formats: Sequen
             paths.append(write_atomic(folder / "benchmark-smaller.json",
                                       github_benchmark(run, bigger_is_better=False)))
             paths += write_interval_logs(run, folder)
+    manifest = folder / _MANIFEST
+    written = {p.name for p in paths}
+    try:
+        earlier = manifest.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        earlier = []
+    for name in earlier:
+        stale = folder / name
+        if name and name not in written and stale.parent == folder and stale.is_file():
+            stale.unlink()
+    write_atomic(manifest, "".join(f"{n}\n" for n in sorted(written)))
     return paths
+
+
+_MANIFEST = ".caxton_meter-report"
 
 
 # -- HTML -------------------------------------------------------------------------------------
@@ -750,9 +826,35 @@ tr.verdict-improved td { background: rgba(26, 127, 55, .12); }
 figure.plot { margin: 1rem 0 2rem; } figure.plot img { max-width: 100%; height: auto; }
 figcaption { color: var(--muted); font-size: 13px; }
 p.note { color: var(--muted); font-style: italic; }
+.mark { display: inline-block; width: .8em; height: .8em; border-radius: 50%;
+        vertical-align: -.08em; margin-right: .3em; box-sizing: border-box; }
+.mark.ok { background: #1a7f37; } .mark.warn { background: #d4a72c; }
+.mark.critical { background: #e16f24; } .mark.bad { background: #cf222e; }
+.mark.none { border: 2px solid #8c959f; } .mark.info { background: #0969da; }
+.mark.unknown { border: 2px dashed #8c959f; }
+.mark.transient { background: #8c959f; border-radius: .2em; }
 """
 
 _esc = html.escape
+
+# The icons of the text reports, drawn in HTML with CSS (a coloured mark and
+# its name as a tooltip): emoji need an emoji font, which many machines
+# lack, and render there as empty boxes.
+_HTML_MARKS = {"✅": ("ok", "met"), "🟡": ("warn", "acceptable / within noise"),
+               "🟠": ("critical", "critical"), "❌": ("bad", "failed"),
+               "🔴": ("bad", "regressed"), "🟢": ("ok", "improved"),
+               "⚪": ("none", "no change"), "❔": ("unknown", "not gateable"),
+               "〰️": ("transient", "transient"), "⚠️": ("warn", "warning"),
+               "ℹ️": ("info", "information")}
+_MARK_RE = re.compile("|".join(sorted(map(re.escape, _HTML_MARKS), key=len, reverse=True)))
+
+
+def _html(text: str) -> str:
+    """``text`` escaped for HTML, its icons drawn as marks."""
+    def mark(m: re.Match[str]) -> str:
+        cls, name = _HTML_MARKS[m.group(0)]
+        return f'<span class="mark {cls}" role="img" aria-label="{name}" title="{name}"></span>'
+    return _MARK_RE.sub(mark, _esc(text))
 
 
 def _html_table(rows: Sequence[_Row], comparison: Comparison | None, section: str) -> str:
@@ -766,7 +868,7 @@ def _html_table(rows: Sequence[_Row], comparison: Comparison | None, section: st
             cls = f' class="verdict-{r.compared.change.verdict.name.lower().replace("_", "-")}"'
         cells = _cells(r, comparison)
         tds = ["<td class=\"num\">" if h in _RIGHT else "<td>" for h in headers]
-        out.append(f"<tr{cls}>" + "".join(f"{td}{_esc(c)}</td>" for td, c in zip(tds, cells))
+        out.append(f"<tr{cls}>" + "".join(f"{td}{_html(c)}</td>" for td, c in zip(tds, cells))
                    + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
@@ -835,6 +937,9 @@ def _spectrum_plot(trials: Trials, base: Trials | None) -> _Plot | None:
             curves.append((name, b, True))
     if not curves:
         return None
+    first = curves[0][0]
+    per_trial = [Histogram.decode(r.histograms[first]) for r in trials.results
+                 if first in r.histograms] if len(trials.results) > 1 else []
 
     def draw(fig: Figure) -> None:
         from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -847,9 +952,16 @@ def _spectrum_plot(trials: Trials, base: Trials | None) -> _Plot | None:
             ax.plot(xs, ys, linestyle="--" if is_base else "-", color=colors[name],
                     label=f"{name} ({who})" if overlay else name, drawstyle="steps-post")
         ax.set_xscale("log")
+        for h in per_trial:
+            xs, ys = _spectrum(h)
+            ax.plot(xs, ys, color="0.6", linewidth=0.7, alpha=0.6, drawstyle="steps-post")
+        if per_trial:
+            ax.plot([], [], color="0.6", linewidth=0.7, label="each trial")
         right = max(max(xs) for _, _, xs, _ in data)
-        ticks = [(x, t) for x, t in _NINES if x <= right * 1.0001]
-        ax.set_xticks([x for x, _ in ticks], [t for _, t in ticks])
+        # from 50 %: "0%" and "50%" a step apart would overlap; the labels
+        # turned so that the nines do not run into each other
+        ticks = [(x, t) for x, t in _NINES if 2.0 <= x <= right * 1.0001]
+        ax.set_xticks([x for x, _ in ticks], [t for _, t in ticks], rotation=30)
         ax.set_xlim(1.0, right)
         low = min(min(ys) for *_, ys in data)
         high = max(max(ys) for *_, ys in data)
@@ -875,8 +987,12 @@ def _spectrum_plot(trials: Trials, base: Trials | None) -> _Plot | None:
         f"spectrum-{_slug(trials.scenario)}", f"Latency percentile spectrum: {trials.scenario}",
         f"Latency percentile spectrum of {trials.scenario} ({names})",
         f"Latency of {trials.scenario} at each percentile, the {_plural(len(trials.results), 'trial')}"
-        f" merged ({counts}){baseline}. The x axis is HdrHistogram's 1/(1−p): each step "
-        "to the right is one more nine; the right end is the maximum.", draw)
+        f" merged ({counts}){baseline}"
+        + (f"; each trial's {first} in grey. The tables give the mean of the trials' "
+           "percentiles: a slower trial puts the merged curve's tail above that mean"
+           if per_trial else "")
+        + ". The x axis is HdrHistogram's 1/(1−p): each step to the right is one more "
+        "nine; the right end is the maximum.", draw)
 
 
 def _over_time_plot(trials: Trials) -> _Plot | None:
@@ -905,7 +1021,11 @@ def _over_time_plot(trials: Trials) -> _Plot | None:
             bottom.plot(xs, [p / div for p in p99s], marker="o", markersize=3,
                         label=f"trial {i + 1}")
         top.set_ylabel("completed/s")
-        top.set_ylim(bottom=0)
+        # headroom above the highest point: a rate held flat at the offered
+        # load would otherwise lie on the frame and vanish
+        peak_rate = max((r for _, _, rates, _ in series for r in rates if math.isfinite(r)),
+                        default=0.0)
+        top.set_ylim(0, max(peak_rate * 1.15, 1.0))
         bottom.set_ylabel(f"p99 ({label})")
         bottom.set_ylim(bottom=0)
         bottom.set_xlabel("seconds since the first interval (interval end)")
@@ -952,6 +1072,12 @@ def _resources_plot(trials: Trials) -> _Plot | None:
             bottom.plot(cx, cpu, marker="o", markersize=3, label=f"trial {i + 1}")
         top.set_ylabel(f"RSS ({label})")
         top.ticklabel_format(axis="y", style="plain", useOffset=False)
+        # at least 5 % of the level on the axis: a run of milliseconds moves
+        # RSS by a few pages, and ticks 38.429 ... 38.432 MB say nothing
+        lo = min(min(rss) for _, _, rss, _, _ in series) / div
+        hi = max(max(rss) for _, _, rss, _, _ in series) / div
+        pad = max((hi - lo) * 0.1, hi * 0.025)
+        top.set_ylim(max(lo - pad, 0.0), hi + pad)
         bottom.set_ylabel("CPU (%)")
         peak = max((max(cpu) for *_, cpu in series if cpu), default=0.0)
         bottom.set_ylim(0, max(peak * 1.1, 1.0))
@@ -1004,7 +1130,7 @@ def _scaling_plot(trials: Trials, base: Trials | None) -> _Plot | None:
             if stem == "throughput":
                 div, label = _scale_of(max(every), ((1e9, "G"), (1e6, "M"), (1e3, "K"),
                                                     (1.0, "")))
-                ylabel = f"throughput ({label}msg/s)"
+                ylabel = f"throughput ({label}req/s)"
             else:
                 div, label = _time_axis(max(every))
                 ylabel = f"spawn time ({label})"
@@ -1113,15 +1239,15 @@ def html_report(run: RunResult, comparison: Comparison | None = None) -> str:
            "<h1>Performance Report</h1>", '<dl class="meta">']
     out += [f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in fields]
     out += ["</dl>", '<section id="summary">', "<h2>Summary</h2>", '<ul class="summary">']
-    out += [f"<li>{_esc(icon)} {_esc(text)}</li>" for icon, text in summary.lines]
+    out += [f"<li>{_html(icon)} {_esc(text)}</li>" for icon, text in summary.lines]
     out.append("</ul>")
-    out += [f'<p class="notice">{_esc(icon)} {_esc(text)}</p>' for icon, text in summary.notices]
+    out += [f'<p class="notice">{_html(icon)} {_esc(text)}</p>' for icon, text in summary.notices]
     out.append("</section>")
     for key, title, chosen in _by_section(rows):
         out += [f'<section id="{key}">', f"<h2>{_esc(title)}</h2>",
                 _html_table(chosen, comparison, key), "</section>"]
     out += ['<section id="plots">', "<h2>Plots</h2>", _plots_html(run, comparison), "</section>"]
-    notes = _notes(run)
+    notes = _load_facts(run) + _notes(run)
     if notes:
         out += ['<section id="notes">', "<h2>Notes</h2>", "<ul>"]
         out += [f"<li><strong>{_esc(s)}</strong>: {_esc(text)}</li>" for s, text in notes]

@@ -32,7 +32,17 @@ from typing import Any
 
 from ._core import CaxtonMeterError, Histogram, clock_info
 from ._sampling import ResourceProfile
-from ._model import Direction, Grade, Interval, Kind, Metric, MetricSpec, ScenarioResult
+from ._model import (
+    Direction,
+    Grade,
+    Interval,
+    Kind,
+    Metric,
+    MetricSpec,
+    ScenarioResult,
+    Threshold,
+    grade,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -54,7 +64,13 @@ __all__ = [
 #   2: each metric carries its declaration: "kind", "direction", and for a
 #      percentile of a histogram "histogram" and "percentile".  Version 1
 #      files are read with the declarations version 1 implied (below).
-FORMAT_VERSION = 2
+#   3: a graded metric carries the row of the targets table it was graded by
+#      ("threshold": {"metric", "unit", "target", "acceptable", "critical"}),
+#      so the mean over the trials is graded by the same row, and a metric
+#      may carry its "resolution" (the smallest magnitude it can tell from
+#      zero).  Version 2 files have neither: their figures keep their worst
+#      trial's grade.
+FORMAT_VERSION = 3
 
 _KIND = "caxton_meter.result"
 
@@ -123,7 +139,11 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
 
 # Readers of older versions: version -> function turning such a document
 # into the next version's.
-_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_v1}
+def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "format": 3}        # nothing to add: "threshold" is optional
+
+
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_v1, 2: _from_v2}
 
 
 class ResultFormatError(CaxtonMeterError, ValueError):
@@ -182,10 +202,60 @@ class Trials:
         return self.spec(name).unit
 
     def grade(self, name: str) -> Grade | None:
-        """The worst grade the metric got over the trials (None: ungraded)."""
-        grades = [m.grade for r in self.results for m in r.metrics
-                  if m.name == name and m.grade is not None]
+        """The grade of the figure a report shows for the metric: its mean
+        over the trials, graded by the row of the targets table the trials
+        were graded by (None: ungraded).  FAILED when a graded trial did not
+        measure it (NaN).  A metric read from a file older than format 3
+        (no row kept) has its worst trial's grade."""
+        graded = [m for r in self.results for m in r.metrics
+                  if m.name == name and (m.grade is not None or m.threshold is not None)]
+        if not graded:
+            return None
+        if any(not math.isfinite(m.value) for m in graded):
+            return Grade.FAILED
+        row = next((m.threshold for m in graded if m.threshold is not None), None)
+        if row is None:
+            return self.worst_grade(name)
+        if self.indistinct(name) is not None:
+            return None
+        return grade(row, math.fsum(m.value for m in graded) / len(graded))
+
+    def resolution(self, name: str) -> float | None:
+        """The largest resolution the trials declared for the metric (None:
+        none declared)."""
+        found = [m.resolution for r in self.results for m in r.metrics
+                 if m.name == name and m.resolution is not None]
+        return max(found) if found else None
+
+    def indistinct(self, name: str) -> str | None:
+        """Why the figure shown for the metric (its mean) cannot be told
+        from zero, or None when it can: "below resolution" when its
+        magnitude is under the measurement's resolution; "noise" when it is
+        a memory or CPU figure (a difference of two readings, or a share of
+        one) whose trials scatter by more than its own size (standard
+        deviation >= |mean|)."""
+        values = self.values(name)
+        if not values:
+            return None
+        mean = math.fsum(values) / len(values)
+        res = self.resolution(name)
+        if res is not None and abs(mean) < res:
+            return "below resolution"
+        if len(values) > 1 and self.spec(name).kind in (Kind.MEMORY, Kind.CPU):
+            import statistics
+            if statistics.stdev(values) >= abs(mean):
+                return "noise"
+        return None
+
+    def worst_grade(self, name: str) -> Grade | None:
+        """The worst grade the metric got in any trial (None: ungraded)."""
+        grades = self.trial_grades(name)
         return max(grades, key=lambda g: g.rank) if grades else None
+
+    def trial_grades(self, name: str) -> tuple[Grade, ...]:
+        """Each trial's grade of the metric, in trial order (ungraded left out)."""
+        return tuple(m.grade for r in self.results for m in r.metrics
+                     if m.name == name and m.grade is not None)
 
     @property
     def histogram_names(self) -> tuple[str, ...]:
@@ -241,6 +311,12 @@ class RunResult:
     def passed(self) -> bool:
         """No graded metric FAILED in any trial."""
         return all(t.passed for t in self.scenarios)
+
+    def graded_at_least(self, worst: Grade) -> tuple[tuple[str, str, Grade], ...]:
+        """(scenario, metric, grade) of each shown figure (:meth:`Trials.grade`)
+        graded ``worst`` or worse: what ``--fail-on`` fails a run for."""
+        return tuple((t.scenario, name, g) for t in self.scenarios for name in t.metric_names
+                     if (g := t.grade(name)) is not None and g.rank >= worst.rank)
 
     # -- the format
     def to_dict(self) -> dict[str, Any]:
@@ -370,7 +446,37 @@ def _metric_to_dict(m: Metric) -> dict[str, Any]:
         out["histogram"] = m.histogram
     if m.percentile is not None:
         out["percentile"] = m.percentile
+    if m.resolution is not None:
+        out["resolution"] = m.resolution
+    if m.threshold is not None:
+        t = m.threshold
+        out["threshold"] = {"metric": t.metric, "unit": t.unit, "target": t.target,
+                            "acceptable": t.acceptable, "critical": t.critical}
     return out
+
+
+def _resolution_from(m: Mapping[str, Any], where: str) -> float | None:
+    value = m.get("resolution")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value < 0:
+        raise _Bad(f"{where}.resolution must be a number >= 0 or absent, got {value!r}")
+    return float(value)
+
+
+def _threshold_from_dict(d: Any, where: str) -> Threshold | None:
+    if d is None:
+        return None
+    if not isinstance(d, dict):
+        raise _Bad(f"{where}.threshold must be an object or absent")
+    try:
+        return Threshold(_field(d, "metric", str, where + ".threshold"),
+                         _field(d, "unit", str, where + ".threshold"),
+                         *(_field(d, k, float, where + ".threshold")
+                           for k in ("target", "acceptable", "critical")))
+    except ValueError as e:
+        raise _Bad(f"{where}.threshold: {e}") from None
 
 
 def _enum(cls: Any, d: Mapping[str, Any], key: str, where: str) -> Any:
@@ -409,7 +515,9 @@ def _result_from_dict(d: Any, config: dict[str, Any], where: str) -> ScenarioRes
                               _field(m, "unit", str, w), _GRADES[g] if g is not None else None,
                               kind=_enum(Kind, m, "kind", w),
                               direction=_enum(Direction, m, "direction", w),
-                              histogram=histogram, percentile=percentile))
+                              histogram=histogram, percentile=percentile,
+                              threshold=_threshold_from_dict(m.get("threshold"), w),
+                              resolution=_resolution_from(m, w)))
     histograms = _field(d, "histograms", dict, where)
     for k, v in histograms.items():
         if not isinstance(v, str):

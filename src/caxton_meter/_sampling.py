@@ -42,7 +42,9 @@ __all__ = [
     "ResourceSample",
     "ResourceSampler",
     "cpu_per_agent",
+    "cpu_resolution",
     "memory_per_agent",
+    "memory_resolution",
     "profile",
 ]
 
@@ -176,6 +178,29 @@ class ResourceProfile(NamedTuple):
             values[name] = _check(name, data[name], _PROFILE_TYPES[name])
         values["samples"] = _samples_from_columns(data.get("samples", _MISSING))
         return cls(**values)
+
+
+def memory_resolution(n_agents: int = 1) -> float:
+    """The smallest memory difference per agent a reading can show: the
+    process's memory moves by whole pages, so a growth of less than one
+    page over ``n_agents`` agents reads as 0 (or as the next page)."""
+    import mmap
+    return mmap.PAGESIZE / n_agents
+
+
+def cpu_resolution(profile: ResourceProfile, n_agents: int = 1) -> float | None:
+    """The smallest CPU % (per agent, over ``n_agents``) the profile can
+    tell from zero: one tick of the CPU-time clock (1/CLK_TCK, 10 ms on
+    Linux) over the profile's length.  A 20 ms phase cannot resolve less
+    than 50 %.  None for a profile of no length."""
+    import os
+    try:
+        tick = 1.0 / os.sysconf("SC_CLK_TCK")
+    except (AttributeError, ValueError, OSError):      # no sysconf: psutil's own
+        tick = 0.001                                    # clocks are finer
+    if profile.duration <= 0:
+        return None
+    return 100.0 * tick / profile.duration / n_agents
 
 
 def memory_per_agent(before: ResourceProfile | int, after: ResourceProfile | int,
@@ -499,6 +524,13 @@ class ResourceSampler:
             times = p.cpu_times()
             rss = p.memory_info().rss
             threads = p.num_threads()
+        if rss == 0 and self._first[4] > 0:
+            # Exiting: the kernel tears the process's memory down before it
+            # becomes a zombie, so a read between the status above and the
+            # memory read finds it running with nothing resident.  A live
+            # process always has its code resident; one that read 0 from the
+            # start (a kernel thread) is sampled as it is.
+            return None
         return t, wall, float(times.user), float(times.system), int(rss), int(threads)
 
     def _read_uss(self) -> int | None:

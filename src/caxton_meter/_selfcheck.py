@@ -105,8 +105,7 @@ def _check_threads(values_per_thread: int) -> Check:
 
 
 _NO_HDRH = ("the hdrhistogram package is not installed: the figures stand without the "
-            "Python alternative beside them (pip install hdrhistogram, or "
-            "'caxton_meter[test]', to compare)")
+            "Python alternative beside them (pip install hdrhistogram to compare)")
 
 
 def _figures(quick: bool) -> list[Figure]:

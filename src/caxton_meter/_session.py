@@ -46,7 +46,8 @@ __all__: list[str] = []
 # The xdist payload: what a worker leaves in workeroutput["caxton_meter"]
 # for the controller.  History:
 #   1: {"format": 1, "series": [_Series.to_payload(), ...]}
-_PAYLOAD_FORMAT = 1
+#   2: each series carries its "notes" (how a load loop fell behind).
+_PAYLOAD_FORMAT = 2
 
 # Saved runs a metric needs before the comparison can test it (compare's
 # min_history; the summary's advice names the same number).
@@ -353,7 +354,7 @@ def _default_output(config: pytest.Config) -> Path:
 
 def _summary_table(series: Iterable[_Series]) -> list[str]:
     headers = ["test / name", "kind", "count", "errors", "p50", "p99", "mean", "throughput",
-               "rss peak", "cpu"]
+               "late p99", "rss peak", "cpu"]
     rows = []
     for s in sorted(series, key=lambda s: s.key):
         h = s.histogram
@@ -369,6 +370,8 @@ def _summary_table(series: Iterable[_Series]) -> list[str]:
             format_quantity(h.value_at_percentile(99.0), "ns") if timed else "-",
             format_quantity(mean, "ns") if mean is not None else "-",
             format_quantity(rate, "/s") if rate is not None else "-",
+            format_quantity(s.lateness.value_at_percentile(99.0), "ns")
+            if s.lateness is not None and s.lateness.total_count else "-",
             format_quantity(rss, "bytes") if rss is not None else "-",
             format_quantity(cpu, "percent") if cpu is not None else "-"])
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
@@ -377,7 +380,10 @@ def _summary_table(series: Iterable[_Series]) -> list[str]:
         return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
-    return [line(headers)] + [line(r) for r in rows]
+    # a load loop that fell behind its schedule says so under the table
+    behind = [f"{s.test} / {s.name}: {note}" for s in sorted(series, key=lambda s: s.key)
+              for note in dict.fromkeys(s.notes)]
+    return [line(headers)] + [line(r) for r in rows] + behind
 
 
 _SHOWN = 5      # not-gateable metrics and warnings listed one by one; the rest counted

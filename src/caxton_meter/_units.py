@@ -106,6 +106,7 @@ def _scale(unit: str, kind: str, text: str) -> float:
 
 
 _UNIT_KINDS = {"ns": "time", "s": "time", "msg/s": "rate", "tasks/s": "rate", "calls/s": "rate",
+               "req/s": "rate",
                "bytes": "size",
                "percent": "percent", "ratio": "ratio"}
 

@@ -207,8 +207,10 @@ def counted(name: str, unit: str) -> MetricSpec:
     return MetricSpec(name, unit, Kind.COUNT)
 
 
-THROUGHPUT = MetricSpec("throughput", "msg/s", Kind.THROUGHPUT, graded_by="throughput")
-THROUGHPUT_UNGRADED = MetricSpec("throughput", "msg/s", Kind.THROUGHPUT)
+# requests completed per second (a request and its reply count once): "req/s",
+# beside a scenario's messages_per_second ("msg/s": every message delivered)
+THROUGHPUT = MetricSpec("throughput", "req/s", Kind.THROUGHPUT, graded_by="throughput")
+THROUGHPUT_UNGRADED = MetricSpec("throughput", "req/s", Kind.THROUGHPUT)
 
 
 def latency_specs(histogram: str, *, extra: bool = False) -> tuple[MetricSpec, ...]:
@@ -438,8 +440,8 @@ def closed_loop_rates(res: Any, router: Router, run: GuardedRun, requests: int) 
 
 OPEN_LOOP_HISTOGRAMS = ("latency", "latency_uncorrected", "send_jitter")
 OPEN_LOOP_COUNTS = (
-    MetricSpec("achieved_rate", "msg/s", Kind.THROUGHPUT, Direction.NONE),
-    MetricSpec("intended_rate", "msg/s", Kind.THROUGHPUT, Direction.NONE),
+    MetricSpec("achieved_rate", "req/s", Kind.THROUGHPUT, Direction.NONE),
+    MetricSpec("intended_rate", "req/s", Kind.THROUGHPUT, Direction.NONE),
     counted("requests", "requests"), counted("completed", "requests"),
     counted("failed", "requests"), counted("dropped", "requests"))
 """The open loop's counts: the load asked for and what became of it
@@ -485,9 +487,10 @@ def run_open_loop(config: Any, stages: list[tuple[float, float]], *,
                        [OPEN_LOOP_COUNTS[2](latency.total_count)],
                        {"latency": latency.encode(),
                         "latency_uncorrected": router.round_trip_uncorrected.encode()}, ())
-    if res.dropped:
-        run.notes.append(f"{res.dropped} of {res.planned} planned requests were dropped "
-                         f"(due while max_in_flight={config.max_in_flight} were outstanding)")
+    behind = res.schedule_note()
+    if behind is not None:
+        run.notes.append(behind + (f" (max_in_flight={config.max_in_flight})"
+                                   if res.dropped else ""))
     if res.errors:
         run.notes.append("errors: " + ", ".join(f"{k}={v}" for k, v in sorted(res.errors.items())))
     values = (res.achieved_rate, res.intended_rate, res.requests, res.completed, res.failed,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from .._core import Router, closed_loop
+from .._core import Router, closed_loop, open_loop
 from .._model import Kind, Metric, MetricSpec, ScenarioResult, Threshold
 from .._sampling import ResourceProfile, ResourceSampler
 from ._base import (
@@ -24,6 +24,7 @@ from ._base import (
     field,
     keep_finished_points,
     memory_now,
+    rate,
     scenario,
     seconds,
     size,
@@ -82,7 +83,7 @@ def run_horizontal_scaling(config: HorizontalScalingConfig,
 
     Histograms ``spawn_time@N`` and ``round_trip@N``.  A stop keeps the
     points finished before it (partial)."""
-    from .._sampling import memory_per_agent
+    from .._sampling import memory_per_agent, memory_resolution
     content = b"x" * config.message_size
     metrics: list[Metric] = []
     histograms: dict[str, str] = {}
@@ -105,7 +106,8 @@ def run_horizontal_scaling(config: HorizontalScalingConfig,
             metrics.extend([
                 spawn.at(n).graded(spawned.max, thresholds),
                 spawn_p99.at(n)(spawned.value_at_percentile(99)),
-                memory.at(n).graded(memory_per_agent(before, after, n), thresholds),
+                memory.at(n).graded(memory_per_agent(before, after, n), thresholds,
+                                    resolution=memory_resolution(n)),
                 throughput.at(n).graded(res.completed_per_second, thresholds),
                 completed.at(n)(res.completed), failed.at(n)(res.failed)])
             histograms[f"spawn_time@{n}"] = spawned.encode()
@@ -172,8 +174,9 @@ def run_memory_profile(config: MemoryProfileConfig,
     Negative differences are reported as is (the allocator may return
     memory).  Histogram: ``round_trip``.  A stop keeps the phases finished
     before it."""
-    from .._sampling import memory_per_agent
+    from .._sampling import memory_per_agent, memory_resolution
     n = config.agents
+    page = memory_resolution()
     run = GuardedRun(config)
     metrics: list[Metric] = []
     router = Router(keep_replies=False)
@@ -186,13 +189,15 @@ def run_memory_profile(config: MemoryProfileConfig,
         start = memory_now(config.sample_interval)
         agents = spawn_echoes(router, config.agent_kind, n)
         spawned = memory_now(config.sample_interval)
-        metrics.extend([per_agent.graded(memory_per_agent(start, spawned, n), thresholds),
-                        creation(memory_per_agent(start, spawned, 1))])
+        metrics.extend([per_agent.graded(memory_per_agent(start, spawned, n), thresholds,
+                                         resolution=memory_resolution(n)),
+                        creation(memory_per_agent(start, spawned, 1), resolution=page)])
         run.remaining()
         rss0 = _rss_now()
         res = run.loop(closed_loop, router, agents, config.messages, window=config.window,
                        content=b"x" * config.message_size)
-        metrics.extend([growth(_rss_now() - rss0), completed(res.completed), failed(res.failed)])
+        metrics.extend([growth(_rss_now() - rss0, resolution=page), completed(res.completed),
+                        failed(res.failed)])
         run.remaining()
         before_cp = memory_now(config.sample_interval)
         checkpoints = [router.checkpoint(a) for a in agents]
@@ -200,8 +205,8 @@ def run_memory_profile(config: MemoryProfileConfig,
         times = [c.elapsed_ns for c in checkpoints]
         metrics.extend([cp_bytes(sum(c.size for c in checkpoints)),
                         cp_mean(sum(times) / len(times)), cp_max(max(times)),
-                        cp_memory(memory_per_agent(before_cp, after_cp, 1)),
-                        total(memory_per_agent(start, after_cp, 1))])
+                        cp_memory(memory_per_agent(before_cp, after_cp, 1), resolution=page),
+                        total(memory_per_agent(start, after_cp, 1), resolution=page)])
         del checkpoints
 
     run.call(phases)
@@ -217,17 +222,19 @@ def run_memory_profile(config: MemoryProfileConfig,
 class CpuProfileConfig(AgentsConfig):
     """The guide's CPU profile: ``agents`` (100) echo agents of
     ``agent_kind``; CPU % while spawning them, over ``idle`` seconds (1 s)
-    with nothing to do, and during a closed loop of ``messages``
-    (100,000; ``window`` in flight).  Each phase has its own sampler at
-    ``sample_interval``; ``sample_resources`` keeps the processing phase's
-    profile as the result's resources."""
+    with nothing to do, and while every agent handles ``rate_per_agent``
+    (100) messages per second for ``duration`` seconds (5 s; an open loop,
+    so that the load is the same whatever the agents cost).  Each phase has
+    its own sampler at ``sample_interval``; ``sample_resources`` keeps the
+    processing phase's profile as the result's resources."""
     agents: int = field(100, count)
     idle: float = field(1.0, seconds, timed=True)
-    messages: int = field(100_000, count)
-    window: int = field(100, count)
+    rate_per_agent: float = field(100.0, rate)
+    duration: float = field(5.0, seconds, timed=True)
+    max_in_flight: int = field(1_000_000, count)
 
     AGENT_KINDS: ClassVar[tuple[str, ...]] = _KINDS
-    QUICK: ClassVar[Mapping[str, Any]] = {"agents": 10, "idle": 0.2, "messages": 200_000,
+    QUICK: ClassVar[Mapping[str, Any]] = {"agents": 10, "idle": 0.5, "duration": 1.0,
                                           "sample_interval": 0.05}
 
 
@@ -244,13 +251,15 @@ _CPU = (_cpu("cpu_spawning"), _cpu("cpu_idle"), _cpu("cpu_processing"),
 def run_cpu_profile(config: CpuProfileConfig,
                     thresholds: Mapping[str, Threshold]) -> ScenarioResult:
     """Metrics (CPU % of the process, 100 % = one core, the mean over each
-    phase from its cumulative CPU times): ``cpu_spawning``, ``cpu_idle``,
-    ``cpu_processing``; ``cpu_per_agent`` = cpu_processing / N
-    (:func:`cpu_per_agent`), graded; ``spawn_seconds``, ``throughput``.
-    The figures include the load generator and the router (one process).
-    A phase too short for a CPU reading is left out with a note.
+    phase from its cumulative CPU times, each with its resolution: one tick
+    of the CPU-time clock over the phase): ``cpu_spawning``, ``cpu_idle``,
+    ``cpu_processing``; ``cpu_per_agent`` = (cpu_processing - cpu_idle) / N,
+    what the load adds shared by the agents, graded; ``spawn_seconds``,
+    ``throughput`` (round trips completed per second of the processing
+    phase).  The figures include the load generator and the router (one
+    process).  A phase too short for a CPU reading is left out with a note.
     Histogram: ``round_trip``."""
-    from .._sampling import cpu_per_agent
+    from .._sampling import cpu_resolution
     n = config.agents
     router = Router(keep_replies=False)
     if config.agent_kind == "wasm":
@@ -270,7 +279,8 @@ def run_cpu_profile(config: CpuProfileConfig,
         if prof.mean_cpu_percent is None:
             run.notes.append(f"{name}: no CPU reading (the phase was too short)")
         else:
-            metrics.append(_cpu(f"cpu_{name}")(prof.mean_cpu_percent))
+            metrics.append(_cpu(f"cpu_{name}")(prof.mean_cpu_percent,
+                                               resolution=cpu_resolution(prof)))
         return out, prof
 
     def idle() -> None:
@@ -282,14 +292,23 @@ def run_cpu_profile(config: CpuProfileConfig,
         started = time.perf_counter_ns()
         agents, _ = phase("spawning", lambda: spawn_echoes(router, config.agent_kind, n))
         metrics.append(_CPU[4]((time.perf_counter_ns() - started) / 1e9))
-        phase("idle", idle)
+        _, quiet = phase("idle", idle)
         res, processing = phase("processing", lambda: run.loop(
-            closed_loop, router, agents or [], config.messages, window=config.window,
-            content=b"x" * config.message_size))
-        if processing.mean_cpu_percent is not None:
-            metrics.append(_CPU[3].graded(cpu_per_agent(processing, n), thresholds))
+            open_loop, router, agents or [], [(config.rate_per_agent * n, config.duration)],
+            max_in_flight=config.max_in_flight, content=b"x" * config.message_size))
+        if processing.mean_cpu_percent is not None and quiet.mean_cpu_percent is not None:
+            added = processing.mean_cpu_percent - quiet.mean_cpu_percent
+            res_busy, res_quiet = cpu_resolution(processing, n), cpu_resolution(quiet, n)
+            metrics.append(_CPU[3].graded(
+                added / n, thresholds,
+                resolution=None if res_busy is None or res_quiet is None
+                else res_busy + res_quiet))
         if res is not None:
-            metrics.append(THROUGHPUT_UNGRADED(res.completed_per_second))
+            metrics.append(THROUGHPUT_UNGRADED(res.completed * 1e9 / res.duration_ns
+                                               if res.duration_ns else 0.0))
+            behind = res.schedule_note()
+            if behind is not None:
+                run.notes.append(behind)
 
     run.call(phases)
     if run.partial:
