@@ -421,7 +421,7 @@ def test_live_progress_shows_time_rate_p99_and_errors():
     progress.close()
     text = stream.getvalue()
     assert "[0/4] latency 1/2" in text and "[1/4] latency 2/2" in text
-    assert "rate " in text and "msg/s" in text and "p99 " in text and "errors 0" in text
+    assert "rate " in text and "req/s" in text and "p99 " in text and "errors 0" in text
     assert "remaining ~" in text                    # once a trial is done
     assert text.endswith("\r\x1b[K")                # the line is cleared at the end
 

@@ -101,7 +101,8 @@ def test_bad_input():
         run_processes("os:getpid", [(1, 1)], processes=1.5)
     with pytest.raises(ValueError, match="fn_spec must be 'module:function', got 'os.getpid'"):
         run_processes("os.getpid", [(1, 1)])
-    with pytest.raises(TypeError, match="fn_spec must be a 'module:function' string or a callable"):
+    with pytest.raises(TypeError, match="fn_spec must be a 'module:function' string, a "
+                                        "callable or a target with request\\(payload\\)"):
         run_processes(42, [(1, 1)])
     with pytest.raises(ValueError, match="run_processes: stage 0's rate must be a finite number "
                                          ">= 0, got -1"):

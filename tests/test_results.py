@@ -222,10 +222,11 @@ def test_a_metric_with_a_bad_declaration_is_refused_with_its_path(run):
         RunResult.from_dict(doc, source="x.json")
 
 
-def _graded_trials(values, row):
+def _graded_trials(values, row, scenario="s"):
     spec = MetricSpec("latency_p99", "ns", Kind.LATENCY, graded_by="latency_p99")
-    return Trials("s", {}, tuple(ScenarioResult("s", {}, (spec.graded(v, {"latency_p99": row}),), {})
-                                 for v in values))
+    return Trials(scenario, {}, tuple(
+        ScenarioResult(scenario, {}, (spec.graded(v, {"latency_p99": row}),), {})
+        for v in values))
 
 
 def test_the_figure_shown_is_graded_not_the_worst_trial():
@@ -238,7 +239,7 @@ def test_the_figure_shown_is_graded_not_the_worst_trial():
     assert _graded_trials([9e6, 60e6, 60e6], row).grade("latency_p99") is Grade.ACCEPTABLE
     # a trial that did not measure it fails the figure
     assert _graded_trials([5e6, math.nan], row).grade("latency_p99") is Grade.FAILED
-    run = RunResult({}, (t, Trials("u", {}, _graded_trials([200e6], row).results)))
+    run = RunResult({}, (t, _graded_trials([200e6], row, "u")))
     assert run.graded_at_least(Grade.CRITICAL) == (("u", "latency_p99", Grade.FAILED),)
     assert len(run.graded_at_least(Grade.TARGET)) == 2
 

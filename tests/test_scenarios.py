@@ -84,11 +84,16 @@ def test_every_scenario_runs_quick_and_returns_a_complete_result(name):
     assert isinstance(res, ScenarioResult)
     assert res.scenario == name and not res.partial
     assert res.config == dataclasses.asdict(config)
-    graded = {m.name for m in res.metrics if m.grade is not None}
+    graded = {m.name for m in res.metrics if m.threshold is not None or m.grade is not None}
     expected = GRADED[name]
     if name == "burst_traffic" and res.metric("recovered").value == 0:
         expected = set()       # a quick run too short to grade a missed recovery
     assert graded == expected
+    for m in res.metrics:
+        # graded, unless the figure is below what its measurement resolves
+        below = m.resolution is not None and abs(m.value) < m.resolution
+        if m.threshold is not None:
+            assert (m.grade is None) == below, m
     for m in res.metrics:
         assert isinstance(m.value, float) and not math.isnan(m.value), m
         # every metric is declared by its scenario, with the kind and direction it carries
@@ -99,7 +104,7 @@ def test_every_scenario_runs_quick_and_returns_a_complete_result(name):
         if m.histogram is not None:
             assert m.histogram in res.histograms
             assert res.histogram(m.histogram).value_at_percentile(m.percentile) == m.value
-    if expected:
+    if expected and any(m.grade is not None for m in res.metrics):
         assert res.worst_grade is not None
     assert res.passed == (res.worst_grade is not Grade.FAILED)
     assert bool(res.intervals) == (name in WITH_INTERVALS)
@@ -175,8 +180,11 @@ def test_horizontal_scaling_reports_every_point():
     for n in (1, 20):
         assert res.metric(f"completed@{n}").value == 100
         assert res.metric(f"failed@{n}").value == 0
-        assert res.metric(f"throughput@{n}").unit == "msg/s"
-        assert res.metric(f"memory_per_agent@{n}").grade is not None
+        assert res.metric(f"throughput@{n}").unit == "req/s"
+        memory = res.metric(f"memory_per_agent@{n}")
+        # a page over the point's agents is what the reading resolves
+        assert memory.resolution == pytest.approx(4096 / n)
+        assert (memory.grade is None) == (abs(memory.value) < memory.resolution)
         spawn = res.metric(f"spawn_time@{n}")
         assert spawn.grade is not None and spawn.value >= res.metric(f"spawn_time_p99@{n}").value
         assert res.histogram(f"spawn_time@{n}").total_count == n
@@ -618,7 +626,8 @@ def test_peak_load_grades_success_rate_pass_fail():
     (CpuProfileConfig, dict(agents=0), "CpuProfileConfig: agents must be >= 1, got 0"),
     (CpuProfileConfig, dict(idle=0), "idle must be a finite number > 0, got 0"),
     (CpuProfileConfig, dict(idle=math.inf), "idle must be a finite number > 0, got inf"),
-    (CpuProfileConfig, dict(rate_per_agent=0), "rate_per_agent must be"),
+    (CpuProfileConfig, dict(rate_per_agent=0),
+     "rate_per_agent must be a finite number > 0, got 0"),
     (CpuProfileConfig, dict(sample_interval=-0.1),
      "sample_interval must be a finite number > 0, got -0.1"),
     (WasmMemoryLimitsConfig, dict(limits_mb=()), "WasmMemoryLimitsConfig: limits_mb must not be empty"),

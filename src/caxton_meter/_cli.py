@@ -192,17 +192,18 @@ def _formats(text: str) -> list[str]:
 
 
 def _check_folder(option: str, folder: Path) -> None:
-    """A folder the run will write to: created now if missing, so that a
-    path that cannot be one (an existing file, a read-only place) is a
-    usage error before anything runs rather than after."""
+    """A folder the run will write to, checked before anything runs (and
+    left uncreated): an existing file, a path under a file or a place that
+    cannot be written is a usage error now rather than after the run."""
     if folder.exists() and not folder.is_dir():
         raise _Usage(f"{option} {folder}: exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise _Usage(f"{option} {folder}: cannot be created: {e.strerror or e}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise _Usage(f"{option} {folder}: not writable")
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise _Usage(f"{option} {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise _Usage(f"{option} {folder}: {existing} is not writable")
 
 
 def _keep(run: Any, folder: Path, err: TextIO) -> None:

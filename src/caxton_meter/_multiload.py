@@ -155,7 +155,7 @@ def _worker(conn: Connection, index: int, target: object,
 
 # --- the parent side ------------------------------------------------------------------------
 
-_BOOTSTRAP = "before the current process has finished its bootstrapping phase"
+_BOOTSTRAP = "has finished its bootstrapping phase"
 
 
 def _stderr_tail(log: Any, lines: int = 12) -> str:
@@ -169,11 +169,12 @@ def _stderr_tail(log: Any, lines: int = 12) -> str:
 def _death(log: Any, how: str) -> tuple[str, str, str]:
     """(error type, message, traceback) of a worker that ended without a
     result, from what it wrote to its standard error."""
-    tail = _stderr_tail(log)
+    tail = _stderr_tail(log, lines=40)
     if _BOOTSTRAP in tail:
         return ("RuntimeError", f"the process ended ({how}) importing the main module, which "
                 "started processes itself: start the load under `if __name__ == "
                 "\"__main__\":` (the workers import the main module)", tail)
+    tail = "\n".join(tail.splitlines()[-12:])
     last = tail.splitlines()[-1] if tail else ""
     error, sep, message = last.partition(": ")
     if sep and error.replace(".", "").replace("_", "").isalnum() and " " not in error:
