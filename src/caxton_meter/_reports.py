@@ -394,7 +394,8 @@ def _notes(run: RunResult) -> list[tuple[str, str]]:
         seen: dict[str, list[int]] = {}
         for i, r in enumerate(t.results, 1):
             if r.partial:
-                seen.setdefault("partial result: the trial was interrupted", []).append(i)
+                seen.setdefault("partial result: the trial was cut short (a deadline or "
+                                "Ctrl-C; its figures cover the part that ran)", []).append(i)
             for note in r.notes:
                 seen.setdefault(note, []).append(i)
         for text, trials in seen.items():
@@ -425,7 +426,7 @@ def _load_facts(run: RunResult) -> list[tuple[str, str]]:
             if count in names:
                 n = math.fsum(t.values(count))
                 if n > 0:
-                    parts.append(f"{format_quantity(n, 'count')} {count}")
+                    parts.append(f"{int(n):,} {count}")
         if t.partial:
             parts.append(f"partial ({sum(1 for r in t.results if r.partial)} of "
                          f"{_plural(len(t.results), 'trial')}; see the notes)")
