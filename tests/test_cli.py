@@ -569,3 +569,16 @@ def test_calibrate_saves_the_runs_and_prints_what_this_machine_can_detect(tmp_pa
     assert r.returncode == 2 and "give the baseline's NAME first" in r.stderr
     r = cli("calibrate", "cal", "nope", cwd=tmp_path)
     assert r.returncode == 2 and "unknown scenario 'nope'" in r.stderr
+
+
+def test_a_default_runs_folder_that_cannot_be_made_warns_and_the_run_goes_on(tmp_path):
+    (tmp_path / ".caxton_meter").write_text("a file where the folder would be")
+    r = cli("message_throughput", "--quick", "--trials", "1", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "warning: this run's result will not be kept" in r.stderr and "give --runs-dir" \
+        in r.stderr
+    assert "message_throughput" in r.stdout
+    # an explicit --runs-dir that cannot be one is refused before anything runs
+    r = cli("message_throughput", "--quick", "--trials", "1", "--runs-dir",
+            tmp_path / ".caxton_meter" / "runs", cwd=tmp_path)
+    assert r.returncode == 2 and "--runs-dir" in r.stderr and r.stdout == ""

@@ -688,10 +688,16 @@ def _main(args: argparse.Namespace) -> int:
     if args.report:
         _check_folder("--output", output)
     runs_dir = Path(args.runs_dir) if args.runs_dir is not None else None
-    if not args.load_baseline:
-        from ._baselines import RUNS_DIR
-        runs_dir = runs_dir or RUNS_DIR
+    if not args.load_baseline and runs_dir is not None:
         _check_folder("--runs-dir", runs_dir)
+    elif not args.load_baseline:
+        from ._baselines import RUNS_DIR
+        try:                      # the default place: a warning, not a refusal
+            _check_folder("--runs-dir", RUNS_DIR)
+            runs_dir = RUNS_DIR
+        except _Usage as e:
+            print(f"warning: this run's result will not be kept ({e}); give --runs-dir",
+                  file=err)
     files = [v for v in args.slo if not _is_expression(v)]
     if len(files) > 1:
         raise _Usage(f"--slo: one targets file at most, got {', '.join(files)}")
@@ -752,8 +758,8 @@ def _main(args: argparse.Namespace) -> int:
         baseline = None
         _release_memory()
         current, interrupted, failures = _run(args, names, quick, changes, thresholds, err)
-        assert runs_dir is not None
-        _keep(current, runs_dir, err)
+        if runs_dir is not None:
+            _keep(current, runs_dir, err)
         if reread:
             baseline = load("baseline" if args.baseline else "save-baseline", reread)
 
