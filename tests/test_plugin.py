@@ -412,8 +412,8 @@ def test_a_regression_fails_the_session(pytester, monkeypatch):
         # which metrics are gateable depends on the 4 saved runs' spread (a
         # busy machine can hide one of them); the improvements that are
         # seen say how they were judged
-        "*improved test_measured.py::test_*: * -> * (-*%; run-to-run over 4 saved runs, "
-        "p=* after Holm)",
+        "*improved test_measured.py::test_*: * -> * (1/* of the baseline; run-to-run over 4 "
+        "saved runs, p=* after Holm)",
     ])
     # 2 ms -> 20 ms, ten times any run-to-run noise: the tests pass, the session fails.
     monkeypatch.setenv("METER_TEST_DELAY", "0.02")
@@ -421,8 +421,8 @@ def test_a_regression_fails_the_session(pytester, monkeypatch):
     regressed.assert_outcomes(passed=2)
     assert regressed.ret == pytest.ExitCode.TESTS_FAILED
     regressed.stdout.fnmatch_lines([
-        "*REGRESSED test_measured.py::test_blocks::blk: latency_p50 2.* ms -> 2*.* ms (+*%; "
-        "run-to-run over 4 saved runs, p=* after Holm)",
+        "*REGRESSED test_measured.py::test_blocks::blk: latency_p50 2.* ms -> 2*.* ms "
+        "(+*; run-to-run over 4 saved runs, p=* after Holm)",
         "*REGRESSED test_measured.py::test_calls::work: time_per_call 2.* ms -> 2*.* ms *",
         "caxton_meter: * performance regression* against baseline 'base': the session fails",
     ])

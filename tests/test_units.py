@@ -148,3 +148,15 @@ def test_only_numbers_are_written():
         format_quantity(True, "ns")
     with pytest.raises(TypeError, match="unit must be a str, not NoneType"):
         format_quantity(1.0, None)  # type: ignore[arg-type]
+
+
+def test_a_change_far_beyond_tenfold_reads_as_a_factor():
+    from caxton_meter._units import format_change
+    assert format_change(0.123) == "+12.3 %"
+    assert format_change(-0.5) == "-50.0 %"
+    assert format_change(8.0) == "+800.0 %"
+    assert format_change(11.5) == "12.5× the baseline"
+    assert format_change(33239.0) == "33,240× the baseline"
+    assert format_change(-0.95) == "1/20.0 of the baseline"
+    assert format_change(-1 + 1 / 20800) == "1/20,800 of the baseline"
+    assert format_change(float("nan")) == "—" and format_change(float("inf")) == "+∞"

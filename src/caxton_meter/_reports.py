@@ -48,7 +48,7 @@ from ._core import Histogram
 from ._hdrlog import HistogramLogWriter
 from ._regression import Change, Verdict
 from ._results import RunResult, Trials, json_safe, run_date, write_atomic
-from ._units import format_quantity
+from ._units import format_change, format_quantity
 from ._model import Direction, Grade, MetricSpec
 
 if TYPE_CHECKING:
@@ -144,7 +144,9 @@ def _signed_percent(x: float, *, sign: bool = True) -> str:
 def _change_text(change: Change) -> str:
     """The relative change, its interval when it has one, and the p-value:
     "+12.3 % [+9.8, +14.9] (p=0.004)"."""
-    text = f"{_signed_percent(change.change)} %"
+    text = format_change(change.change)
+    if not text.endswith("%"):          # a factor: the interval in percent would say nothing
+        return text
     lo, hi = change.ci_low, change.ci_high
     if math.isfinite(lo) and math.isfinite(hi) and not (lo == hi == change.change):
         text += f" [{_signed_percent(lo)}, {_signed_percent(hi)}]"

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ._meter import Meter, _build_run, _Series
-from ._units import format_quantity
+from ._units import format_change, format_quantity
 
 if TYPE_CHECKING:
     from ._baselines import BaselineHistory
@@ -444,7 +444,7 @@ def _change(m: MetricComparison) -> str:
         how += f", p={c.adjusted_p:.2g} after Holm"
     return (f"{m.metric} {format_quantity(c.baseline, m.unit)} -> "
             f"{format_quantity(c.current, m.unit)} "
-            f"({format_quantity(c.change, 'ratio', sign=True)}; {how})")
+            f"({format_change(c.change)}; {how})")
 
 
 def _plural(n: int, noun: str) -> str:

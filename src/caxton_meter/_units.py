@@ -20,8 +20,8 @@ from decimal import Decimal
 
 from ._core import CaxtonMeterError
 
-__all__ = ["BASE_UNITS", "KINDS", "UnitError", "format_quantity", "kind_of_unit",
-           "parse_quantity"]
+__all__ = ["BASE_UNITS", "KINDS", "UnitError", "format_change", "format_quantity",
+           "kind_of_unit", "parse_quantity"]
 
 
 class UnitError(CaxtonMeterError, ValueError):
@@ -133,6 +133,25 @@ _EXACT_TIME_SCALES = ((1e9, "s"), (1e6, "ms"), (1e3, "us"), (1.0, "ns"))
 _BYTE_SCALES = ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "KB"), (1.0, "B"))
 _EXACT_BYTE_SCALES = _BYTE_SCALES[1:]
 _RATE_SCALES = ((1e9, "G"), (1e6, "M"), (1e3, "K"), (1.0, ""))
+
+
+def format_change(change: float) -> str:
+    """A relative change (``current / baseline - 1``) as a reader takes it
+    in: "+12.3 %" up to ten times either way, and beyond as a factor,
+    "33,240× the baseline" or "1/20,800 of the baseline", where a
+    percentage (+3,323,900 %) says nothing a reader can weigh."""
+    if math.isnan(change):
+        return "—"
+    if math.isinf(change):
+        return "+∞" if change > 0 else "−∞"
+    ratio = 1.0 + change
+    if ratio >= 10:
+        return f"{ratio:,.0f}× the baseline" if ratio >= 100 else f"{ratio:.1f}× the baseline"
+    if 0 < ratio <= 0.1:
+        inverse = 1.0 / ratio
+        return (f"1/{inverse:,.0f} of the baseline" if inverse >= 100
+                else f"1/{inverse:.1f} of the baseline")
+    return f"{change * 100:+.1f} %"
 
 
 def format_quantity(value: float, unit: str, *, sign: bool = False, exact: bool = False) -> str:
