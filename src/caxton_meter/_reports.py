@@ -428,7 +428,10 @@ def _load_facts(run: RunResult) -> list[tuple[str, str]]:
             if count in names:
                 n = math.fsum(t.values(count))
                 if n > 0:
-                    parts.append(f"{int(n):,} {count}")
+                    injected = (count == "failed" and "faults" in names
+                                and math.fsum(t.values("faults")) == n)
+                    parts.append(f"{int(n):,} {count}"
+                                 + (" (each a fault the scenario injects)" if injected else ""))
         if t.partial:
             parts.append(f"partial ({sum(1 for r in t.results if r.partial)} of "
                          f"{_plural(len(t.results), 'trial')}; see the notes)")
