@@ -89,10 +89,13 @@ def test_cpu_percent_busy_versus_idle() -> None:
     _, hot = profile(busy, 0.6, interval=0.05)
     _, idle = profile(time.sleep, 0.6, interval=0.05)
     assert hot.mean_cpu_percent is not None and idle.mean_cpu_percent is not None
-    assert hot.mean_cpu_percent > 30
-    assert idle.mean_cpu_percent < 30
-    assert hot.max_cpu_percent is not None and hot.max_cpu_percent > 30
-    assert hot.cpu_user_seconds + hot.cpu_system_seconds > 0.15
+    # a busy loop gets what the machine gives it (under other CPU-bound
+    # processes a quarter of a core, measured): far more than a sleep, which
+    # uses next to nothing
+    assert hot.mean_cpu_percent > max(10.0, 5 * idle.mean_cpu_percent)
+    assert idle.mean_cpu_percent < 10
+    assert hot.max_cpu_percent is not None and hot.max_cpu_percent > 10
+    assert hot.cpu_user_seconds + hot.cpu_system_seconds > 0.06
     # The mean comes from the cumulative CPU times at the window's two ends.
     used = hot.cpu_user_seconds + hot.cpu_system_seconds
     assert hot.mean_cpu_percent == pytest.approx(100 * used / hot.duration)
