@@ -76,6 +76,8 @@ def _header_pairs(headers: object, what: str) -> list[tuple[str, str]]:
     else:
         items = headers
     pairs = []
+    name: object
+    value: object
     for index, item in enumerate(items):
         try:
             name, value = item  # type: ignore[misc]
