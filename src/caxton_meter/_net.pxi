@@ -56,7 +56,8 @@ cdef enum:
     _NET_BUF = 16384                # a connection's read buffer to begin with
     _NET_MAX_HEADERS = 100
     _NET_SLICE_NS = 10_000_000      # the loop hands back for Ctrl-C and intervals this often
-    _NET_SPIN_NS = 100_000          # the last stretch before an arrival is spun, not slept
+    _NET_SPIN_NS = 10_000           # the last stretch before an arrival is spun, not slept
+    _NET_TIMER_SLACK_NS = 1_000     # the loop's thread's timer slack while it runs
     _NET_SCAN_NS = 1_000_000        # timeouts are looked for this often
 
 cdef uint64_t _NET_TIMER_TAG = ~(<uint64_t>0)
@@ -590,9 +591,11 @@ cdef void _net_timeouts(cm_net *L, int64_t now) noexcept nogil:
 
 @cython.cdivision(True)
 cdef int _net_wait_ms(cm_net *L, int64_t now, int64_t slice_end) noexcept nogil:
-    """How long epoll may wait: until the next arrival (its last stretch
-    spun: a timer can fire ~50 us late), the next look for timeouts, or the
-    slice's end."""
+    """How long epoll may wait: until the next arrival (the timer set to
+    fire just before it, the rest spun), the next look for timeouts, or the
+    slice's end.  A spin of each gap would take a core from the server when
+    both share a machine; the thread's timer slack is 1 us while the loop
+    runs, so the timer fires on time."""
     # timeouts are looked for only while something is in flight
     cdef int64_t until = min(slice_end, L.next_scan) if L.in_flight else slice_end, at
     if L.more and not L.closed_loop:
@@ -600,7 +603,6 @@ cdef int _net_wait_ms(cm_net *L, int64_t now, int64_t slice_end) noexcept nogil:
         if at - now <= _NET_SPIN_NS:
             return 0
         if at - _NET_SPIN_NS < until:
-            # the timer wakes the wait at the arrival (its slack: ~50 us)
             if L.timer_at != at - _NET_SPIN_NS:
                 L.timer_at = at - _NET_SPIN_NS
                 cm_net_timer_set(L.timer, L.timer_at)
@@ -901,6 +903,7 @@ def network_loop(str protocol, int port, bytes request, stages, *, start_rate=No
     cdef LoadInterval iv
     cdef Histogram finished, spare = None
     cdef NetworkResult result
+    cdef int64_t slack = -1
     intervals = []
     try:
         L.duration_ns = _fill_schedule(&L.sch, plan)
@@ -947,6 +950,7 @@ def network_loop(str protocol, int port, bytes request, stages, *, start_rate=No
         if cm_net_watch(L.ep, L.timer, CM_NET_READ, _NET_TIMER_TAG, 1) != 0:
             raise OSError("network_loop: could not watch the arrival timer")
 
+        slack = cm_net_timer_slack(_NET_TIMER_SLACK_NS)
         with nogil:
             _net_connect_all(L)
         if closed:
@@ -1030,5 +1034,7 @@ def network_loop(str protocol, int port, bytes request, stages, *, start_rate=No
         result.closed_loop = closed
         return result
     finally:
+        if slack >= 0:
+            cm_net_timer_slack(slack)
         _net_free(L)
         free(L)

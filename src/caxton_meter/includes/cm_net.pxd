@@ -26,6 +26,7 @@ cdef extern from "cm_net.h" nogil:
     int cm_net_timer()
     int cm_net_timer_set(int fd, int64_t at_ns)
     void cm_net_timer_clear(int fd)
+    int64_t cm_net_timer_slack(int64_t ns)
 
 cdef extern from "picohttpparser/picohttpparser.h" nogil:
     struct phr_header:
