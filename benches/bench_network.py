@@ -109,14 +109,13 @@ def run(cfg: Config) -> list[Row]:
     wrk = _ensure("wrk", "wrk")
     _ensure("nginx", "nginx-light")
     seconds = 1.0 if cfg.quick else 2.0
-    repeat = 3 if cfg.quick else 5
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_network_") as tmp:
         nginx = Nginx(pathlib.Path(tmp))
         try:
             ours_runs, wrk_runs = [], []
             ours_closed(nginx.url, 1)                # warm nginx (its file cache, the sockets)
-            for _ in range(repeat):
+            for _ in range(cfg.repeat):
                 ours_runs.append(ours_closed(nginx.url, seconds))
                 wrk_runs.append(wrk_rate(wrk, nginx.url, seconds))
             ours_t = Timing(max(ours_runs), sorted(ours_runs)[len(ours_runs) // 2])
