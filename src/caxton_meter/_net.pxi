@@ -103,6 +103,7 @@ cdef struct cm_net:
     int64_t max_queue
     # its state
     int ep
+    bint wait_ns               # epoll_pwait2 is there: no timer needed
     int timer
     int64_t timer_at           # when the arrival timer is set to fire (0: disarmed)
     cm_conn *conns
@@ -590,25 +591,37 @@ cdef void _net_timeouts(cm_net *L, int64_t now) noexcept nogil:
 
 
 @cython.cdivision(True)
-cdef int _net_wait_ms(cm_net *L, int64_t now, int64_t slice_end) noexcept nogil:
-    """How long epoll may wait: until the next arrival (the timer set to
-    fire just before it, the rest spun), the next look for timeouts, or the
-    slice's end.  A spin of each gap would take a core from the server when
-    both share a machine; the thread's timer slack is 1 us while the loop
-    runs, so the timer fires on time."""
+cdef int _net_wait(cm_net *L, int64_t now, int64_t slice_end) noexcept nogil:
+    """Wait for events: until the next arrival (less its last 10 us,
+    spun), the next look for timeouts, or the slice's end.  A spin of each
+    gap would take a core from a server on the same machine, so the wait
+    sleeps: epoll_pwait2's ns timeout, or where the kernel lacks it a timer
+    fired just before the arrival (the thread's timer slack is 1 us while
+    the loop runs, so either wakes on time)."""
     # timeouts are looked for only while something is in flight
     cdef int64_t until = min(slice_end, L.next_scan) if L.in_flight else slice_end, at
+    cdef int n
     if L.more and not L.closed_loop:
         at = L.t0 + L.rel
         if at - now <= _NET_SPIN_NS:
+            # the last microseconds spun in user space: a wait of 0 in a
+            # loop would be a system call each turn
+            while cm_now_ns() < at:
+                cm_cpu_relax()
             return 0
-        if at - _NET_SPIN_NS < until:
-            if L.timer_at != at - _NET_SPIN_NS:
-                L.timer_at = at - _NET_SPIN_NS
+        elif at - _NET_SPIN_NS < until:
+            until = at - _NET_SPIN_NS
+            if not L.wait_ns and L.timer_at != until:
+                L.timer_at = until
                 cm_net_timer_set(L.timer, L.timer_at)
-    if until <= now:
+    if L.wait_ns:
+        n = cm_net_wait_ns(L.ep, L.ev_data, L.ev_flags, 256, until - now)
+        if n != -ENOSYS:
+            return n
+        L.wait_ns = 0                       # an older kernel: the timer from now on
         return 0
-    return <int>((until - now + 999_999) // 1_000_000)
+    return cm_net_wait(L.ep, L.ev_data, L.ev_flags, 256,
+                       0 if until <= now else <int>((until - now + 999_999) // 1_000_000))
 
 
 cdef bint _net_run(cm_net *L, int64_t slice_end) noexcept nogil:
@@ -636,7 +649,7 @@ cdef bint _net_run(cm_net *L, int64_t slice_end) noexcept nogil:
             return 1
         if now >= slice_end:
             return 0
-        n = cm_net_wait(L.ep, L.ev_data, L.ev_flags, 256, _net_wait_ms(L, now, slice_end))
+        n = _net_wait(L, now, slice_end)
         now = cm_now_ns()
         for k in range(n):
             tag = L.ev_data[k]
@@ -923,6 +936,7 @@ def network_loop(str protocol, int port, bytes request, stages, *, start_rate=No
         L.max_queue = queue_cap
         L.deadline_ns = deadline_ns
         L.stopped_ns = -1
+        L.wait_ns = 1
         L.latency, L.uncorrected, L.jitter = &latency._h, &uncorrected._h, &jitter._h
         L.connect_time = &connect_time._h
         L.phaser, L.active = &recorder._phaser, &recorder._active

@@ -27,7 +27,9 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 static inline int cm_net_epoll(void) {
@@ -84,13 +86,8 @@ static inline int cm_net_watch(int ep, int fd, int events, uint64_t data, int ad
 
 #define CM_NET_MAX_EVENTS 256
 
-/* Up to max (at most CM_NET_MAX_EVENTS) events, waiting at most timeout_ms
- * (0: do not wait).  Returns how many, each as its tag and CM_NET_* flags. */
-static inline int cm_net_wait(int ep, uint64_t *data, int *flags, int max, int timeout_ms) {
-    struct epoll_event evs[CM_NET_MAX_EVENTS];
-    int n, i;
-    if (max > CM_NET_MAX_EVENTS) max = CM_NET_MAX_EVENTS;
-    n = epoll_wait(ep, evs, max, timeout_ms);
+static inline int cm_net_events(struct epoll_event *evs, int n, uint64_t *data, int *flags) {
+    int i;
     if (n < 0) return errno == EINTR ? 0 : -errno;
     for (i = 0; i < n; i++) {
         uint32_t e = evs[i].events;
@@ -100,6 +97,33 @@ static inline int cm_net_wait(int ep, uint64_t *data, int *flags, int max, int t
                  | ((e & (EPOLLERR | EPOLLHUP)) ? CM_NET_ERROR : 0);
     }
     return n;
+}
+
+/* Up to max (at most CM_NET_MAX_EVENTS) events, waiting at most timeout_ms
+ * (0: do not wait).  Returns how many, each as its tag and CM_NET_* flags. */
+static inline int cm_net_wait(int ep, uint64_t *data, int *flags, int max, int timeout_ms) {
+    struct epoll_event evs[CM_NET_MAX_EVENTS];
+    if (max > CM_NET_MAX_EVENTS) max = CM_NET_MAX_EVENTS;
+    return cm_net_events(evs, epoll_wait(ep, evs, max, timeout_ms), data, flags);
+}
+
+/* cm_net_wait with the timeout in ns (epoll_pwait2, Linux 5.11): an
+ * arrival's wake-up without a timer to set and read.  -ENOSYS where the
+ * kernel or the headers lack it (the caller falls back to the timer). */
+static inline int cm_net_wait_ns(int ep, uint64_t *data, int *flags, int max, int64_t timeout_ns) {
+#if defined(SYS_epoll_pwait2) && !defined(CM_NET_NO_PWAIT2)   /* the latter: to test the timer */
+    struct epoll_event evs[CM_NET_MAX_EVENTS];
+    struct timespec ts;
+    if (max > CM_NET_MAX_EVENTS) max = CM_NET_MAX_EVENTS;
+    if (timeout_ns < 0) timeout_ns = 0;
+    ts.tv_sec = (time_t)(timeout_ns / 1000000000LL);
+    ts.tv_nsec = (long)(timeout_ns % 1000000000LL);
+    return cm_net_events(evs, (int)syscall(SYS_epoll_pwait2, ep, evs, max, &ts, NULL, 0),
+                         data, flags);
+#else
+    (void)ep; (void)data; (void)flags; (void)max; (void)timeout_ns;
+    return -ENOSYS;
+#endif
 }
 
 static inline int64_t cm_net_send(int fd, const char *buf, int64_t len) {
@@ -164,6 +188,9 @@ CM_NET_STUB int cm_net_watch(int ep, int fd, int events, uint64_t data, int add)
 #define CM_NET_MAX_EVENTS 256
 CM_NET_STUB int cm_net_wait(int ep, uint64_t *data, int *flags, int max, int timeout_ms) {
     (void)ep; (void)data; (void)flags; (void)max; (void)timeout_ms; return -ENOSYS;
+}
+CM_NET_STUB int cm_net_wait_ns(int ep, uint64_t *data, int *flags, int max, int64_t timeout_ns) {
+    (void)ep; (void)data; (void)flags; (void)max; (void)timeout_ns; return -ENOSYS;
 }
 CM_NET_STUB int64_t cm_net_send(int fd, const char *buf, int64_t len) {
     (void)fd; (void)buf; (void)len; return -ENOSYS;

@@ -20,6 +20,8 @@ cdef extern from "cm_net.h" nogil:
     int cm_net_socket_error(int fd)
     int cm_net_watch(int ep, int fd, int events, uint64_t data, int add)
     int cm_net_wait(int ep, uint64_t *data, int *flags, int max, int timeout_ms)
+    int cm_net_wait_ns(int ep, uint64_t *data, int *flags, int max, int64_t timeout_ns)
+    int ENOSYS
     int64_t cm_net_send(int fd, const char *buf, int64_t len)
     int64_t cm_net_recv(int fd, char *buf, int64_t len)
     void cm_net_close(int fd)
