@@ -544,3 +544,38 @@ def test_load_network_checks_every_argument_before_sending(kwargs, error, messag
         load_network(HttpTarget(f"http://127.0.0.1:{port}/"), **kwargs)
     with pytest.raises(cm.ArgumentTypeError, match="target must be an HttpTarget or a TcpTarget"):
         load_network("http://127.0.0.1/", rate=1, duration=1)
+
+
+def test_on_interval_sees_each_interval_and_its_error_stops_the_run(serve):
+    async def handler(reader, writer):
+        while True:
+            line = await reader.readuntil(b"\n")
+            writer.write(line)
+
+    server = serve(handler)
+    target = TcpTarget("127.0.0.1", server.port, payload=b"x\n", connections=2)
+    seen = []
+    res = load_network(target, rate=100, duration=0.35, interval=0.1, on_interval=seen.append)
+    assert seen and tuple(seen) == res.intervals
+    assert all(isinstance(iv, cm.LoadInterval) for iv in seen)
+
+    def fail(iv):
+        raise RuntimeError("stop here")
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="stop here"):
+        load_network(target, rate=100, duration=30, interval=0.05, on_interval=fail)
+    assert time.monotonic() - t0 < 10
+
+
+def test_a_network_result_checks_its_counts():
+    h = cm.Histogram(1, 3_600_000_000_000, 3)
+    fields = dict(requests=10, completed=7, failed=2, dropped=0, planned=10, elapsed_ns=1,
+                  duration_ns=1, latency=h, latency_uncorrected=h, send_jitter=h,
+                  errors={"timeout": 2})
+    r = NetworkResult(connect_time=h, in_flight=1, status_classes={"2xx": 7}, **fields)
+    assert r.in_flight == 1 and r.status_classes == {"2xx": 7} and r.errors == {"timeout": 2}
+    with pytest.raises(ValueError, match=r"requests \(10\) must be completed \+ failed \+ "
+                                         r"in_flight \(7 \+ 2 \+ 0\)"):
+        NetworkResult(connect_time=h, **fields)
+    with pytest.raises(TypeError, match="connect_time must be a Histogram"):
+        NetworkResult(connect_time=None, in_flight=1, **fields)
