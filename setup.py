@@ -31,7 +31,10 @@ if sys.platform != "win32":
 
 core = Extension(
     "caxton_meter._core",
-    sources=["src/caxton_meter/_core.pyx"],
+    # the vendored HTTP/1.1 parser of the network targets (MIT; its licence
+    # and upstream commit beside it)
+    sources=["src/caxton_meter/_core.pyx",
+             "src/caxton_meter/includes/picohttpparser/picohttpparser.c"],
     include_dirs=["src/caxton_meter/includes"],
     define_macros=define_macros,
     extra_compile_args=extra_compile_args,

@@ -28,6 +28,7 @@ from ._core import (
     closed_loop,
     LoadInterval,
     LoadResult,
+    NetworkResult,
     now_ns,
     open_loop,
     open_loop_call,
@@ -85,6 +86,9 @@ _LAZY = {
     "Target": "._targets",
     "drive": "._targets",
     "drive_async": "._targets",
+    "HttpTarget": "._network",
+    "TcpTarget": "._network",
+    "load_network": "._network",
     "RunResult": "._results",
     "Trials": "._results",
     "BaselineStore": "._baselines",
@@ -205,6 +209,7 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
     from ._aioload import open_loop_async
     from ._multiload import WorkerError, run_processes
     from ._targets import AsyncTarget, Target, drive, drive_async
+    from ._network import HttpTarget, TcpTarget, load_network
     from ._results import (
         ResultFormatError,
         RunResult,
@@ -299,6 +304,7 @@ __all__ = [
     "HistogramLogReader",
     "HistogramLogWriter",
     "HorizontalScalingConfig",
+    "HttpTarget",
     "html_report",
     "Interval",
     "json_report",
@@ -306,6 +312,7 @@ __all__ = [
     "LoadInterval",
     "LoadResult",
     "LoadTestConfig",
+    "load_network",
     "markdown_report",
     "Measurement",
     "memory_per_agent",
@@ -315,6 +322,7 @@ __all__ = [
     "Meter",
     "Metric",
     "MetricComparison",
+    "NetworkResult",
     "Monitor",
     "now_ns",
     "open_loop",
@@ -345,6 +353,7 @@ __all__ = [
     "SustainedLoadConfig",
     "Target",
     "TaskProcessingConfig",
+    "TcpTarget",
     "terminal_summary",
     "Threshold",
     "ThresholdExpression",

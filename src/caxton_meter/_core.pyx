@@ -4,13 +4,13 @@
 One extension module, built from the parts included below: the clock, the
 HDR histogram and its codec, the interval recorder, the timer, the
 WebAssembly runtime (wasmtime's C API), the agents of each kind, the agent
-router and the load loops.
+router, the load loops and the network targets' loop.
 C declarations live in _core.pxd and includes/.
 """
 cimport cython
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, uintptr_t, INT64_MAX, INT64_MIN
 from libc.stdlib cimport calloc, malloc, realloc, free
-from libc.string cimport memset, memcpy, memcmp
+from libc.string cimport memset, memcpy, memcmp, memmove, memchr
 from libc.math cimport sqrt, fabs, floor
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
@@ -24,6 +24,7 @@ cdef extern from "Python.h":
     long long _PyLong_AsLongLong_noexc "PyLong_AsLongLong"(object)
 
 from cm_system cimport *
+from cm_net cimport *
 
 from operator import index as _index
 import math
@@ -44,3 +45,4 @@ include "_wasm.pxi"
 include "_agents.pxi"
 include "_router.pxi"
 include "_load.pxi"
+include "_net.pxi"

@@ -1,0 +1,1054 @@
+# Network targets: a load loop over N TCP connections to a server on the
+# loopback, run by one thread without the GIL (epoll, wrk's shape), paced by
+# the open loop's arrival schedule (_load.pxi's cm_schedule) or closed (each
+# connection sends again as soon as its reply is in).
+#
+# One request is in flight per connection.  A request due while every
+# connection is busy waits in a queue with its intended start kept, so the
+# wait is in its latency; beyond max_queue the backlog is dropped at once
+# and counted.  Invariants, checked at the end of every run:
+#   planned == sent + dropped                 (the queue is empty at the end)
+#   sent == completed + failed + in flight    (in flight is 0 unless Ctrl-C cut the drain)
+# A connection is in the free stack exactly when no request rides on it.
+# The system calls are cm_net.h's; HTTP responses are parsed by the vendored
+# picohttpparser (includes/picohttpparser/, MIT).
+
+
+cdef enum:
+    NET_HTTP = 0
+    NET_LINE = 1          # replies end with b"\n"
+    NET_LENGTH = 2        # replies begin with their length (1, 2, 4 or 8 bytes)
+    NET_FIXED = 3         # replies are reply_size bytes
+
+cdef enum:
+    CONN_DOWN = 0         # no socket: it connects when it is given a request
+    CONN_CONNECTING = 1
+    CONN_UP = 2
+
+# the kinds of failure, in errors (a request's) and connection_errors
+cdef enum:
+    FAIL_REFUSED = 0
+    FAIL_RESET = 1
+    FAIL_TIMEOUT = 2
+    FAIL_FRAMING = 3
+    FAIL_STATUS = 4
+    FAIL_CLOSED = 5
+    N_FAILS = 6
+
+_FAIL_NAMES = ("refused", "reset", "timeout", "framing", "status", "closed")
+
+cdef enum:
+    # a reply's parse: the head (status line and headers, a line, a length
+    # prefix) or its body
+    PHASE_HEAD = 0
+    PHASE_LENGTH = 1      # body_left more bytes
+    PHASE_CHUNKED = 2
+    PHASE_TO_CLOSE = 3    # an HTTP body without a length: until the server closes
+
+cdef enum:
+    # what a parse found
+    PARSED_MORE = 0       # the reply is not complete yet
+    PARSED_OK = 1
+    PARSED_STATUS = 2     # complete, with a status other than 2xx
+    PARSED_FRAMING = 3    # not a reply of the protocol, or more than one reply
+
+cdef enum:
+    _NET_BUF = 16384                # a connection's read buffer to begin with
+    _NET_MAX_HEADERS = 100
+    _NET_SLICE_NS = 10_000_000      # the loop hands back for Ctrl-C and intervals this often
+    _NET_SPIN_NS = 10_000           # the last stretch before an arrival is spun, not slept
+    _NET_TIMER_SLACK_NS = 1_000     # the loop's thread's timer slack while it runs
+    _NET_SCAN_NS = 1_000_000        # timeouts are looked for this often
+
+cdef uint64_t _NET_TIMER_TAG = ~(<uint64_t>0)
+
+
+cdef struct cm_conn:
+    int fd
+    int state
+    uint32_t generation        # events tagged with an older one are stale
+    int watching               # CM_NET_* events registered, -1: not registered
+    bint busy                  # a request rides on this connection
+    int64_t due_ns             # the request's intended send
+    int64_t sent_ns            # its real send
+    int64_t expires_ns
+    int64_t connect_start_ns
+    int64_t written            # bytes of the request written
+    char *buf                  # what was read and not yet parsed
+    int64_t len
+    int64_t cap
+    int64_t scanned            # the head's bytes already looked at (parsers' last_len)
+    int phase
+    int status
+    int64_t body_left
+    bint close_after           # the server closes after this reply
+    phr_chunked_decoder chunked
+
+
+cdef struct cm_net:
+    # the target and the loop's settings
+    int protocol
+    uint32_t addr
+    int port
+    int32_t n_conns
+    const char *request
+    int64_t request_len
+    int64_t timeout_ns
+    int64_t max_response
+    bint head                  # HTTP HEAD: no body follows the headers
+    int length_size
+    bint little_endian
+    int64_t reply_size
+    bint closed_loop
+    int64_t max_queue
+    # its state
+    int ep
+    bint wait_ns               # epoll_pwait2 is there: no timer needed
+    int timer
+    int64_t timer_at           # when the arrival timer is set to fire (0: disarmed)
+    cm_conn *conns
+    int32_t *free              # connections with no request on them
+    int32_t n_free
+    int64_t *queue             # intended starts of requests waiting for a connection
+    int64_t q_head
+    int64_t q_len
+    cm_schedule sch
+    int64_t t0
+    int64_t duration_ns
+    int64_t deadline_ns        # sending stops this long after the start
+    int64_t rel                # the next arrival's due time, from t0
+    int64_t n                  # arrivals taken from the schedule
+    bint more                  # the schedule has arrivals left (closed loop: still sending)
+    int64_t stopped_ns         # when a deadline or Ctrl-C stopped the sending (-1: never)
+    bint deadline_reached
+    int64_t next_scan
+    uint64_t ev_data[256]
+    int ev_flags[256]
+    # what it measured
+    int64_t planned, sent, completed, failed, dropped, in_flight
+    int64_t errors[6]
+    int64_t conn_errors[6]
+    int64_t status_classes[6]  # 1xx .. 5xx; [0]: a status outside 100-599
+    int64_t connects, bytes_sent, bytes_received, last_send
+    cm_hdr *latency
+    cm_hdr *uncorrected
+    cm_hdr *jitter
+    cm_hdr *connect_time
+    cm_phaser *phaser
+    cm_hdr **active
+
+
+# --- connections ---------------------------------------------------------------------------
+
+cdef inline int _fail_of_errno(int err) noexcept nogil:
+    if err == ECONNREFUSED:
+        return FAIL_REFUSED
+    if err == ETIMEDOUT:
+        return FAIL_TIMEOUT
+    return FAIL_RESET
+
+
+cdef inline uint64_t _conn_tag(cm_net *L, cm_conn *c) noexcept nogil:
+    return (<uint64_t>c.generation << 32) | <uint64_t>(c - L.conns)
+
+
+cdef int _conn_watch(cm_net *L, cm_conn *c, int events) noexcept nogil:
+    cdef int rc
+    if c.watching == events:
+        return 0
+    rc = cm_net_watch(L.ep, c.fd, events, _conn_tag(L, c), c.watching < 0)
+    if rc == 0:
+        c.watching = events
+    return rc
+
+
+cdef void _conn_close(cm_net *L, cm_conn *c) noexcept nogil:
+    """Close the socket (epoll forgets it with it); the connection is down
+    and reconnects when it is next given a request."""
+    if c.fd >= 0:
+        cm_net_close(c.fd)
+    c.fd = -1
+    c.state = CONN_DOWN
+    c.generation += 1
+    c.watching = -1
+    _conn_reset_parse(c)
+
+
+cdef inline void _conn_reset_parse(cm_conn *c) noexcept nogil:
+    c.len = 0
+    c.scanned = 0
+    c.phase = PHASE_HEAD
+    c.status = 0
+    c.body_left = 0
+    c.close_after = 0
+    c.written = 0
+
+
+cdef int _conn_open(cm_net *L, cm_conn *c, int64_t now) noexcept nogil:
+    """Begin connecting.  Returns -1 when under way or up, or the kind of
+    failure when the connection could not even begin (closed again)."""
+    cdef int connected = 0
+    cdef int fd = cm_net_connect(L.addr, L.port, &connected)
+    if fd < 0:
+        return _fail_of_errno(-fd)
+    c.fd = fd
+    c.connect_start_ns = now
+    c.watching = -1
+    _conn_reset_parse(c)
+    if connected:
+        _conn_up(L, c, now)
+    else:
+        c.state = CONN_CONNECTING
+        if _conn_watch(L, c, CM_NET_WRITE) != 0:
+            _conn_close(L, c)
+            return FAIL_RESET
+    return -1
+
+
+cdef void _conn_up(cm_net *L, cm_conn *c, int64_t now) noexcept nogil:
+    c.state = CONN_UP
+    L.connects += 1
+    hdr_record_or_overflow(L.connect_time, now - c.connect_start_ns, 1)
+
+
+cdef inline void _free_push(cm_net *L, cm_conn *c) noexcept nogil:
+    L.free[L.n_free] = <int32_t>(c - L.conns)
+    L.n_free += 1
+
+
+# --- requests ------------------------------------------------------------------------------
+
+cdef void _request_start(cm_net *L, cm_conn *c, int64_t due, int64_t now) noexcept nogil:
+    """Put a request (intended at ``due``) on a free connection, connecting
+    it first if it is down."""
+    cdef int kind
+    c.busy = 1
+    c.due_ns = due
+    c.sent_ns = now
+    c.expires_ns = now + L.timeout_ns
+    L.sent += 1
+    L.in_flight += 1
+    L.last_send = now
+    if not L.closed_loop:
+        hdr_record_or_overflow(L.jitter, now - due, 1)
+    if c.state == CONN_DOWN:
+        kind = _conn_open(L, c, now)
+        if kind >= 0:
+            _request_end(L, c, now, kind)
+            return
+    if c.state == CONN_UP:
+        _request_write(L, c, now)
+
+
+cdef void _request_write(cm_net *L, cm_conn *c, int64_t now) noexcept nogil:
+    """Write what is left of the request; watch for writing while some is."""
+    cdef int64_t n
+    while c.written < L.request_len:
+        n = cm_net_send(c.fd, L.request + c.written, L.request_len - c.written)
+        if n < 0:
+            if n == -EAGAIN or n == -EWOULDBLOCK:
+                break
+            if n == -EINTR:
+                continue
+            _request_end(L, c, now, FAIL_RESET)
+            return
+        c.written += n
+        L.bytes_sent += n
+    if _conn_watch(L, c, CM_NET_READ | (CM_NET_WRITE if c.written < L.request_len else 0)) != 0:
+        _request_end(L, c, now, FAIL_RESET)
+
+
+cdef void _request_end(cm_net *L, cm_conn *c, int64_t now, int outcome) noexcept nogil:
+    """The request on c ended: outcome -1 is a success, otherwise the kind
+    of failure.  A failure other than a status closes the connection (what
+    it carries next could belong to the failed request); so does a reply
+    after which the server closes.  The connection is free again."""
+    if outcome < 0:
+        L.completed += 1
+        hdr_record_or_overflow(L.latency, now - c.due_ns, 1)
+        hdr_record_or_overflow(L.uncorrected, now - c.sent_ns, 1)
+        recorder_record(L.phaser, L.active, now - c.due_ns, 1)
+    else:
+        L.failed += 1
+        L.errors[outcome] += 1
+    L.in_flight -= 1
+    c.busy = 0
+    if (outcome >= 0 and outcome != FAIL_STATUS) or c.close_after:
+        _conn_close(L, c)
+    else:
+        _conn_reset_parse(c)
+        _conn_watch(L, c, CM_NET_READ)
+    _free_push(L, c)
+
+
+cdef void _conn_event(cm_net *L, cm_conn *c, int flags, int64_t now) noexcept nogil:
+    cdef int err
+    if c.state == CONN_CONNECTING:
+        err = cm_net_socket_error(c.fd)
+        if err != 0:
+            if c.busy:
+                _conn_close(L, c)
+                _request_end(L, c, now, _fail_of_errno(err))
+            return
+        _conn_up(L, c, now)
+        if c.busy:
+            _request_write(L, c, now)
+        return
+    if (flags & CM_NET_WRITE) and c.busy and c.written < L.request_len:
+        _request_write(L, c, now)
+        if c.state != CONN_UP:
+            return
+    if flags & (CM_NET_READ | CM_NET_ERROR):
+        _conn_read(L, c, now)
+
+
+@cython.cdivision(True)
+cdef void _conn_read(cm_net *L, cm_conn *c, int64_t now) noexcept nogil:
+    cdef int64_t n
+    cdef int parsed
+    cdef char *grown
+    if not c.busy:
+        # an idle connection: the server closed it (keep-alive's end), or
+        # sent what nobody asked for
+        n = cm_net_recv(c.fd, c.buf, c.cap)
+        if n == -EAGAIN or n == -EWOULDBLOCK or n == -EINTR:
+            return
+        L.conn_errors[FAIL_CLOSED if n == 0 else (FAIL_FRAMING if n > 0 else FAIL_RESET)] += 1
+        _conn_close(L, c)
+        return
+    while True:
+        if c.len == c.cap:
+            if c.cap >= L.max_response:
+                _request_end(L, c, now, FAIL_FRAMING)        # a head longer than any reply may be
+                return
+            grown = <char *>realloc(c.buf, min(c.cap * 2, L.max_response))
+            if grown == NULL:
+                _request_end(L, c, now, FAIL_FRAMING)
+                return
+            c.buf = grown
+            c.cap = min(c.cap * 2, L.max_response)
+        n = cm_net_recv(c.fd, c.buf + c.len, c.cap - c.len)
+        if n < 0:
+            if n == -EAGAIN or n == -EWOULDBLOCK:
+                return
+            if n == -EINTR:
+                continue
+            _request_end(L, c, now, FAIL_RESET)
+            return
+        if n == 0:
+            # the server closed: the end of a body without a length, or of the request
+            if L.protocol == NET_HTTP and c.phase == PHASE_TO_CLOSE:
+                c.close_after = 1
+                _request_end(L, c, now, -1 if c.status // 100 == 2 else FAIL_STATUS)
+            else:
+                _request_end(L, c, now, FAIL_CLOSED)
+            return
+        L.bytes_received += n
+        c.len += n
+        parsed = _http_parse(L, c) if L.protocol == NET_HTTP else _frame_parse(L, c)
+        if parsed == PARSED_MORE:
+            continue
+        if parsed == PARSED_OK:
+            _request_end(L, c, now, -1)
+        else:
+            _request_end(L, c, now, FAIL_STATUS if parsed == PARSED_STATUS else FAIL_FRAMING)
+        return
+
+
+cdef inline void _consume(cm_conn *c, int64_t n) noexcept nogil:
+    if n < c.len:
+        memmove(c.buf, c.buf + n, c.len - n)
+    c.len -= n
+
+
+cdef inline bint _header_is(phr_header *h, const char *name, size_t n) noexcept nogil:
+    cdef size_t k
+    cdef char a
+    if h.name == NULL or h.name_len != n:
+        return 0
+    for k in range(n):
+        a = h.name[k]
+        if a >= c'A' and a <= c'Z':
+            a = a + 32
+        if a != name[k]:
+            return 0
+    return 1
+
+
+cdef inline bint _value_has(phr_header *h, const char *word, size_t n) noexcept nogil:
+    """The header's value holds ``word`` (lower case), in any case."""
+    cdef size_t i, k
+    cdef char a
+    if h.value_len < n:
+        return 0
+    for i in range(h.value_len - n + 1):
+        for k in range(n):
+            a = h.value[i + k]
+            if a >= c'A' and a <= c'Z':
+                a = a + 32
+            if a != word[k]:
+                break
+        else:
+            return 1
+    return 0
+
+
+@cython.cdivision(True)
+cdef int _http_parse(cm_net *L, cm_conn *c) noexcept nogil:
+    cdef phr_header headers[_NET_MAX_HEADERS]
+    cdef size_t num_headers, k, left
+    cdef int minor = 0, status = 0, r
+    cdef const char *msg
+    cdef size_t msg_len
+    cdef int64_t length = -1, digit
+    cdef bint chunked = 0, keep_alive = 0, close = 0
+    cdef Py_ssize_t rest
+    while c.phase == PHASE_HEAD:
+        num_headers = _NET_MAX_HEADERS
+        r = phr_parse_response(c.buf, c.len, &minor, &status, &msg, &msg_len, headers,
+                               &num_headers, c.scanned)
+        if r == -2:
+            c.scanned = c.len
+            return PARSED_MORE
+        if r < 0:
+            return PARSED_FRAMING
+        c.scanned = 0
+        if 100 <= status < 200 and status != 101:
+            _consume(c, r)                  # an interim reply (100 Continue): the real one follows
+            continue
+        for k in range(num_headers):
+            if _header_is(&headers[k], b"content-length", 14):
+                if headers[k].value_len == 0 or headers[k].value_len > 18:
+                    return PARSED_FRAMING
+                length = 0
+                for left in range(headers[k].value_len):
+                    digit = headers[k].value[left] - c'0'
+                    if digit < 0 or digit > 9:
+                        return PARSED_FRAMING
+                    length = length * 10 + digit
+            elif _header_is(&headers[k], b"transfer-encoding", 17):
+                chunked = _value_has(&headers[k], b"chunked", 7)
+            elif _header_is(&headers[k], b"connection", 10):
+                close = _value_has(&headers[k], b"close", 5)
+                keep_alive = _value_has(&headers[k], b"keep-alive", 10)
+        c.status = status
+        c.close_after = close or (minor == 0 and not keep_alive)
+        L.status_classes[status // 100 if 100 <= status < 600 else 0] += 1
+        _consume(c, r)
+        if L.head or status == 204 or status == 304:
+            c.phase = PHASE_LENGTH
+            c.body_left = 0
+        elif chunked:
+            c.phase = PHASE_CHUNKED
+            memset(&c.chunked, 0, sizeof(phr_chunked_decoder))
+            c.chunked.consume_trailer = 1
+        elif length >= 0:
+            c.phase = PHASE_LENGTH
+            c.body_left = length
+        else:
+            c.phase = PHASE_TO_CLOSE
+            c.close_after = 1
+    if c.phase == PHASE_LENGTH:
+        if c.len > c.body_left:
+            return PARSED_FRAMING           # more than one reply with one request in flight
+        c.body_left -= c.len
+        c.len = 0
+        if c.body_left > 0:
+            return PARSED_MORE
+    elif c.phase == PHASE_CHUNKED:
+        left = <size_t>c.len
+        rest = phr_decode_chunked(&c.chunked, c.buf, &left)
+        c.len = 0                           # decoded in place: the body is not kept
+        if rest == -1:
+            return PARSED_FRAMING
+        if rest == -2:
+            return PARSED_MORE
+        if rest > 0:
+            return PARSED_FRAMING
+    else:                                   # PHASE_TO_CLOSE: the close ends it
+        c.len = 0
+        return PARSED_MORE
+    return PARSED_OK if c.status // 100 == 2 else PARSED_STATUS
+
+
+@cython.cdivision(True)
+cdef int _frame_parse(cm_net *L, cm_conn *c) noexcept nogil:
+    """Raw TCP replies: a line, a length-prefixed frame, or a fixed size."""
+    cdef const char *end
+    cdef uint64_t length = 0
+    cdef int k
+    if L.protocol == NET_LINE:
+        end = <const char *>memchr(c.buf + c.scanned, c'\n', c.len - c.scanned)
+        if end == NULL:
+            c.scanned = c.len
+            return PARSED_MORE
+        return PARSED_OK if end - c.buf == c.len - 1 else PARSED_FRAMING
+    if L.protocol == NET_FIXED:
+        c.body_left += c.len                # bytes of the reply so far
+        c.len = 0
+        if c.body_left < L.reply_size:
+            return PARSED_MORE
+        return PARSED_OK if c.body_left == L.reply_size else PARSED_FRAMING
+    # NET_LENGTH
+    if c.phase == PHASE_HEAD:
+        if c.len < L.length_size:
+            return PARSED_MORE
+        for k in range(L.length_size):
+            if L.little_endian:
+                length |= (<uint64_t>(<unsigned char>c.buf[k])) << (8 * k)
+            else:
+                length = (length << 8) | <unsigned char>c.buf[k]
+        if length > <uint64_t>L.max_response:
+            return PARSED_FRAMING
+        _consume(c, L.length_size)
+        c.phase = PHASE_LENGTH
+        c.body_left = <int64_t>length
+    if c.len > c.body_left:
+        return PARSED_FRAMING
+    c.body_left -= c.len
+    c.len = 0
+    return PARSED_MORE if c.body_left > 0 else PARSED_OK
+
+
+# --- the loop ------------------------------------------------------------------------------
+
+cdef void _net_stop_sending(cm_net *L, int64_t now) noexcept nogil:
+    """A deadline or Ctrl-C: nothing more is sent.  What waits in the queue
+    and what was due but not taken from the schedule yet are dropped."""
+    cdef int64_t drop
+    if L.stopped_ns >= 0:
+        return
+    L.stopped_ns = now - L.t0
+    L.dropped += L.q_len
+    L.q_len = 0
+    if L.more and not L.closed_loop:
+        drop = due_by(&L.sch, L.n, min(L.stopped_ns, L.duration_ns - 1))
+        L.planned += drop
+        L.dropped += drop
+    L.more = 0
+
+
+@cython.cdivision(True)
+cdef void _net_arrivals(cm_net *L, int64_t now) noexcept nogil:
+    """Take the arrivals due by now: each goes to a free connection, or
+    waits in the queue, or (the queue full) is dropped with the backlog."""
+    cdef int64_t due, drop, batch = 0
+    cdef cm_conn *c
+    while L.more and L.t0 + L.rel <= now and batch < _SEND_BATCH:
+        batch += 1
+        due = L.t0 + L.rel
+        if L.q_len == 0 and L.n_free > 0:
+            L.planned += 1
+            L.n_free -= 1
+            _request_start(L, &L.conns[L.free[L.n_free]], due, now)
+            L.n += 1
+        elif L.q_len < L.max_queue:
+            L.planned += 1
+            L.queue[(L.q_head + L.q_len) % L.max_queue] = due
+            L.q_len += 1
+            L.n += 1
+        else:
+            # everything due by now goes at once: a rate far beyond the
+            # target's must not spin through its arrivals one by one
+            drop = 1 + due_by(&L.sch, L.n + 1, min(now - L.t0, L.duration_ns - 1))
+            L.planned += drop
+            L.dropped += drop
+            L.n += drop
+        L.more = schedule_time(&L.sch, L.n, &L.rel) and L.rel < L.duration_ns
+
+
+@cython.cdivision(True)
+cdef void _net_dispatch(cm_net *L, int64_t now) noexcept nogil:
+    """Free connections take the queue's oldest requests (their intended
+    starts kept), or in a closed loop a new request each."""
+    cdef int64_t due
+    cdef int32_t idx
+    while L.n_free > 0:
+        if L.q_len > 0:
+            due = L.queue[L.q_head]
+            L.q_head = (L.q_head + 1) % L.max_queue
+            L.q_len -= 1
+        elif L.closed_loop and L.more:
+            L.planned += 1
+            due = now
+        else:
+            return
+        L.n_free -= 1
+        idx = L.free[L.n_free]
+        _request_start(L, &L.conns[idx], due, now)
+        if not L.conns[idx].busy:
+            return              # it failed at once (refused): the next pass goes on, not a spin
+
+
+cdef void _net_timeouts(cm_net *L, int64_t now) noexcept nogil:
+    cdef int32_t k
+    cdef cm_conn *c
+    for k in range(L.n_conns):
+        c = &L.conns[k]
+        if c.busy and now >= c.expires_ns:
+            _conn_close(L, c)
+            _request_end(L, c, now, FAIL_TIMEOUT)
+
+
+@cython.cdivision(True)
+cdef int _net_wait(cm_net *L, int64_t now, int64_t slice_end) noexcept nogil:
+    """Wait for events: until the next arrival (less its last 10 us,
+    spun), the next look for timeouts, or the slice's end.  A spin of each
+    gap would take a core from a server on the same machine, so the wait
+    sleeps: epoll_pwait2's ns timeout, or where the kernel lacks it a timer
+    fired just before the arrival (the thread's timer slack is 1 us while
+    the loop runs, so either wakes on time)."""
+    # timeouts are looked for only while something is in flight
+    cdef int64_t until = min(slice_end, L.next_scan) if L.in_flight else slice_end, at
+    cdef int n
+    if L.more and not L.closed_loop:
+        at = L.t0 + L.rel
+        if at - now <= _NET_SPIN_NS:
+            # the last microseconds spun in user space: a wait of 0 in a
+            # loop would be a system call each turn
+            while cm_now_ns() < at:
+                cm_cpu_relax()
+            return 0
+        elif at - _NET_SPIN_NS < until:
+            until = at - _NET_SPIN_NS
+            if not L.wait_ns and L.timer_at != until:
+                L.timer_at = until
+                cm_net_timer_set(L.timer, L.timer_at)
+    if L.wait_ns:
+        n = cm_net_wait_ns(L.ep, L.ev_data, L.ev_flags, 256, until - now)
+        if n != -ENOSYS:
+            return n
+        L.wait_ns = 0                       # an older kernel: the timer from now on
+        return 0
+    return cm_net_wait(L.ep, L.ev_data, L.ev_flags, 256,
+                       0 if until <= now else <int>((until - now + 999_999) // 1_000_000))
+
+
+cdef bint _net_run(cm_net *L, int64_t slice_end) noexcept nogil:
+    """Passes of the loop until slice_end.  Returns 1 when the run ended:
+    nothing more to send and nothing in flight."""
+    cdef int64_t now
+    cdef int n, k
+    cdef uint64_t tag
+    cdef cm_conn *c
+    while True:
+        now = cm_now_ns()
+        if (L.more or L.q_len) and L.deadline_ns and now - L.t0 >= L.deadline_ns:
+            L.deadline_reached = 1
+            _net_stop_sending(L, now)
+        if L.closed_loop and L.more and now - L.t0 >= L.duration_ns:
+            L.more = 0
+        if not L.closed_loop:
+            _net_arrivals(L, now)
+        _net_dispatch(L, now)
+        if now >= L.next_scan:
+            L.next_scan = now + _NET_SCAN_NS
+            _net_timeouts(L, now)
+            _net_dispatch(L, now)
+        if not L.more and L.q_len == 0 and L.in_flight == 0:
+            return 1
+        if now >= slice_end:
+            return 0
+        n = _net_wait(L, now, slice_end)
+        now = cm_now_ns()
+        for k in range(n):
+            tag = L.ev_data[k]
+            if tag == _NET_TIMER_TAG:
+                cm_net_timer_clear(L.timer)
+                L.timer_at = 0
+                continue
+            c = &L.conns[<uint32_t>tag]
+            if <uint32_t>(tag >> 32) != c.generation or c.fd < 0:
+                continue                    # for a socket closed earlier in this batch
+            _conn_event(L, c, L.ev_flags[k], now)
+
+
+@cython.cdivision(True)
+cdef void _net_connect_all(cm_net *L) noexcept nogil:
+    """Open every connection before the run, each within the timeout; the
+    time each took goes to connect_time.  One that fails stays down (its
+    failure counted in conn_errors) and connects again when given a request."""
+    cdef int32_t k, pending = 0
+    cdef int n, i, kind, err
+    cdef int64_t now = cm_now_ns(), end = now + L.timeout_ns
+    cdef uint64_t tag
+    cdef cm_conn *c
+    for k in range(L.n_conns):
+        kind = _conn_open(L, &L.conns[k], cm_now_ns())
+        if kind >= 0:
+            L.conn_errors[kind] += 1
+        elif L.conns[k].state == CONN_CONNECTING:
+            pending += 1
+    while pending > 0:
+        now = cm_now_ns()
+        if now >= end:
+            break
+        n = cm_net_wait(L.ep, L.ev_data, L.ev_flags, 256,
+                        <int>((end - now + 999_999) // 1_000_000))
+        now = cm_now_ns()
+        for i in range(n):
+            tag = L.ev_data[i]
+            if tag == _NET_TIMER_TAG:
+                continue
+            c = &L.conns[<uint32_t>tag]
+            if c.state != CONN_CONNECTING or <uint32_t>(tag >> 32) != c.generation:
+                continue
+            pending -= 1
+            err = cm_net_socket_error(c.fd)
+            if err == 0:
+                _conn_up(L, c, now)
+            else:
+                L.conn_errors[_fail_of_errno(err)] += 1
+                _conn_close(L, c)
+    for k in range(L.n_conns):
+        c = &L.conns[k]
+        if c.state == CONN_CONNECTING:
+            L.conn_errors[FAIL_TIMEOUT] += 1
+            _conn_close(L, c)
+        elif c.state == CONN_UP and _conn_watch(L, c, CM_NET_READ) != 0:
+            L.conn_errors[FAIL_RESET] += 1
+            _conn_close(L, c)
+        _free_push(L, c)
+
+
+cdef void _net_free(cm_net *L) noexcept nogil:
+    cdef int32_t k
+    if L.conns != NULL:
+        for k in range(L.n_conns):
+            if L.conns[k].fd >= 0:
+                cm_net_close(L.conns[k].fd)
+            free(L.conns[k].buf)
+    if L.ep >= 0:
+        cm_net_close(L.ep)
+    if L.timer >= 0:
+        cm_net_close(L.timer)
+    free(L.conns)
+    free(L.free)
+    free(L.queue)
+    free(L.sch.stages)
+
+
+# --- the result ----------------------------------------------------------------------------
+
+cdef class NetworkResult(OpenLoopResult):
+    """What a run against a network target measured: an OpenLoopResult
+    (its counts, histograms, intervals and rules hold; ``errors`` counts
+    failed requests by kind: "refused", "reset", "timeout", "framing",
+    "status", "closed"), and beside it:
+
+    ``connect_time``: each connection's TCP connect, up front and on
+    reconnects (never in a request's latency, except that a request given
+    to a connection that is down waits for its reconnect);
+    ``status_classes``: HTTP replies by class {"1xx".."5xx", "other"}
+    (a reply other than 2xx is a failure of kind "status");
+    ``connection_errors``: what befell connections outside any request:
+    connects up front that failed (by kind), idle connections the server
+    closed ("closed") or sent unasked-for bytes on ("framing");
+    ``in_flight``: requests sent and not ended when the run stopped (0
+    unless Ctrl-C cut the drain): requests == completed + failed + in_flight;
+    ``connections``, ``connects`` (successful connects in all),
+    ``bytes_sent``, ``bytes_received``, ``protocol`` ("http", "line",
+    "length", "fixed") and ``closed_loop``."""
+    cdef readonly Histogram connect_time
+    cdef readonly dict status_classes
+    cdef readonly dict connection_errors
+    cdef readonly int64_t in_flight
+    cdef readonly int64_t connections
+    cdef readonly int64_t connects
+    cdef readonly int64_t bytes_sent
+    cdef readonly int64_t bytes_received
+    cdef readonly str protocol
+    cdef readonly bint closed_loop
+
+    def __cinit__(self, *args, **kwargs):
+        self.status_classes = {}
+        self.connection_errors = {}
+        self.protocol = ""
+
+    def __init__(self, *, connect_time, status_classes=None, connection_errors=None,
+                 in_flight=0, connections=0, connects=0, bytes_sent=0, bytes_received=0,
+                 protocol="", closed_loop=False, **fields):
+        OpenLoopResult.__init__(self, **fields)
+        self._set_extra(connect_time=connect_time, status_classes=status_classes,
+                        connection_errors=connection_errors, in_flight=in_flight,
+                        connections=connections, connects=connects, bytes_sent=bytes_sent,
+                        bytes_received=bytes_received, protocol=protocol,
+                        closed_loop=closed_loop)
+
+    def _set_extra(self, *, connect_time, status_classes, connection_errors, in_flight,
+                   connections, connects, bytes_sent, bytes_received, protocol, closed_loop):
+        cdef str owner = "NetworkResult"
+        self.connect_time = _result_histogram(connect_time, owner, "connect_time")
+        self.status_classes = {str(k): _result_count(v, owner, f"status_classes[{k!r}]")
+                               for k, v in (status_classes or {}).items()}
+        self.connection_errors = {str(k): _result_count(v, owner, f"connection_errors[{k!r}]")
+                                  for k, v in (connection_errors or {}).items()}
+        self.in_flight = _result_count(in_flight, owner, "in_flight")
+        if self.requests != self.completed + self.failed + self.in_flight:
+            raise ValueError(f"NetworkResult: requests ({self.requests}) must be completed + "
+                             f"failed + in_flight ({self.completed} + {self.failed} + "
+                             f"{self.in_flight})")
+        self.connections = _result_count(connections, owner, "connections")
+        self.connects = _result_count(connects, owner, "connects")
+        self.bytes_sent = _result_count(bytes_sent, owner, "bytes_sent")
+        self.bytes_received = _result_count(bytes_received, owner, "bytes_received")
+        if not isinstance(protocol, str):
+            raise TypeError(f"NetworkResult: protocol must be a str, got {type(protocol).__name__}")
+        self.protocol = protocol
+        self.closed_loop = _result_flag(closed_loop, owner, "closed_loop")
+
+    @property
+    def completed_per_second(self):
+        """Requests completed per second of the run (elapsed_ns): a closed
+        loop's throughput."""
+        return self.completed * 1e9 / self.elapsed_ns if self.elapsed_ns else 0.0
+
+    def __reduce__(self):
+        fields = OpenLoopResult.__reduce__(self)[1][0]
+        extra = {"connect_time": self.connect_time, "status_classes": self.status_classes,
+                 "connection_errors": self.connection_errors, "in_flight": self.in_flight,
+                 "connections": self.connections, "connects": self.connects,
+                 "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received,
+                 "protocol": self.protocol, "closed_loop": self.closed_loop}
+        return (_network_result_from_state, (fields, extra))
+
+    def __repr__(self):
+        return (f"NetworkResult(protocol={self.protocol!r}, closed_loop={self.closed_loop}, "
+                f"requests={self.requests}, completed={self.completed}, failed={self.failed}, "
+                f"dropped={self.dropped}, planned={self.planned}, in_flight={self.in_flight}, "
+                f"errors={self.errors!r}, achieved_rate={self.achieved_rate:,.1f}/s)")
+
+
+def _network_result_from_state(dict fields, dict extra):
+    """Unpickles a NetworkResult."""
+    cdef NetworkResult r = NetworkResult.__new__(NetworkResult)
+    OpenLoopResult.__init__(r, **fields)
+    r._set_extra(**extra)
+    return r
+
+
+_NET_PROTOCOLS = {"http": NET_HTTP, "line": NET_LINE, "length": NET_LENGTH, "fixed": NET_FIXED}
+
+
+def network_loop(str protocol, int port, bytes request, stages, *, start_rate=None,
+                 bint closed=False, duration=None, int connections=1, timeout=10.0,
+                 deadline=None, max_queue=10_000, max_response=1 << 20, bint head=False,
+                 int length_size=4, bint little_endian=False, reply_size=0, interval=1.0,
+                 on_interval=None):
+    """Load a TCP server on 127.0.0.1:``port`` over ``connections``
+    keep-alive connections, opened before the run, with one thread's epoll
+    loop that runs without the GIL.  ``request`` (bytes) is sent as is for
+    each request; replies are read as ``protocol`` says: "http" (an HTTP/1.1
+    response: Content-Length, chunked or until close; ``head`` for HEAD's
+    bodiless replies), "line" (up to b"\\n"), "length" (a ``length_size``
+    byte length, big endian or ``little_endian``, then that many bytes) or
+    "fixed" (``reply_size`` bytes).  A reply of more than ``max_response``
+    bytes of head (or length prefix) is a framing failure.
+
+    Open (``stages`` as open_loop's): arrivals at the schedule's times;
+    latency from each intended start; a request due while every connection
+    is busy waits in a queue (at most ``max_queue``; beyond it the backlog
+    is dropped and counted).  Closed (``closed``, ``duration`` seconds,
+    ``stages`` None): each connection sends its next request when its reply
+    is in.  Each request fails after ``timeout`` seconds.  ``deadline``
+    (seconds from the start) stops the sending; what is in flight then ends
+    within ``timeout``.  Ctrl-C stops at once (``interrupted``).
+    Returns a NetworkResult.  caxton_meter.load_network checks its
+    arguments and calls this."""
+    if not CM_NET_SUPPORTED:
+        raise NotImplementedError("network targets need Linux (epoll) for now")
+    if protocol not in _NET_PROTOCOLS:
+        raise ValueError(f"network_loop: protocol must be one of {', '.join(_NET_PROTOCOLS)}, "
+                         f"got {protocol!r}")
+    if not 0 < port < 65536:
+        raise ValueError(f"network_loop: port must be in 1..65535, got {port}")
+    if connections < 1 or connections > 100_000:
+        raise ValueError(f"network_loop: connections must be in 1..100000, got {connections}")
+    if on_interval is not None and not callable(on_interval):
+        raise TypeError(f"network_loop: on_interval must be callable, "
+                        f"got {type(on_interval).__name__}")
+    cdef double t_out = float(timeout), every = float(interval)
+    if not (t_out > 0 and math.isfinite(t_out)):
+        raise ValueError(f"network_loop: timeout must be > 0 seconds, got {timeout!r}")
+    if not (every > 0 and math.isfinite(every)):
+        raise ValueError(f"network_loop: interval must be > 0 seconds, got {interval!r}")
+    cdef int64_t queue_cap = _index(max_queue), response_cap = _index(max_response)
+    if queue_cap < 0:
+        raise ValueError(f"network_loop: max_queue must be >= 0, got {queue_cap}")
+    if response_cap < 1:
+        raise ValueError(f"network_loop: max_response must be >= 1, got {response_cap}")
+    if length_size not in (1, 2, 4, 8):
+        raise ValueError(f"network_loop: length_size must be 1, 2, 4 or 8, got {length_size}")
+    cdef int64_t fixed = _index(reply_size)
+    if protocol == "fixed" and fixed < 1:
+        raise ValueError(f"network_loop: a fixed framing needs reply_size >= 1, got {fixed}")
+    if len(request) == 0:
+        raise ValueError("network_loop: the request is empty; a server would have nothing to answer")
+    cdef int64_t deadline_ns = _deadline_ns(deadline, "network_loop")
+    if closed:
+        if stages is not None:
+            raise ValueError("network_loop: a closed loop takes duration=, not stages")
+        if duration is None or not (float(duration) > 0 and math.isfinite(float(duration))):
+            raise ValueError(f"network_loop: a closed loop needs duration > 0 seconds, "
+                             f"got {duration!r}")
+        plan = [(0.0, 0.0, <int64_t>(float(duration) * 1e9))]
+    else:
+        if stages is None:
+            raise ValueError("network_loop: an open loop needs stages")
+        plan = _parse_stages(stages, start_rate, "network_loop")
+
+    cdef int sf = 3
+    cdef Histogram latency = Histogram(1, _LATENCY_HIGHEST, sf)
+    cdef Histogram uncorrected = Histogram(1, _LATENCY_HIGHEST, sf)
+    cdef Histogram jitter = Histogram(1, _LATENCY_HIGHEST, sf)
+    cdef Histogram connect_time = Histogram(1, _LATENCY_HIGHEST, sf)
+    cdef Recorder recorder = Recorder(1, _LATENCY_HIGHEST, sf)
+    cdef cm_net *L = <cm_net *>calloc(1, sizeof(cm_net))
+    if L == NULL:
+        raise MemoryError()
+    L.ep = -1
+    L.timer = -1
+    cdef int32_t k
+    cdef int fd
+    cdef int64_t now, interval_ns = <int64_t>(every * 1e9), next_boundary, i_start
+    cdef int64_t i_sent = 0, i_completed = 0, i_failed = 0, i_dropped = 0
+    cdef bint ended = 0, interrupted = 0
+    cdef LoadInterval iv
+    cdef Histogram finished, spare = None
+    cdef NetworkResult result
+    cdef int64_t slack = -1
+    intervals = []
+    try:
+        L.duration_ns = _fill_schedule(&L.sch, plan)
+        L.protocol = _NET_PROTOCOLS[protocol]
+        L.addr = 0x7F000001                 # 127.0.0.1: the loopback only, for now
+        L.port = port
+        L.n_conns = connections
+        L.request = PyBytes_AS_STRING(request)
+        L.request_len = len(request)
+        L.timeout_ns = <int64_t>(t_out * 1e9)
+        L.max_response = response_cap
+        L.head = head
+        L.length_size = length_size
+        L.little_endian = little_endian
+        L.reply_size = fixed
+        L.closed_loop = closed
+        L.max_queue = queue_cap
+        L.deadline_ns = deadline_ns
+        L.stopped_ns = -1
+        L.wait_ns = 1
+        L.latency, L.uncorrected, L.jitter = &latency._h, &uncorrected._h, &jitter._h
+        L.connect_time = &connect_time._h
+        L.phaser, L.active = &recorder._phaser, &recorder._active
+        L.conns = <cm_conn *>calloc(connections, sizeof(cm_conn))
+        L.free = <int32_t *>calloc(connections, sizeof(int32_t))
+        L.queue = <int64_t *>calloc(max(queue_cap, 1), sizeof(int64_t))
+        if L.conns == NULL or L.free == NULL or L.queue == NULL:
+            raise MemoryError()
+        for k in range(connections):
+            L.conns[k].fd = -1               # before anything can fail: _net_free closes fds >= 0
+            L.conns[k].watching = -1
+        for k in range(connections):
+            L.conns[k].cap = _NET_BUF if _NET_BUF < response_cap else response_cap
+            L.conns[k].buf = <char *>malloc(L.conns[k].cap)
+            if L.conns[k].buf == NULL:
+                raise MemoryError()
+        fd = cm_net_epoll()
+        if fd < 0:
+            raise OSError(-fd, "network_loop: epoll_create1 failed")
+        L.ep = fd
+        fd = cm_net_timer()
+        if fd < 0:
+            raise OSError(-fd, "network_loop: timerfd_create failed")
+        L.timer = fd
+        if cm_net_watch(L.ep, L.timer, CM_NET_READ, _NET_TIMER_TAG, 1) != 0:
+            raise OSError("network_loop: could not watch the arrival timer")
+
+        slack = cm_net_timer_slack(_NET_TIMER_SLACK_NS)
+        with nogil:
+            _net_connect_all(L)
+        if closed:
+            L.more = 1
+        else:
+            L.more = schedule_time(&L.sch, 0, &L.rel) and L.rel < L.duration_ns
+        L.t0 = cm_now_ns()
+        L.next_scan = L.t0 + _NET_SCAN_NS
+        i_start = L.t0
+        next_boundary = L.t0 + interval_ns
+        while not ended:
+            with nogil:
+                ended = _net_run(L, cm_now_ns() + _NET_SLICE_NS)
+            try:
+                PyErr_CheckSignals()
+            except KeyboardInterrupt:
+                interrupted = 1
+                ended = 1
+                _net_stop_sending(L, cm_now_ns())
+            now = cm_now_ns()
+            if now >= next_boundary or ended:
+                iv = LoadInterval.__new__(LoadInterval)
+                iv.start_ns, iv.end_ns = i_start, now
+                iv.sent, iv.completed = L.sent - i_sent, L.completed - i_completed
+                iv.failed, iv.dropped = L.failed - i_failed, L.dropped - i_dropped
+                finished = recorder.interval_histogram(spare)
+                iv._pack(finished)
+                spare = finished
+                intervals.append(iv)
+                i_start, i_sent, i_completed = now, L.sent, L.completed
+                i_failed, i_dropped = L.failed, L.dropped
+                while next_boundary <= now:
+                    next_boundary += interval_ns
+                if on_interval is not None:
+                    try:
+                        on_interval(iv)
+                    except BaseException:
+                        _net_stop_sending(L, cm_now_ns())
+                        raise
+        now = cm_now_ns()
+        # nothing lost: every arrival sent or dropped, every request ended or in flight
+        if L.planned != L.sent + L.dropped or L.q_len != 0:
+            raise AssertionError(f"network_loop: planned {L.planned} != sent {L.sent} + dropped "
+                                 f"{L.dropped} (queued {L.q_len})")
+        if L.sent != L.completed + L.failed + L.in_flight or (L.in_flight and not interrupted):
+            raise AssertionError(f"network_loop: sent {L.sent} != completed {L.completed} + "
+                                 f"failed {L.failed} + in flight {L.in_flight}")
+        result = NetworkResult.__new__(NetworkResult)
+        result.requests, result.completed, result.failed = L.sent, L.completed, L.failed
+        result.dropped, result.planned = L.dropped, L.planned
+        result.elapsed_ns = now - L.t0
+        result.duration_ns = (L.duration_ns if L.stopped_ns < 0
+                              else min(L.duration_ns, L.stopped_ns))
+        result.last_send_ns = L.last_send - L.t0 if L.sent else 0
+        result.latency, result.latency_uncorrected = latency, uncorrected
+        result.send_jitter = jitter
+        result.intervals = tuple(intervals)
+        errors, connection_errors = {}, {}
+        for k in range(N_FAILS):
+            if L.errors[k]:
+                errors[_FAIL_NAMES[k]] = L.errors[k]
+            if L.conn_errors[k]:
+                connection_errors[_FAIL_NAMES[k]] = L.conn_errors[k]
+        result.errors = errors
+        result.interrupted = interrupted
+        result.deadline_reached = L.deadline_reached
+        result.connect_time = connect_time
+        if L.protocol == NET_HTTP:
+            classes = {}
+            for k in range(1, 6):
+                classes[f"{k}xx"] = L.status_classes[k]
+            if L.status_classes[0]:
+                classes["other"] = L.status_classes[0]
+            result.status_classes = classes
+        result.connection_errors = connection_errors
+        result.in_flight = L.in_flight
+        result.connections = connections
+        result.connects = L.connects
+        result.bytes_sent, result.bytes_received = L.bytes_sent, L.bytes_received
+        result.protocol = protocol
+        result.closed_loop = closed
+        return result
+    finally:
+        if slack >= 0:
+            cm_net_timer_slack(slack)
+        _net_free(L)
+        free(L)

@@ -1,0 +1,324 @@
+"""Network targets: a server on the loopback, loaded from the compiled core.
+
+An :class:`HttpTarget` (an HTTP/1.1 server) or a :class:`TcpTarget` (a TCP
+server whose replies are lines, length-prefixed frames or of a fixed size)
+says what to send and how to read the reply; :func:`load_network` drives it
+at the arrival rate of k6-style stages (latency from each request's
+intended start, so the wait for a busy connection is measured) or in a
+closed loop (each connection sends again when its reply is in, as wrk
+does).  The sending, reading and timing run in the core's network loop
+(``_net.pxi``) on one thread without the GIL; this module checks the
+arguments and builds the request's bytes, once.
+
+    target = HttpTarget("http://127.0.0.1:8080/", connections=50)
+    result = load_network(target, rate="20K/s", duration="10s")
+    result.latency.value_at_percentile(99), result.status_classes, result.errors
+
+Only 127.0.0.1 (or ``localhost``) is reached for now, over plain HTTP.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+
+from ._checks import (
+    ArgumentError,
+    ArgumentTypeError,
+    Stages,
+    choice,
+    integer,
+    optional,
+    seconds,
+    size,
+)
+from ._checks import stages as stages_of
+from ._core import LoadInterval, NetworkResult, network_loop
+
+__all__ = ["HttpTarget", "TcpTarget", "load_network"]
+
+_LOOPBACK = ("127.0.0.1", "localhost")
+# RFC 9110's token: a method's or a header name's characters
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FRAMINGS = ("line", "length", "fixed")
+_MAX_CONNECTIONS = 100_000
+# headers the target writes itself: a body's length is always Content-Length
+_OWN_HEADERS = ("content-length", "transfer-encoding")
+
+
+def _loopback(host: object, what: str) -> str:
+    if not isinstance(host, str):
+        raise ArgumentTypeError(f"{what}: host must be a str, not {type(host).__name__}")
+    if host not in _LOOPBACK:
+        raise ArgumentError(f"{what}: only a server on this machine's loopback can be loaded for "
+                            f"now (host '127.0.0.1' or 'localhost'), got {host!r}")
+    return host
+
+
+def _bytes(value: object, what: str) -> bytes:
+    if isinstance(value, str):
+        raise ArgumentTypeError(f"{what} must be bytes-like, got str (encode it)")
+    try:
+        return bytes(memoryview(value))  # type: ignore[arg-type]
+    except TypeError:
+        raise ArgumentTypeError(f"{what} must be bytes-like, not {type(value).__name__}") from None
+
+
+def _connections(value: object, what: str) -> int:
+    return integer(value, f"{what}: connections", low=1, high=_MAX_CONNECTIONS)
+
+
+def _header_pairs(headers: object, what: str) -> list[tuple[str, str]]:
+    if isinstance(headers, Mapping):
+        items: Iterable[object] = headers.items()
+    elif isinstance(headers, (str, bytes)) or not isinstance(headers, Iterable):
+        raise ArgumentTypeError(f"{what}: headers must be a mapping or (name, value) pairs, "
+                                f"not {type(headers).__name__}")
+    else:
+        items = headers
+    pairs = []
+    name: object
+    value: object
+    for index, item in enumerate(items):
+        try:
+            name, value = item  # type: ignore[misc]
+        except (TypeError, ValueError):
+            raise ArgumentError(f"{what}: header {index} must be a (name, value) pair, "
+                                f"got {item!r}") from None
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ArgumentTypeError(f"{what}: header {index}'s name and value must be str, got "
+                                    f"{type(name).__name__} and {type(value).__name__}")
+        if not _TOKEN.fullmatch(name):
+            raise ArgumentError(f"{what}: header name {name!r} is not an HTTP token "
+                                f"(letters, digits and !#$%&'*+.^_`|~-)")
+        if any(c in value for c in "\r\n\0"):
+            raise ArgumentError(f"{what}: header {name!r}'s value holds a CR, LF or NUL: "
+                                f"{value!r}")
+        if name.lower() in _OWN_HEADERS:
+            raise ArgumentError(f"{what}: header {name!r} is written by the target itself "
+                                f"(Content-Length from body=); leave it out")
+        if not value.isascii():
+            raise ArgumentError(f"{what}: header {name!r}'s value must be ASCII, got {value!r}")
+        pairs.append((name, value))
+    return pairs
+
+
+class HttpTarget:
+    """An HTTP/1.1 server on the loopback: ``method`` ``url`` with
+    ``headers`` and ``body``, over ``connections`` keep-alive connections.
+    A request fails after ``timeout`` (seconds, or "2s", "500ms"); a reply
+    whose status line and headers exceed ``max_response`` (bytes, or
+    "64KB") fails as "framing".  A reply other than 2xx is a failure of
+    kind "status".  Immutable; ``request`` holds the bytes sent."""
+
+    __slots__ = ("url", "host", "port", "path", "method", "headers", "body", "connections",
+                 "timeout", "max_response", "request")
+
+    url: str
+    host: str
+    port: int
+    path: str
+    method: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    connections: int
+    timeout: float
+    max_response: int
+    request: bytes
+
+    def __init__(self, url: str, *, method: str = "GET",
+                 headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+                 body: bytes | bytearray | memoryview = b"", connections: int = 50,
+                 timeout: float | str = 10.0, max_response: int | str = "1MiB") -> None:
+        from urllib.parse import urlsplit
+
+        what = "HttpTarget"
+        if not isinstance(url, str):
+            raise ArgumentTypeError(f"{what}: url must be a str, not {type(url).__name__}")
+        parts = urlsplit(url)
+        if parts.scheme != "http":
+            if parts.scheme == "https":
+                raise ArgumentError(f"{what}: https is not supported yet (plain HTTP/1.1 only), "
+                                    f"got {url!r}")
+            raise ArgumentError(f"{what}: url must be http://HOST[:PORT]/PATH, got {url!r}")
+        if parts.username is not None or parts.password is not None:
+            raise ArgumentError(f"{what}: url must not carry a user or password, got {url!r}")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ArgumentError(f"{what}: url's port is not a port number (1-65535): "
+                                f"{url!r}") from None
+        host = _loopback(parts.hostname or "", what)
+        if port == 0:
+            raise ArgumentError(f"{what}: url's port must be 1-65535, got 0")
+        if not isinstance(method, str) or not _TOKEN.fullmatch(method):
+            raise ArgumentError(f"{what}: method must be an HTTP method (a token, e.g. 'GET', "
+                                f"'POST'), got {method!r}")
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if any(c in path for c in " \r\n\0") or not path.isascii():
+            raise ArgumentError(f"{what}: url's path must be ASCII without spaces or control "
+                                f"characters (percent-encode them), got {path!r}")
+        pairs = _header_pairs(headers, what)
+        data = _bytes(body, f"{what}: body")
+        self.url, self.host, self.port, self.path = url, host, port or 80, path
+        self.method, self.headers, self.body = method, tuple(pairs), data
+        self.connections = _connections(connections, what)
+        self.timeout = seconds(timeout, f"{what}: timeout")
+        self.max_response = size(max_response, f"{what}: max_response", low=64)
+        lines = [f"{method} {path} HTTP/1.1"]
+        if not any(name.lower() == "host" for name, _ in pairs):
+            lines.append(f"Host: {host}:{self.port}")
+        lines += [f"{name}: {value}" for name, value in pairs]
+        if data or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(data)}")
+        self.request = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + data
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if hasattr(self, "request"):
+            raise AttributeError(f"HttpTarget is immutable; make a new one to change {name}")
+        object.__setattr__(self, name, value)
+
+    def _loop_arguments(self) -> dict[str, object]:
+        return {"protocol": "http", "port": self.port, "request": self.request,
+                "connections": self.connections, "timeout": self.timeout,
+                "max_response": self.max_response, "head": self.method == "HEAD"}
+
+    def __repr__(self) -> str:
+        return (f"HttpTarget({self.url!r}, method={self.method!r}, "
+                f"connections={self.connections}, timeout={self.timeout:g})")
+
+
+class TcpTarget:
+    """A TCP server on the loopback: ``payload`` is sent as is for each
+    request, over ``connections`` connections kept open; the reply is read
+    by its ``framing``: "line" (up to and with b"\\n"), "length" (a
+    ``length_size``-byte length, 1, 2, 4 (the default) or 8, in
+    ``byteorder`` "big" (the default) or "little", then that many bytes) or
+    "fixed" (``reply_size`` bytes).  A reply that breaks its framing, or
+    bytes beyond it, fail as "framing"; a reply longer than
+    ``max_response`` too.  A request fails after ``timeout``.  Immutable."""
+
+    __slots__ = ("host", "port", "payload", "framing", "length_size", "byteorder", "reply_size",
+                 "connections", "timeout", "max_response")
+
+    host: str
+    port: int
+    payload: bytes
+    framing: str
+    length_size: int | None
+    byteorder: str | None
+    reply_size: int | None
+    connections: int
+    timeout: float
+    max_response: int
+
+    def __init__(self, host: str, port: int, *, payload: bytes | bytearray | memoryview,
+                 framing: str = "line", length_size: int | None = None,
+                 byteorder: str | None = None, reply_size: int | None = None,
+                 connections: int = 50, timeout: float | str = 10.0,
+                 max_response: int | str = "1MiB") -> None:
+        what = "TcpTarget"
+        host = _loopback(host, what)
+        port = integer(port, f"{what}: port", low=1, high=65535)
+        data = _bytes(payload, f"{what}: payload")
+        if not data:
+            raise ArgumentError(f"{what}: payload is empty; a server would have nothing to answer")
+        framing = choice(framing, f"{what}: framing", _FRAMINGS)
+        if framing != "length" and (length_size is not None or byteorder is not None):
+            raise ArgumentError(f"{what}: length_size and byteorder apply to framing='length', "
+                                f"not {framing!r}")
+        if framing != "fixed" and reply_size is not None:
+            raise ArgumentError(f"{what}: reply_size applies to framing='fixed', not {framing!r}")
+        if framing == "length":
+            length_size = 4 if length_size is None else integer(length_size,
+                                                                f"{what}: length_size")
+            if length_size not in (1, 2, 4, 8):
+                raise ArgumentError(f"{what}: length_size must be 1, 2, 4 or 8 bytes, "
+                                    f"got {length_size!r}")
+            byteorder = choice("big" if byteorder is None else byteorder,
+                               f"{what}: byteorder", ("big", "little"))
+        if framing == "fixed":
+            if reply_size is None:
+                raise ArgumentError(f"{what}: framing='fixed' needs reply_size (bytes per reply)")
+            reply_size = size(reply_size, f"{what}: reply_size", low=1)
+        self.host, self.port, self.payload, self.framing = host, port, data, framing
+        self.length_size, self.byteorder, self.reply_size = length_size, byteorder, reply_size
+        self.connections = _connections(connections, what)
+        self.timeout = seconds(timeout, f"{what}: timeout")
+        self.max_response = size(max_response, f"{what}: max_response", low=1)
+        if reply_size is not None and reply_size > self.max_response:
+            raise ArgumentError(f"{what}: reply_size {reply_size} is beyond max_response "
+                                f"{self.max_response}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if hasattr(self, "max_response"):
+            raise AttributeError(f"TcpTarget is immutable; make a new one to change {name}")
+        object.__setattr__(self, name, value)
+
+    def _loop_arguments(self) -> dict[str, object]:
+        return {"protocol": self.framing, "port": self.port, "request": self.payload,
+                "connections": self.connections, "timeout": self.timeout,
+                "max_response": self.max_response, "length_size": self.length_size or 4,
+                "little_endian": self.byteorder == "little", "reply_size": self.reply_size or 0}
+
+    def __repr__(self) -> str:
+        return (f"TcpTarget({self.host!r}, {self.port}, framing={self.framing!r}, "
+                f"connections={self.connections}, timeout={self.timeout:g})")
+
+
+def load_network(target: HttpTarget | TcpTarget, stages: Stages | None = None, *,
+                 rate: float | str | None = None, duration: float | str | None = None,
+                 start_rate: float | str | None = None, closed: bool = False,
+                 max_queue: int = 10_000, deadline: float | str | None = None,
+                 interval: float | str = 1.0,
+                 on_interval: Callable[[LoadInterval], object] | None = None) -> NetworkResult:
+    """Load ``target`` from the core's network loop and return what it
+    measured (a NetworkResult, an OpenLoopResult with the connect times,
+    status classes and connection errors beside).
+
+    Open loop (the default): arrivals at the rate ``stages`` describe
+    ([(rate, duration), ...], k6's ramping arrival rate, as open_loop's),
+    or a constant ``rate`` for ``duration``; latency counts from each
+    request's intended start.  A request due while every connection is
+    busy waits (at most ``max_queue``; beyond that the backlog is dropped
+    and counted in ``dropped``).  Closed loop (``closed=True``, with
+    ``duration``): each connection sends its next request as soon as its
+    reply is in, for a throughput to set beside wrk's.
+
+    ``deadline`` (seconds from the start; default: the schedule's length
+    plus the target's timeout) stops the sending; what still waits is
+    dropped, and what is in flight ends within the timeout, so a run ends
+    by deadline + timeout at the latest.  Ctrl-C stops at once with the
+    result so far (``interrupted``).  ``on_interval`` is called with each
+    ``interval``'s LoadInterval.  Every argument is checked before anything
+    is sent."""
+    what = "load_network"
+    if not isinstance(target, (HttpTarget, TcpTarget)):
+        raise ArgumentTypeError(f"{what}: target must be an HttpTarget or a TcpTarget, not "
+                                f"{type(target).__name__}")
+    if not isinstance(closed, bool):
+        raise ArgumentTypeError(f"{what}: closed must be a bool, not {type(closed).__name__}")
+    plan: list[tuple[float, float]] | None
+    start: float | None
+    if closed:
+        if stages is not None or rate is not None or start_rate is not None:
+            raise ArgumentError(f"{what}: a closed loop sends as fast as replies come; give "
+                                f"duration= only, not stages, rate or start_rate")
+        if duration is None:
+            raise ArgumentError(f"{what}: a closed loop needs duration= (seconds, or '10s')")
+        length = seconds(duration, f"{what}: duration")
+        plan, start = None, None
+    else:
+        plan, start, schedule = stages_of(what, stages, rate, duration, start_rate)
+        length = schedule.duration_ns / 1e9
+    queue = integer(max_queue, f"{what}: max_queue", low=0)
+    stop = optional(seconds)(deadline, f"{what}: deadline")
+    every = seconds(interval, f"{what}: interval")
+    if on_interval is not None and not callable(on_interval):
+        raise ArgumentTypeError(f"{what}: on_interval must be callable, not "
+                                f"{type(on_interval).__name__}")
+    if stop is None:
+        stop = length + target.timeout
+    return network_loop(stages=plan, start_rate=start, closed=closed,
+                        duration=length if closed else None, deadline=stop, max_queue=queue,
+                        interval=every, on_interval=on_interval,
+                        **target._loop_arguments())  # type: ignore[arg-type]
