@@ -88,7 +88,7 @@ class MetricComparison:
     metric: str
     unit: str
     change: Change
-    grade: Grade | None        # the current run's worst grade for the metric
+    grade: Grade | None        # the grade of the current run's mean (Trials.grade)
     spec: MetricSpec           # the metric's declaration (kind, direction, histogram)
 
     @property

@@ -94,7 +94,7 @@ REPORT_FORMATS = ("md", "html", "json")
 #                     "detectable": smallest detectable relative change or null,
 #                     "adjusted_p": the Holm-adjusted p-value or null,
 #                     "left_out": saved runs left out of the spread as outliers,
-#                     "grade": the run's worst grade for the metric, or null}, ...],
+#                     "grade": the grade of the run's mean for the metric, or null}, ...],
 #    "missing": ["scenario/metric" of the run with no baseline counterpart, ...],
 #    "warnings": [str, ...]}
 #
