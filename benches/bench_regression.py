@@ -267,11 +267,12 @@ def ab(cond: str, comparisons: int, runs: int) -> list[Row]:
         # A task is routing plus `units` of computation, so 10 % more units
         # is less than 10 % more work; the units that make a task 10 %
         # longer are found from the per-task time at 1000 and 2000 units,
-        # measured here.  20,000 tasks a trial (60 ms or so), so that a
-        # scheduling stall of a few ms does not decide a trial.
+        # measured here.  100,000 tasks a trial (a quarter of a second or
+        # so), so that a scheduling stall of a few ms, or a spell of the
+        # busy neighbour's, does not decide a run.
         def tasks(units: int) -> object:
             return run_suite(["task_processing"], trials=5, metadata=meta,
-                             changes={"task_processing": {"units": units, "tasks": 20_000,
+                             changes={"task_processing": {"units": units, "tasks": 100_000,
                                                           "window": 1000}})
 
         def per_task(units: int) -> float:
