@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import itertools
 import math
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -301,16 +300,8 @@ def _time_round(fn: Callable[..., object], args: tuple[Any, ...], kwargs: dict[s
 
 
 def _target_kind(target: object) -> str:
-    request = getattr(target, "request", None)
-    if request is not None and callable(request) and not inspect.isroutine(target):
-        return "async target" if inspect.iscoroutinefunction(request) else "target"
-    if inspect.iscoroutinefunction(target):
-        return "coroutine function"
-    if callable(target):
-        return "callable"
-    raise ArgumentTypeError(f"meter.load: the target must be a callable, a coroutine function "
-                            f"or an object with a request(payload) method (caxton_meter.Target "
-                            f"or AsyncTarget), not {type(target).__name__}")
+    from ._targets import target_kind
+    return target_kind(target, "meter.load")
 
 
 class Meter:

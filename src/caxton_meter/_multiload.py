@@ -107,20 +107,20 @@ def _load(obj: object, stages: list[tuple[float, float]], start_rate: float | No
     (between its setup and teardown), an AsyncTarget or a coroutine function
     (the asyncio open loop, ``concurrency`` at a time), or a callable."""
     import asyncio
-    import inspect
 
     from ._aioload import open_loop_async
-    from ._targets import drive, drive_async
-    request = getattr(obj, "request", None)
-    if request is not None and callable(request) and not inspect.isroutine(obj):
-        if inspect.iscoroutinefunction(request):
-            return asyncio.run(drive_async(obj, stages, payload=payload,  # type: ignore[arg-type]
-                                           concurrency=concurrency, start_rate=start_rate,
-                                           interval=interval, deadline=deadline))
+    from ._targets import drive, drive_async, target_kind
+    kind = target_kind(obj, "run_processes")
+    if kind == "async target":
+        return asyncio.run(drive_async(obj, stages, payload=payload,  # type: ignore[arg-type]
+                                       concurrency=concurrency, start_rate=start_rate,
+                                       interval=interval, deadline=deadline))
+    if kind == "target":
         return drive(obj, stages, payload=payload, start_rate=start_rate,  # type: ignore[arg-type]
                      interval=interval, deadline=deadline)
-    if inspect.iscoroutinefunction(obj):
-        return asyncio.run(open_loop_async(obj, stages, args=args, concurrency=concurrency,
+    if kind == "coroutine function":
+        return asyncio.run(open_loop_async(obj, stages, args=args,  # type: ignore[arg-type]
+                                           concurrency=concurrency,
                                            start_rate=start_rate, interval=interval,
                                            deadline=deadline))
     assert callable(obj)

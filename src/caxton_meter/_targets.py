@@ -50,6 +50,22 @@ class AsyncTarget(Protocol):
     def request(self, payload: bytes) -> Awaitable[object]: ...
 
 
+def target_kind(target: object, what: str) -> str:
+    """What drives ``target``: "target" (a request(payload) method),
+    "async target" (an async one), "coroutine function" or "callable".
+    ArgumentTypeError, named for ``what``, for anything else."""
+    request = getattr(target, "request", None)
+    if request is not None and callable(request) and not inspect.isroutine(target):
+        return "async target" if inspect.iscoroutinefunction(request) else "target"
+    if inspect.iscoroutinefunction(target):
+        return "coroutine function"
+    if callable(target):
+        return "callable"
+    raise ArgumentTypeError(f"{what}: the target must be a callable, a coroutine function "
+                            f"or an object with a request(payload) method (caxton_meter.Target "
+                            f"or AsyncTarget), not {type(target).__name__}")
+
+
 def _request_of(target: object, what: str) -> Any:
     request = getattr(target, "request", None)
     if request is None or not callable(request):
