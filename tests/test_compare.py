@@ -156,16 +156,19 @@ def test_a_change_beyond_what_the_run_can_detect_is_found():
 
 
 def test_one_outlying_saved_run_neither_hides_a_change_nor_makes_one():
-    # ten saved runs within ~0.3 %, one of them a slow spell 20 % down: left
-    # out, the other nine gate a 10 % drop; kept, the spell would have made
-    # the spread ~6 % and the metric not gateable
-    means = [1000.0, 1003.0, 998.0, 1001.0, 800.0, 999.0, 1002.0, 997.0, 1000.0, 1001.0]
+    # ten saved runs within ~0.3 %, one of them a slow spell 25 % down: left
+    # out, the other nine gate a 10 % drop (nearer them than the spell);
+    # kept, the spell would have made the spread ~8 % and the metric not gateable
+    means = [1000.0, 1003.0, 998.0, 1001.0, 750.0, 999.0, 1002.0, 997.0, 1000.0, 1001.0]
     base = history_of(means)
     (m,) = compare(base, run_of([900.0, 901.0, 899.0])).metrics
     assert m.change.verdict is Verdict.REGRESSED and m.change.left_out == 1
     assert m.change.baseline_n == 9 and m.change.detectable < 0.05
     (m,) = compare(base, run_of([1000.0, 1001.0, 999.0])).metrics
     assert m.change.verdict is Verdict.NO_CHANGE and m.change.left_out == 1
+    # a run nearer the spell is one more like it: not a regression
+    (m,) = compare(base, run_of([800.0, 801.0, 799.0])).metrics
+    assert not m.change.is_regression and m.change.left_out == 0
 
 
 def test_a_spread_that_hides_the_threshold_is_not_gateable_not_a_regression():

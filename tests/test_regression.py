@@ -838,3 +838,33 @@ def test_one_outlying_saved_run_does_not_hide_a_change():
     assert robust.p_value < 1e-6
     # and the same run as the others is still one of them
     assert run_to_run(history, 1001.0, family=40).p_value > 0.5
+
+
+def test_a_run_nearer_a_left_out_one_than_the_others_is_judged_with_it():
+    # the spell at 800 stays out of the test of a run nearer the other nine,
+    # beyond it or on the other side; a run nearer the spell is one more
+    # like it: the spell is put back and the run is not significant
+    history = [1000.0, 1004.0, 997.0, 1002.0, 800.0, 999.0, 1003.0, 996.0, 1001.0, 998.0]
+    for current in (920.0, 1100.0):
+        r = run_to_run(history, current, family=40)
+        assert r.left_out == 1 and r.p_value < 1e-6
+    for current in (880.0, 800.0, 760.0):              # not significant in a family of 40
+        r = run_to_run(history, current, family=40)
+        assert r.left_out == 0 and r.history_n == 10 and r.p_value > 0.05 / 40
+    # far beyond the spell, nearer it than the nine: put back, and still a change
+    r = run_to_run(history, 300.0, family=40)
+    assert r.left_out == 0 and r.p_value < 0.001
+
+
+def test_a_second_mode_of_the_history_is_not_screened_out_of_a_run_in_it():
+    # a 10 us block whose p90 is 50 % higher in two runs of ten: Rosner's
+    # test leaves both out, and a run in that mode would read +50 % against
+    # eight runs within 2 %; they are put back for it
+    history = [10.0, 10.1, 9.9, 10.0, 15.2, 10.05, 9.95, 14.8, 10.0, 10.1]
+    assert outlying_runs(history, significance=0.001) == (4, 7)
+    high = run_to_run(history, 15.0, family=40)
+    assert high.left_out == 0 and high.p_value > 0.05
+    low = run_to_run(history, 10.02, family=40)                  # the usual mode
+    assert low.left_out == 2 and low.p_value > 0.5
+    assert run_to_run(history, 7.0, family=40).p_value < 1e-4   # a change the other way
+    assert run_to_run(history, 7.0, family=40).left_out == 2
