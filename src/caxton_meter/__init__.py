@@ -82,6 +82,15 @@ _LAZY = {
     "open_loop_async": "._aioload",
     "WorkerError": "._multiload",
     "run_processes": "._multiload",
+    "stripes": "._segments",
+    "ClusterError": "._distributed",
+    "DistributedResult": "._distributed",
+    "WorkerReport": "._distributed",
+    "run_distributed": "._distributed",
+    "LogPart": "._logmerge",
+    "MergedLogs": "._logmerge",
+    "merge_logs": "._logmerge",
+    "write_load_log": "._logmerge",
     "AsyncTarget": "._targets",
     "Target": "._targets",
     "drive": "._targets",
@@ -208,6 +217,9 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
     )
     from ._aioload import open_loop_async
     from ._multiload import WorkerError, run_processes
+    from ._segments import stripes
+    from ._distributed import ClusterError, DistributedResult, WorkerReport, run_distributed
+    from ._logmerge import LogPart, MergedLogs, merge_logs, write_load_log
     from ._targets import AsyncTarget, Target, drive, drive_async
     from ._network import HttpTarget, TcpTarget, load_network
     from ._results import (
@@ -343,6 +355,15 @@ __all__ = [
     "RouterCounts",
     "RoutingError",
     "run_processes",
+    "stripes",
+    "run_distributed",
+    "DistributedResult",
+    "WorkerReport",
+    "ClusterError",
+    "merge_logs",
+    "MergedLogs",
+    "LogPart",
+    "write_load_log",
     "run_scenario",
     "run_suite",
     "RunResult",

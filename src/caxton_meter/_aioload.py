@@ -139,6 +139,7 @@ async def open_loop_async(
     start_rate: float | str | None = None,
     interval: float | str = 1.0,
     deadline: float | str | None = None,
+    stripe: bytes | None = None,
 ) -> OpenLoopResult:
     """Start ``coro_fn(*args)`` as a task at the arrival rate ``stages``
     describe (as the core's open_loop: [(target rate per second, duration
@@ -163,7 +164,8 @@ async def open_loop_async(
     task.cancel()) or a KeyboardInterrupt from a call ends it at once: calls
     in flight are cancelled (counted as failed, "Cancelled") and the partial
     result is returned with ``interrupted`` set.  A callable that returns a
-    non-awaitable raises TypeError.
+    non-awaitable raises TypeError.  ``stripe``: this loop's share of the
+    schedule, as the core's open_loop's.
     """
     import asyncio
 
@@ -175,7 +177,7 @@ async def open_loop_async(
     interval_ns = int(_checks.seconds(interval, f"{what}: interval") * 1e9)
     deadline_s = _checks.optional(_checks.seconds)(deadline, f"{what}: deadline")
     deadline_ns = None if deadline_s is None else int(deadline_s * 1e9)
-    _, _, schedule = _checks.stages(what, stages, rate, duration, start_rate)
+    _, _, schedule = _checks.stages(what, stages, rate, duration, start_rate, stripe)
     call_args = tuple(args)
 
     run = _Run(asyncio.get_running_loop())

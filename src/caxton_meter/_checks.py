@@ -222,11 +222,12 @@ def stage_rate(value: object, what: str) -> float:
 
 def stages(what: str, stages: Stages | None, rate: float | str | None,
                    duration: float | str | None, start_rate: float | str | None,
+                   stripe: bytes | None = None,
                    ) -> tuple[list[tuple[float, float]], float | None, _core.Schedule]:
     """The arrival schedule a driver was given, checked: ``stages``
     [(rate per second, duration in seconds), ...] or one stage as ``rate``
     and ``duration``, each with or without a unit ("2K/s", "200ms"), and
-    ``start_rate``.  Returns the stages in numbers, the start rate and the
+    ``start_rate`` (and the ``stripe`` of it a worker takes, if any).  Returns the stages in numbers, the start rate and the
     core's Schedule of them; raises ArgumentError/ArgumentTypeError named
     for ``what`` (the driver)."""
     if stages is not None:
@@ -255,7 +256,9 @@ def stages(what: str, stages: Stages | None, rate: float | str | None,
         plan = [(_rate(rate, f"{what}: rate"), _seconds(duration, f"{what}: duration"))]
     start = None if start_rate is None else stage_rate(start_rate, f"{what}: start_rate")
     try:
-        schedule = _core.Schedule(plan, start_rate=start)
+        schedule = _core.Schedule(plan, start_rate=start, stripe=stripe)
     except ValueError as e:     # the core's message ("the stages last no time"), named for what
         raise ArgumentError(str(e).replace("Schedule:", f"{what}:", 1)) from None
+    except TypeError as e:
+        raise ArgumentTypeError(str(e).replace("Schedule:", f"{what}:", 1)) from None
     return plan, start, schedule

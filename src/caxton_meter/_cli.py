@@ -1049,4 +1049,9 @@ def cmd_history(argv: list[str], prog: str) -> int:
     return main_history(argv, prog)
 
 
-_COMMANDS = {"calibrate": cmd_calibrate, "history": cmd_history}
+def cmd_merge(argv: list[str], prog: str) -> int:
+    from ._logmerge import main_merge
+    return main_merge(argv, prog)
+
+
+_COMMANDS = {"calibrate": cmd_calibrate, "history": cmd_history, "merge": cmd_merge}

@@ -440,10 +440,12 @@ def open_loop(
     start_rate: float | None = None, max_in_flight: int = 1_000_000,
     content: bytes | bytearray | memoryview = b"", interval: float = 1.0, one_way: bool = False,
     deadline: float | None = None, on_interval: Callable[[LoadInterval], object] | None = None,
+    stripe: bytes | None = None,
 ) -> OpenLoopResult: ...
 
 class Schedule:
-    def __init__(self, stages: Iterable[tuple[float, float]], *, start_rate: float | None = None) -> None: ...
+    def __init__(self, stages: Iterable[tuple[float, float]], *, start_rate: float | None = None,
+                 stripe: bytes | None = None) -> None: ...
     @property
     def duration_ns(self) -> int: ...
     def due_ns(self, n: int) -> int | None: ...
@@ -453,6 +455,7 @@ def open_loop_call(
     fn: Callable[..., object], stages: Iterable[tuple[float, float]], *, args: Iterable[object] = (),
     start_rate: float | None = None, max_lateness: float | None = None, interval: float = 1.0,
     deadline: float | None = None, on_interval: Callable[[LoadInterval], object] | None = None,
+    stripe: bytes | None = None,
 ) -> OpenLoopResult: ...
 
 # --- network targets (_net.pxi) ---
@@ -494,5 +497,5 @@ def network_loop(
     timeout: float = 10.0, deadline: float | None = None, max_queue: int = 10_000,
     max_response: int = 1 << 20, head: bool = False, length_size: int = 4,
     little_endian: bool = False, reply_size: int = 0, interval: float = 1.0,
-    on_interval: Callable[[LoadInterval], object] | None = None,
+    on_interval: Callable[[LoadInterval], object] | None = None, stripe: bytes | None = None,
 ) -> NetworkResult: ...

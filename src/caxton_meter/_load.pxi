@@ -306,14 +306,41 @@ cdef struct cm_schedule:
     int32_t k                  # the current stage
     double c_prev              # arrivals expected before stage k
     int64_t stage_start_ns     # stage k's start, from the run's start
+    # A stripe: of every ``period`` arrivals of the schedule, this loop takes
+    # the ``per_period`` at offsets ``pos`` (ascending); ``before[j]`` is how
+    # many of them lie among a period's first j.  Loops given complementary
+    # stripes of one schedule (one per worker) send, together, exactly its
+    # arrivals at exactly their times.  period 0: every arrival.
+    int32_t period
+    int32_t per_period
+    int32_t *pos
+    int32_t *before
 
 
 @cython.cdivision(True)
-cdef bint schedule_time(cm_schedule *s, int64_t n, int64_t *t_out) noexcept nogil:
-    """The time (ns from the start) arrival n is due; 0 past the last stage.
-    n must not decrease from call to call."""
+cdef inline int64_t _global_index(cm_schedule *s, int64_t n) noexcept nogil:
+    """The schedule's index of this loop's arrival n (n itself unstriped)."""
+    if s.period == 0:
+        return n
+    return (n // s.per_period) * s.period + s.pos[n % s.per_period]
+
+
+@cython.cdivision(True)
+cdef inline int64_t _own_before(cm_schedule *s, int64_t g) noexcept nogil:
+    """How many of this loop's arrivals have a schedule index below g."""
+    if s.period == 0:
+        return g
+    return (g // s.period) * s.per_period + s.before[g % s.period]
+
+
+@cython.cdivision(True)
+cdef bint schedule_time(cm_schedule *s, int64_t own, int64_t *t_out) noexcept nogil:
+    """The time (ns from the start) this loop's arrival ``own`` is due (the
+    schedule's arrival of that index, or of its stripe's); 0 past the last
+    stage.  own must not decrease from call to call."""
     cdef cm_stage *st
     cdef double d, expected, need, a, b, t, disc
+    cdef int64_t n = _global_index(s, own)
     while s.k < s.n:
         st = &s.stages[s.k]
         d = st.d_ns / 1e9
@@ -368,12 +395,12 @@ cdef double expected_by(cm_schedule *s, int64_t t_ns) noexcept nogil:
 
 
 cdef int64_t due_by(cm_schedule *s, int64_t n, int64_t t_ns) noexcept nogil:
-    """The arrivals from n on that are due by ``t_ns``, counted at once
-    (give or take the last one, which the loops then take one by one):
-    dropping a backlog or counting what a stop left unsent costs a few
-    stage reads, not one step per arrival."""
+    """This loop's arrivals from n on that are due by ``t_ns``, counted at
+    once (give or take the last one, which the loops then take one by
+    one): dropping a backlog or counting what a stop left unsent costs a
+    few stage reads, not one step per arrival."""
     cdef double c = expected_by(s, t_ns)
-    cdef int64_t upto = <int64_t>floor(c)
+    cdef int64_t upto = _own_before(s, <int64_t>floor(c))
     return upto - n if upto > n else 0
 
 
@@ -410,11 +437,50 @@ cdef list _parse_stages(stages, start_rate, str what):
     return out
 
 
-cdef int64_t _fill_schedule(cm_schedule *sch, list plan) except -1:
-    """Lay plan out in sch (its stages allocated: free(sch.stages)); returns
-    the schedule's length in ns."""
+# The longest stripe period a loop takes (a period's offsets are kept in two
+# tables of this many int32).
+_MAX_STRIPE = 1 << 20
+
+
+cdef bytes _parse_stripe(stripe, str what):
+    """A stripe checked: bytes-like, 1 to _MAX_STRIPE long, each byte 0 or 1
+    (1: this loop takes that arrival of every period), at least one 1.
+    None stays None (every arrival)."""
+    if stripe is None:
+        return None
+    if isinstance(stripe, str):
+        raise TypeError(f"{what}: stripe must be bytes-like (0 or 1 per arrival of a period), "
+                        f"got str")
+    try:
+        data = bytes(memoryview(stripe))
+    except TypeError:
+        raise TypeError(f"{what}: stripe must be bytes-like (0 or 1 per arrival of a period), "
+                        f"not {type(stripe).__name__}") from None
+    if not 1 <= len(data) <= _MAX_STRIPE:
+        raise ValueError(f"{what}: stripe's period must be 1 to {_MAX_STRIPE} arrivals, "
+                         f"got {len(data)}")
+    if data.strip(b"\x00\x01"):
+        raise ValueError(f"{what}: stripe holds a byte other than 0 or 1")
+    if b"\x01" not in data:
+        raise ValueError(f"{what}: stripe takes no arrival (every byte is 0)")
+    return data
+
+
+cdef void _free_schedule(cm_schedule *sch) noexcept nogil:
+    free(sch.stages)
+    free(sch.pos)
+    free(sch.before)
+    sch.stages = NULL
+    sch.pos = NULL
+    sch.before = NULL
+
+
+cdef int64_t _fill_schedule(cm_schedule *sch, list plan, bytes stripe=None) except -1:
+    """Lay plan (and the stripe, if any) out in sch, allocated: free it with
+    _free_schedule; returns the schedule's length in ns."""
     cdef Py_ssize_t k
     cdef int64_t total = 0
+    cdef int32_t j, c = 0
     memset(sch, 0, sizeof(cm_schedule))
     sch.n = len(plan)
     sch.stages = <cm_stage *>calloc(sch.n, sizeof(cm_stage))
@@ -423,23 +489,40 @@ cdef int64_t _fill_schedule(cm_schedule *sch, list plan) except -1:
     for k in range(sch.n):
         sch.stages[k].r0, sch.stages[k].r1, sch.stages[k].d_ns = plan[k]
         total += sch.stages[k].d_ns
+    if stripe is not None and stripe.count(b"\x01") < len(stripe):
+        sch.period = <int32_t>len(stripe)
+        sch.per_period = <int32_t>stripe.count(b"\x01")
+        sch.pos = <int32_t *>malloc(sch.per_period * sizeof(int32_t))
+        sch.before = <int32_t *>malloc((sch.period + 1) * sizeof(int32_t))
+        if sch.pos == NULL or sch.before == NULL:
+            _free_schedule(sch)
+            raise MemoryError()
+        for j in range(sch.period):
+            sch.before[j] = c
+            if stripe[j]:
+                sch.pos[c] = j
+                c += 1
+        sch.before[sch.period] = c
     return total
+
 
 
 cdef class Schedule:
     """The arrival schedule of an open loop, for loops outside the core (an
     asyncio driver): ``due_ns(n)`` is when arrival n (0, 1, 2, ...) is due,
-    in ns from the start, or None past the end.  Stages as open_loop's."""
+    in ns from the start, or None past the end.  Stages as open_loop's;
+    ``stripe`` as open_loop's: arrival n is then the stripe's n-th."""
     cdef cm_schedule _s
     cdef readonly int64_t duration_ns
     cdef int64_t _last
 
-    def __cinit__(self, stages, *, start_rate=None):
-        self.duration_ns = _fill_schedule(&self._s, _parse_stages(stages, start_rate, "Schedule"))
+    def __cinit__(self, stages, *, start_rate=None, stripe=None):
+        self.duration_ns = _fill_schedule(&self._s, _parse_stages(stages, start_rate, "Schedule"),
+                                          _parse_stripe(stripe, "Schedule"))
         self._last = -1
 
     def __dealloc__(self):
-        free(self._s.stages)
+        _free_schedule(&self._s)
 
     def due_ns(self, n):
         cdef int64_t k = _index(n), t = 0
@@ -889,7 +972,8 @@ cdef Histogram _histogram_difference(Histogram later, Histogram earlier):
 
 
 def open_loop(Router router not None, targets, stages, *, start_rate=None, max_in_flight=1_000_000,
-              content=b"", interval=1.0, one_way=False, deadline=None, on_interval=None):
+              content=b"", interval=1.0, one_way=False, deadline=None, on_interval=None,
+              stripe=None):
     """Send requests from the client to ``targets`` (agent ids, round robin)
     at the arrival rate ``stages`` describe: a sequence of (target rate per
     second, duration in seconds); the rate moves linearly from
@@ -908,11 +992,19 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     flight completes and the partial result comes back (``interrupted``).
     ``on_interval(interval)``, if given, is called with each LoadInterval
     as it closes (live progress); an exception it raises stops the loop
-    and propagates."""
+    and propagates.
+
+    ``stripe`` (bytes of 0 and 1, a period of the schedule's arrivals)
+    makes this loop take only its share of the schedule: of every
+    len(stripe) arrivals, those whose byte is 1, each at its own due time.
+    Loops given complementary stripes (one per worker process or machine;
+    caxton_meter.stripes makes them) send together exactly the schedule's
+    arrivals, at exactly their times."""
     if on_interval is not None and not callable(on_interval):
         raise TypeError(f"open_loop: on_interval must be callable, got {type(on_interval).__name__}")
     ids = router.load_targets(targets, "open_loop")
     plan = _parse_stages(stages, start_rate, "open_loop")
+    cdef bytes own = _parse_stripe(stripe, "open_loop")
     cdef int64_t deadline_ns = _deadline_ns(deadline, "open_loop")
     cdef int64_t cap = _index(max_in_flight)
     if cap < 1:
@@ -924,12 +1016,12 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     router.check_content(view.shape[0], "open_loop")
 
     cdef cm_schedule sch
-    cdef int64_t duration_ns = _fill_schedule(&sch, plan)
+    cdef int64_t duration_ns = _fill_schedule(&sch, plan, own)
     cdef Py_ssize_t n_targets = len(ids), k
     cdef int32_t *tv = <int32_t *>malloc(n_targets * sizeof(int32_t))
     cdef cm_buf *buf = buf_new(<const char *>&view[0] if view.shape[0] else NULL, view.shape[0])
     if tv == NULL or buf == NULL:
-        free(sch.stages); free(tv); buf_unref(buf)
+        _free_schedule(&sch); free(tv); buf_unref(buf)
         raise MemoryError()
     for k in range(n_targets):
         tv[k] = <int32_t>ids[k]
@@ -1050,7 +1142,7 @@ def open_loop(Router router not None, targets, stages, *, start_rate=None, max_i
     finally:
         buf_unref(buf)
         free(tv)
-        free(sch.stages)
+        _free_schedule(&sch)
     cdef Histogram after_uncorrected = router.snapshot(HIST_ROUND_TRIP_UNCORRECTED, 0)
     result.requests = sent
     result.completed = completed
@@ -1079,7 +1171,7 @@ cdef int64_t _deadline_ns(deadline, str what) except -1:
 
 
 def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, interval=1.0,
-                   deadline=None, on_interval=None):
+                   deadline=None, on_interval=None, stripe=None):
     """Call ``fn(*args)`` at the arrival rate ``stages`` describe (as
     open_loop's), one call at a time, from a loop compiled in the core.
 
@@ -1090,7 +1182,7 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
     made (None: never drop).  An exception counts as a failure by its type
     (``errors``), not a crash.  Ctrl-C ends the run early with the result so
     far (``interrupted``), and so does ``deadline`` (seconds).
-    ``on_interval`` as open_loop's."""
+    ``on_interval`` and ``stripe`` as open_loop's."""
     if on_interval is not None and not callable(on_interval):
         raise TypeError(f"open_loop_call: on_interval must be callable, "
                         f"got {type(on_interval).__name__}")
@@ -1098,6 +1190,7 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
         raise TypeError(f"open_loop_call: fn must be callable, got {type(fn).__name__}")
     args = tuple(args)
     plan = _parse_stages(stages, start_rate, "open_loop_call")
+    cdef bytes own = _parse_stripe(stripe, "open_loop_call")
     cdef int64_t deadline_ns = _deadline_ns(deadline, "open_loop_call")
     cdef double every = float(interval)
     if not (every > 0 and math.isfinite(every)):
@@ -1108,7 +1201,7 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
             raise ValueError(f"open_loop_call: max_lateness must be >= 0 seconds, got {max_lateness!r}")
         late_ns = <int64_t>(float(max_lateness) * 1e9)
     cdef cm_schedule sch
-    cdef int64_t duration_ns = _fill_schedule(&sch, plan)
+    cdef int64_t duration_ns = _fill_schedule(&sch, plan, own)
     cdef int64_t n = 0, sent = 0, dropped = 0, completed = 0, failed = 0, planned = 0
     cdef int64_t t0, now, due, rel = 0, end, gap, interval_ns = <int64_t>(every * 1e9)
     cdef int64_t next_boundary, i_start, i_sent = 0, i_completed = 0, i_failed = 0, i_dropped = 0
@@ -1196,7 +1289,7 @@ def open_loop_call(fn, stages, *, args=(), start_rate=None, max_lateness=None, i
             drop = due_by(&sch, n, min(stopped_ns, duration_ns - 1))
             planned += drop
             dropped += drop
-        free(sch.stages)
+        _free_schedule(&sch)
     result.elapsed_ns = cm_now_ns() - t0
     result.last_send_ns = last_send - t0 if last_send >= 0 else 0
     result.requests, result.completed, result.failed = sent, completed, failed

@@ -1,6 +1,6 @@
 """Open-loop load from several processes on one machine: each worker
-process runs the core's open_loop_call at 1/N of the rate, and the parent
-merges what they measured exactly (OpenLoopResult.merge, keeping each
+process runs the core's open_loop_call on its stripe of the schedule
+(every N-th arrival, at its time: _segments), and the parent merges what they measured exactly (OpenLoopResult.merge, keeping each
 process's result in ``parts``).
 
 One Python process makes one call at a time (the GIL and open_loop_call's
@@ -102,10 +102,12 @@ def _labelled(res: OpenLoopResult, source: str) -> OpenLoopResult:
 
 def _load(obj: object, stages: list[tuple[float, float]], start_rate: float | None,
           args: tuple[object, ...], interval: float, deadline: float | None,
-          payload: bytes, concurrency: int) -> OpenLoopResult:
+          payload: bytes, concurrency: int, stripe: bytes | None,
+          on_interval: Callable[[Any], object] | None = None) -> OpenLoopResult:
     """One worker's share of the load, by the kind of target: a Target
     (between its setup and teardown), an AsyncTarget or a coroutine function
-    (the asyncio open loop, ``concurrency`` at a time), or a callable."""
+    (the asyncio open loop, ``concurrency`` at a time), or a callable (whose
+    loop calls ``on_interval`` with each interval as it closes)."""
     import asyncio
 
     from ._aioload import open_loop_async
@@ -114,24 +116,24 @@ def _load(obj: object, stages: list[tuple[float, float]], start_rate: float | No
     if kind == "async target":
         return asyncio.run(drive_async(obj, stages, payload=payload,  # type: ignore[arg-type]
                                        concurrency=concurrency, start_rate=start_rate,
-                                       interval=interval, deadline=deadline))
+                                       interval=interval, deadline=deadline, stripe=stripe))
     if kind == "target":
         return drive(obj, stages, payload=payload, start_rate=start_rate,  # type: ignore[arg-type]
-                     interval=interval, deadline=deadline)
+                     interval=interval, deadline=deadline, stripe=stripe)
     if kind == "coroutine function":
         return asyncio.run(open_loop_async(obj, stages, args=args,  # type: ignore[arg-type]
                                            concurrency=concurrency,
                                            start_rate=start_rate, interval=interval,
-                                           deadline=deadline))
+                                           deadline=deadline, stripe=stripe))
     assert callable(obj)
     return open_loop_call(obj, stages, args=args, start_rate=start_rate, interval=interval,
-                          deadline=deadline)
+                          deadline=deadline, stripe=stripe, on_interval=on_interval)
 
 
 def _worker(conn: Connection, index: int, target: object,
             stages: list[tuple[float, float]], start_rate: float | None,
             args: tuple[object, ...], interval: float, deadline: float | None,
-            payload: bytes, concurrency: int) -> None:
+            payload: bytes, concurrency: int, stripe: bytes | None) -> None:
     """A worker process: load the target, report ready, wait for the start
     signal (so that all processes start their schedules together), run,
     send the result, labelled with the process.  Every failure is sent,
@@ -147,7 +149,8 @@ def _worker(conn: Connection, index: int, target: object,
     if conn.recv() != "go":
         return
     try:
-        res = _load(fn, stages, start_rate, args, interval, deadline, payload, concurrency)
+        res = _load(fn, stages, start_rate, args, interval, deadline, payload, concurrency,
+                    stripe)
         conn.send(("done", _labelled(res, f"process {index} (pid {os.getpid()})")))
     except BaseException as e:
         conn.send(_error_message(e))
@@ -250,11 +253,11 @@ def run_processes(
     """Call a function from ``processes`` worker processes at the arrival
     rate ``stages`` describe (as open_loop_call's; or a constant ``rate``
     for ``duration``; units allowed, "2K/s", "200ms"), all together: each
-    process runs open_loop_call with every rate divided by ``processes``,
-    so each process's schedule is the whole schedule thinned (its planned
-    count rounds on its own: the total may differ from one process's plan
-    by up to ``processes``).  ``deadline`` (seconds) ends every process's
-    schedule early, as open_loop_call's.
+    process takes every ``processes``-th arrival of the one schedule, at
+    its time (a stripe, caxton_meter.stripes), so the processes send
+    together exactly the schedule's arrivals, as one loop would plan them.
+    ``deadline`` (seconds) ends every process's schedule early, as
+    open_loop_call's.
 
     ``fn_spec`` is "module:function" (imported in each worker; the
     function may be a dotted attribute path) or a picklable object: a
@@ -296,8 +299,8 @@ def run_processes(
     stop = _checks.optional(_checks.seconds)(deadline, f"{what}: deadline")
     # checked here, before any process starts
     plan, start, _ = _checks.stages(what, stages, rate, duration, start_rate)
-    scaled = [(r / n_processes, d) for r, d in plan]
-    scaled_start = None if start is None else start / n_processes
+    from ._segments import stripes
+    shares = stripes([1] * n_processes) if n_processes > 1 else [None]
     call_args = tuple(args)
     import pickle
 
@@ -322,8 +325,8 @@ def run_processes(
         for i in range(n_processes):
             parent_end, child_end = ctx.Pipe()
             p = ctx.Process(target=_worker, name=f"caxton_meter-load-{i}", daemon=True,
-                            args=(child_end, i, fn_spec, scaled, scaled_start, call_args, every,
-                                  stop, data, limit))
+                            args=(child_end, i, fn_spec, plan, start, call_args, every,
+                                  stop, data, limit, shares[i]))
             log = tempfile.TemporaryFile()
             logs.append(log)
             # the worker's standard error is its own file, from its first

@@ -725,7 +725,7 @@ cdef void _net_free(cm_net *L) noexcept nogil:
     free(L.conns)
     free(L.free)
     free(L.queue)
-    free(L.sch.stages)
+    _free_schedule(&L.sch)
 
 
 # --- the result ----------------------------------------------------------------------------
@@ -834,7 +834,7 @@ def network_loop(str protocol, int port, bytes request, stages, *, start_rate=No
                  bint closed=False, duration=None, int connections=1, timeout=10.0,
                  deadline=None, max_queue=10_000, max_response=1 << 20, bint head=False,
                  int length_size=4, bint little_endian=False, reply_size=0, interval=1.0,
-                 on_interval=None):
+                 on_interval=None, stripe=None):
     """Load a TCP server on 127.0.0.1:``port`` over ``connections``
     keep-alive connections, opened before the run, with one thread's epoll
     loop that runs without the GIL.  ``request`` (bytes) is sent as is for
@@ -885,9 +885,12 @@ def network_loop(str protocol, int port, bytes request, stages, *, start_rate=No
     if len(request) == 0:
         raise ValueError("network_loop: the request is empty; a server would have nothing to answer")
     cdef int64_t deadline_ns = _deadline_ns(deadline, "network_loop")
+    cdef bytes own = None
     if closed:
         if stages is not None:
             raise ValueError("network_loop: a closed loop takes duration=, not stages")
+        if stripe is not None:
+            raise ValueError("network_loop: a closed loop has no schedule to take a stripe of")
         if duration is None or not (float(duration) > 0 and math.isfinite(float(duration))):
             raise ValueError(f"network_loop: a closed loop needs duration > 0 seconds, "
                              f"got {duration!r}")
@@ -896,6 +899,7 @@ def network_loop(str protocol, int port, bytes request, stages, *, start_rate=No
         if stages is None:
             raise ValueError("network_loop: an open loop needs stages")
         plan = _parse_stages(stages, start_rate, "network_loop")
+        own = _parse_stripe(stripe, "network_loop")
 
     cdef int sf = 3
     cdef Histogram latency = Histogram(1, _LATENCY_HIGHEST, sf)
@@ -919,7 +923,7 @@ def network_loop(str protocol, int port, bytes request, stages, *, start_rate=No
     cdef int64_t slack = -1
     intervals = []
     try:
-        L.duration_ns = _fill_schedule(&L.sch, plan)
+        L.duration_ns = _fill_schedule(&L.sch, plan, own)
         L.protocol = _NET_PROTOCOLS[protocol]
         L.addr = 0x7F000001                 # 127.0.0.1: the loopback only, for now
         L.port = port

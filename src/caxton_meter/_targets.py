@@ -93,25 +93,27 @@ def _call_hook(target: object, name: str) -> None:
 def drive(target: Target, stages: Stages | None = None, *, rate: float | str | None = None,
           duration: float | str | None = None, payload: bytes | bytearray | memoryview = b"",
           start_rate: float | str | None = None, max_lateness: float | str | None = None,
-          interval: float | str = 1.0, deadline: float | str | None = None) -> OpenLoopResult:
+          interval: float | str = 1.0, deadline: float | str | None = None,
+          stripe: bytes | None = None) -> OpenLoopResult:
     """Drive ``target.request(payload)`` at the arrival rate ``stages``
     describe (k6's stages, as open_loop_call), or at a constant ``rate`` for
     ``duration``, between its ``setup()`` and ``teardown()``.  Latency
     counts from each request's intended start.  Rates and durations may
-    carry their units ("2K/s", "200ms")."""
+    carry their units ("2K/s", "200ms"); ``stripe``: this driver's share of
+    the schedule, as open_loop's."""
     what = "drive"
     request = _request_of(target, what)
     if inspect.iscoroutinefunction(request):
         raise ArgumentTypeError(f"{what}: target.request is a coroutine function; use drive_async")
     data = _payload(payload, what)
-    plan, start, _ = stages_of(what, stages, rate, duration, start_rate)
+    plan, start, _ = stages_of(what, stages, rate, duration, start_rate, stripe)
     every = seconds(interval, f"{what}: interval")
     late = optional(seconds)(max_lateness, f"{what}: max_lateness", allow_zero=True)
     stop = optional(seconds)(deadline, f"{what}: deadline")
     _call_hook(target, "setup")
     try:
         return open_loop_call(request, plan, args=(data,), start_rate=start, max_lateness=late,
-                              interval=every, deadline=stop)
+                              interval=every, deadline=stop, stripe=stripe)
     finally:
         _call_hook(target, "teardown")
 
@@ -120,7 +122,8 @@ async def drive_async(target: AsyncTarget, stages: Stages | None = None, *,
                       rate: float | str | None = None, duration: float | str | None = None,
                       payload: bytes | bytearray | memoryview = b"", concurrency: int = 100,
                       start_rate: float | str | None = None, interval: float | str = 1.0,
-                      deadline: float | str | None = None) -> OpenLoopResult:
+                      deadline: float | str | None = None,
+                      stripe: bytes | None = None) -> OpenLoopResult:
     """Drive ``await target.request(payload)`` at the arrival rate ``stages``
     describe (or ``rate`` for ``duration``), at most ``concurrency`` at a
     time, between the target's ``setup()`` and ``teardown()`` (plain or
@@ -131,14 +134,15 @@ async def drive_async(target: AsyncTarget, stages: Stages | None = None, *,
     request = _request_of(target, what)
     data = _payload(payload, what)
     # checked before setup() runs, with this function's name
-    plan, start, _ = stages_of(what, stages, rate, duration, start_rate)
+    plan, start, _ = stages_of(what, stages, rate, duration, start_rate, stripe)
     limit = integer(concurrency, f"{what}: concurrency", low=1)
     every = seconds(interval, f"{what}: interval")
     stop = optional(seconds)(deadline, f"{what}: deadline")
     await _maybe_await(getattr(target, "setup", None))
     try:
         return await open_loop_async(request, plan, args=(data,), concurrency=limit,
-                                     start_rate=start, interval=every, deadline=stop)
+                                     start_rate=start, interval=every, deadline=stop,
+                                     stripe=stripe)
     finally:
         await _maybe_await(getattr(target, "teardown", None))
 
