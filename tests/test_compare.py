@@ -261,3 +261,19 @@ def test_a_change_a_rerun_does_not_repeat_is_transient_and_fails_nothing():
     assert spell.confirmed_by is not None
     held = confirm(slow, compare(base, run_of([69_000.0, 69_500.0, 70_200.0])))
     assert [m.metric for m in held.regressions] == ["throughput"] and held.transient == ()
+
+
+def test_a_scenario_run_on_a_noisier_machine_than_every_saved_run_is_said():
+    def state(p99, steal):
+        return {**META, "machine_state": {"message_throughput": {"wake_late_p99_ns": p99,
+                                                                "steal_percent": steal}}}
+    runs = [run_of([1000.0 + i, 1001.0, 999.0], meta=state(100_000 + 10_000 * i, 0.5))
+            for i in range(5)]
+    base = BaselineHistory("main", tuple(runs))
+    calm = compare(base, run_of([1000.0, 1001.0, 999.0], meta=state(120_000, 0.4)))
+    assert not any("noisier" in w for w in calm.warnings)
+    noisy = compare(base, run_of([1000.0, 1001.0, 999.0], meta=state(900_000, 6.0)))
+    (warning,) = [w for w in noisy.warnings if "noisier" in w]
+    assert warning.startswith("message_throughput: the machine was noisier than in every saved "
+                              "run: timer wake-up lateness p99 900 us (saved runs: 100-140 us)")
+    assert "steal time 6.0 %" in warning

@@ -204,10 +204,17 @@ def compare(baseline: RunResult | BaselineHistory, current: RunResult, *,
                         f"this run the {current.metadata.get('profile')!r} one")
     candidates: list[_Candidate] = []
     missing: list[str] = []
+    from ._machine_state import noisier_than_saved
     for trials in current.scenarios:
         if trials.scenario not in base_run.names:
             missing.append(f"{trials.scenario}/*")
             continue
+        noisier = noisier_than_saved(
+            current.metadata.get("machine_state", {}).get(trials.scenario),
+            [r.metadata["machine_state"][trials.scenario] for r in history.runs
+             if trials.scenario in r.metadata.get("machine_state", {})])
+        if noisier:
+            warnings.append(f"{trials.scenario}: {noisier}")
         base = base_run.scenario(trials.scenario)
         if _normalised(base.config) != _normalised(trials.config):
             old, new = _normalised(base.config), _normalised(trials.config)

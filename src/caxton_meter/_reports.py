@@ -435,9 +435,20 @@ def _load_facts(run: RunResult) -> list[tuple[str, str]]:
         if t.partial:
             parts.append(f"partial ({sum(1 for r in t.results if r.partial)} of "
                          f"{_plural(len(t.results), 'trial')}; see the notes)")
+        machine = run.metadata.get("machine_state", {}).get(t.scenario, {})
+        late, steal = machine.get("wake_late_p99_ns", 0), machine.get("steal_percent", 0.0)
+        if late >= _NOISY_WAKE_NS or steal >= _NOISY_STEAL:
+            parts.append(f"a noisy machine: timer wake-ups late by {late / 1e3:,.0f} us at p99, "
+                         f"steal time {steal:.1f} %")
         if parts:
             out.append((t.scenario, "; ".join(parts)))
     return out
+
+
+# The machine's state worth a line under the table (_machine_state): a sleeping
+# thread woken a millisecond late at p99, or the host taking 1 % of the CPU.
+_NOISY_WAKE_NS = 1_000_000
+_NOISY_STEAL = 1.0
 
 
 def _date(meta: Mapping[str, Any]) -> str:

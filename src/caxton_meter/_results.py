@@ -715,7 +715,9 @@ def run_suite(names: Iterable[str], *, trials: int = 1, quick: bool = False,
     interval as it closes (live progress).  A Ctrl-C stops the suite: the
     trials finished so far are kept, and so is the partial result of a
     scenario that caught it (``interrupted``); a result cut short by its
-    config's deadline does not stop the suite."""
+    config's deadline does not stop the suite.  The machine's own state
+    over each scenario (timer wake-up lateness, steal time: _machine) goes
+    to the metadata's ``machine_state``."""
     from ._model import resolve_thresholds
     from ._scenarios import run_scenario, scenario_config
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
@@ -728,26 +730,37 @@ def run_suite(names: Iterable[str], *, trials: int = 1, quick: bool = False,
     meta = {**meta, "trials": trials, "profile": "quick" if quick else "full"}
     done: list[Trials] = []
     stopped = False
+    from ._machine_state import MachineProbe
+    machine: dict[str, dict[str, Any]] = {}
     for n in names:
         results: list[ScenarioResult] = []
-        for i in range(trials):
-            if should_stop is not None and should_stop():
-                stopped = True
-                break
-            try:
-                res = run_scenario(configs[n], thresholds=limits, on_interval=on_interval)
-            except KeyboardInterrupt:
-                stopped = True
-                break
-            results.append(res)
-            if on_trial is not None:
-                on_trial(n, i, res)
-            if res.interrupted:         # Ctrl-C inside the scenario: stop the suite
-                stopped = True
-                break
+        probe = MachineProbe()
+        probe.start()
+        try:
+            for i in range(trials):
+                if should_stop is not None and should_stop():
+                    stopped = True
+                    break
+                try:
+                    res = run_scenario(configs[n], thresholds=limits, on_interval=on_interval)
+                except KeyboardInterrupt:
+                    stopped = True
+                    break
+                results.append(res)
+                if on_trial is not None:
+                    on_trial(n, i, res)
+                if res.interrupted:         # Ctrl-C inside the scenario: stop the suite
+                    stopped = True
+                    break
+        finally:
+            state = probe.stop()
         if results:
             done.append(Trials(n, configs[n].as_dict(), tuple(results)))
+            if state:
+                machine[n] = state
         if stopped:
             meta["stopped_early"] = True
             break
+    if machine:
+        meta["machine_state"] = machine
     return RunResult(meta, tuple(done))
