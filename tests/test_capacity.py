@@ -425,3 +425,15 @@ def test_the_meter_fixture_loads_and_searches_an_http_target(pytester, nginx):
     assert searched.metric("capacity_steps").value >= 2
     assert any(n.startswith("capacity ") for n in searched.notes)
     assert searched.config["slo"] == ["p99 < 100ms"]
+
+
+def test_the_knee_is_the_last_crossing_so_one_noisy_step_below_does_not_mark_it():
+    def step(rate, value):
+        return CapacityStep(rate=rate, duration=1, achieved=rate, requests=1, completed=1,
+                            failed=0, dropped=0, p50=None, p99=None, value=value,
+                            slo_values=(), errors=(), passed=True, reason="", phase="rise")
+    # 2x the value at 1000/s is 2; the step at 2000/s (3) is a hiccup
+    steps = [step(r * 1000.0, v) for r, v in ((1, 1.0), (2, 3.0), (3, 1.2), (4, 1.5),
+                                              (5, 5.0), (6, 10.0))]
+    assert knee_of(steps) == pytest.approx(4000 + (2 - 1.5) / (5 - 1.5) * 1000)
+    assert knee_of(steps[:4]) is None                  # the highest step is below 2x

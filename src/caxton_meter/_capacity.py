@@ -42,10 +42,14 @@ length, so no length makes it steady (write ``p99.9``).
 
 The knee
 --------
-The knee is the lowest rate at which the SLO's percentile (p99 when the
-SLO names none) has grown to ``knee_factor`` (2) times its value at the
-lowest rate measured, interpolated linearly between the two steps around
-the crossing; None when it never did.  Why this rule and not Kneedle
+The knee is the rate at which the SLO's percentile (p99 when the SLO
+names none) grows past ``knee_factor`` (2) times its value at the lowest
+rate measured for good: the last crossing of that level on the way up,
+above which every step measured stays at or over it, interpolated
+linearly between the two steps around the crossing; None when the highest
+step is still below it.  The last crossing, not the first, so that one
+step whose tail a hiccup lifted (a p99 of 5 ms among steps at 1.5 ms)
+does not mark the knee.  Why this rule and not Kneedle
 (Satopää et al., 2011, the point of a normalised curve farthest from the
 chord): a search measures 5-15 points spaced geometrically, not a dense
 smooth curve, and Kneedle's normalisation by the range measured moves its
@@ -163,8 +167,9 @@ class CapacityResult:
         that failed; None when no rate passed.
     limit: the lowest rate that failed above the capacity; None when none
         failed (``max_rate`` held: the capacity is at least ``max_rate``).
-    knee: the rate at which the percentile reached ``knee_factor`` times
-        its lowest-rate value (see the module's text); None if it never did.
+    knee: the rate above which the percentile stays at or over
+        ``knee_factor`` times its lowest-rate value (see the module's text);
+        None if the highest step is below that.
     steps: every step, in the order run.
     slo: the SLO expressions, as written; ``percentile`` the one that sized
         the steps and defines the knee.
@@ -227,8 +232,8 @@ class CapacityResult:
         elif self.stopped == "interrupted":
             text += ": interrupted before the precision was reached"
         if self.knee is not None:
-            text += (f"; knee at {fq(self.knee, '/s')} (p{self.percentile:g} "
-                     f"{self.knee_factor:g}x its low-rate value)")
+            text += (f"; knee at {fq(self.knee, '/s')} (p{self.percentile:g} at "
+                     f"{self.knee_factor:g}x its low-rate value or more above it)")
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -356,20 +361,20 @@ def _judge(res: OpenLoopResult, rate: float, duration: float, expressions: Seque
 
 
 def knee_of(steps: Iterable[CapacityStep], factor: float = 2.0) -> float | None:
-    """The lowest rate at which the steps' percentile value reaches
-    ``factor`` times its value at the lowest rate measured, interpolated
-    linearly between the steps around the crossing; None when it never does
-    (or nothing was timed)."""
+    """The rate above which the steps' percentile value stays at or over
+    ``factor`` times its value at the lowest rate measured: the last
+    crossing of that level on the way up, interpolated linearly between the
+    two steps around it.  None when the highest step is below the level
+    (or fewer than two steps were timed)."""
     points = sorted((s.rate, s.value) for s in steps if s.value is not None)
     if len(points) < 2 or points[0][1] <= 0:
         return None
     level = factor * points[0][1]
-    for (r0, v0), (r1, v1) in zip(points, points[1:]):
-        if v1 >= level:
-            if v1 == v0:
-                return r1
-            return r0 + (level - v0) * (r1 - r0) / (v1 - v0) if v0 < level else r0
-    return None
+    below = max(i for i, (_, v) in enumerate(points) if v < level)   # the first is
+    if below == len(points) - 1:
+        return None
+    (r0, v0), (r1, v1) = points[below], points[below + 1]
+    return r0 + (level - v0) * (r1 - r0) / (v1 - v0)
 
 
 # -- the search ----------------------------------------------------------------------------------
@@ -565,8 +570,9 @@ def find_capacity(target: object, *, slo: str | Iterable[str],
     rest are dropped.  ``on_step(step)`` is called after each step.
 
     Returns a :class:`CapacityResult`: the capacity, the lowest failing
-    rate, the knee of the latency-vs-rate curve (the rate at which the
-    percentile reached ``knee_factor`` times its lowest-rate value) and
+    rate, the knee of the latency-vs-rate curve (the rate above which the
+    percentile stays at or over ``knee_factor`` times its lowest-rate
+    value) and
     every step.  Arguments are checked before anything is sent."""
     what = "find_capacity"
     expressions = _slo_expressions(slo, what)

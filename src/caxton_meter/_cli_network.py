@@ -78,8 +78,9 @@ when every --slo holds AND the loop held the rate: achieved within 1 % of the
 rate asked, nothing dropped, at most --max-error-rate of the requests failed.
 Each step lasts until --tail-samples requests (50) lie beyond the SLO's
 percentile (p99: 5,000 requests; p99.9: 50,000), --min-step at least.  The
-knee is the rate at which that percentile reached --knee-factor times its
-value at the lowest rate measured.  docs/capacity.md explains the method.
+knee is the rate above which that percentile stays at or over --knee-factor
+times its value at the lowest rate measured.  docs/capacity.md explains the
+method.
 
 exit codes:
   0    a capacity was found (at least --min-capacity, when given)
@@ -413,8 +414,8 @@ def _capacity_parser(prog: str) -> argparse.ArgumentParser:
     s.add_argument("--max-error-rate", type=_fraction, default=0.0, metavar="PCT",
                    help="failed requests a passing step may have (default 0)")
     s.add_argument("--knee-factor", type=_number_above_one, default=2.0, metavar="K",
-                   help="the knee: where the percentile reaches K times its lowest-rate "
-                        "value (default 2)")
+                   help="the knee: the rate above which the percentile stays at or over K "
+                        "times its lowest-rate value (default 2)")
     s.add_argument("--max-queue", type=int, default=10_000, metavar="N",
                    help="requests that may wait for a busy connection before the backlog is "
                         "dropped (default 10000)")

@@ -1375,8 +1375,9 @@ def _capacity_plot(result: CapacityResult) -> _Plot | None:
         f"p50 and p99 (and the SLO's p{q:g}) of each step, from each request's intended "
         "start, against the rate asked (log scale); a dot is a step that passed, a cross one "
         "that failed (the SLO broken, the rate not held, requests dropped or failed). The "
-        "solid vertical line is the capacity, the dotted one the knee (where the percentile "
-        f"reached {result.knee_factor:g} times its lowest-rate value).", draw)
+        "solid vertical line is the capacity, the dotted one the knee (above which the "
+        f"percentile stays at or over {result.knee_factor:g} times its lowest-rate value).",
+        draw)
 
 
 def capacity_html(result: CapacityResult) -> str:
