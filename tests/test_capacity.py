@@ -437,3 +437,17 @@ def test_the_knee_is_the_last_crossing_so_one_noisy_step_below_does_not_mark_it(
                                               (5, 5.0), (6, 10.0))]
     assert knee_of(steps) == pytest.approx(4000 + (2 - 1.5) / (5 - 1.5) * 1000)
     assert knee_of(steps[:4]) is None                  # the highest step is below 2x
+
+
+def test_ctrl_c_ends_the_search_with_the_steps_so_far():
+    calls = []
+
+    def interrupted_at_the_third(rate, length, deadline):
+        calls.append(rate)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return fake_result(rate, length, latencies_ns=[MS] * 10)
+
+    res = search(interrupted_at_the_third, tail_samples=1)
+    assert res.stopped == "interrupted" and [s.rate for s in res.steps] == [1000, 2000]
+    assert res.capacity == 2000 and "interrupted before the precision" in res.verdict

@@ -271,7 +271,17 @@ def _slo_expressions(slo: object, what: str) -> list[Any]:
         raise ArgumentError(f"{what}: slo is empty; give an expression such as 'p99 < 10ms'")
     out = []
     for text in texts:
-        expr = text if isinstance(text, ThresholdExpression) else PLUGIN_METRICS.parse(text)  # type: ignore[arg-type]
+        if isinstance(text, ThresholdExpression):
+            if text.metric_set is not PLUGIN_METRICS:
+                raise ArgumentError(f"{what}: slo {text.text!r} is an expression of the "
+                                    f"{text.metric_set.name} metrics; a search reads the "
+                                    f"plugin's ({PLUGIN_METRICS.listing()})")
+            expr = text
+        elif isinstance(text, str):
+            expr = PLUGIN_METRICS.parse(text)
+        else:
+            raise ArgumentTypeError(f"{what}: each slo must be an expression ('p99 < 10ms'), "
+                                    f"not {type(text).__name__}")
         if expr.metric in _REFUSED:
             raise ArgumentError(f"{what}: slo {expr.text!r}: {expr.metric} cannot judge a "
                                 f"step: {_REFUSED[expr.metric]}")
@@ -403,7 +413,11 @@ def _search(measure: Measure, *, expressions: Sequence[Any], percentile: float,
         if clock() - t0 + length + grace + drain > budget:
             stopped = "budget"
             break
-        res = measure(rate, length, length + grace)
+        try:
+            res = measure(rate, length, length + grace)
+        except KeyboardInterrupt:       # between a loop's checks: the steps so far stand
+            stopped = "interrupted"
+            break
         step = _judge(res, rate, length, expressions, percentile, max_error_rate, phase)
         steps.append(step)
         if on_step is not None:

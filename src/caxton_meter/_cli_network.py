@@ -313,6 +313,10 @@ def http_summary(result: Any, target: Any, *, rate: float | None, duration: floa
     else:
         lines.append(f"{target.method} {target.url}: open loop at {fq(rate or 0.0, '/s')} "
                      f"for {fq(duration * 1e9, 'ns')} over {target.connections:,} connections")
+    if result.interrupted or result.deadline_reached:
+        why = "Ctrl-C" if result.interrupted else "the deadline"
+        lines.append(f"stopped     by {why} after {fq(result.duration_ns, 'ns')}: the figures "
+                     f"below are of the part that ran")
     lines.append(f"requests    {result.requests:,} sent, {result.completed:,} completed, "
                  f"{result.failed:,} failed, {result.dropped:,} dropped"
                  + (f", {result.in_flight:,} in flight when stopped" if result.in_flight

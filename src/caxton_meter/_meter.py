@@ -44,7 +44,7 @@ from ._expressions import (
 from ._model import Direction, Grade, Interval, Kind, Metric, MetricSpec, ScenarioResult
 
 if TYPE_CHECKING:
-    from ._capacity import CapacityResult, CapacityStep
+    from ._capacity import CapacityResult
     from ._model import Threshold
     from ._results import RunResult, Trials
     from ._sampling import ResourceProfile
