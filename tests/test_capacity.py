@@ -451,3 +451,35 @@ def test_ctrl_c_ends_the_search_with_the_steps_so_far():
     res = search(interrupted_at_the_third, tail_samples=1)
     assert res.stopped == "interrupted" and [s.rate for s in res.steps] == [1000, 2000]
     assert res.capacity == 2000 and "interrupted before the precision" in res.verdict
+
+
+def test_coroutine_functions_and_async_targets_are_searched_on_the_asyncio_loop():
+    import asyncio
+
+    async def handle():
+        await asyncio.sleep(0.001)
+
+    res = find_capacity(handle, slo="p50 < 50ms", start_rate=200, max_rate=400,
+                        min_step=0.3, tail_samples=10, budget=5, concurrency=20)
+    assert res.found and [s.rate for s in res.steps] == [200, 400], res.verdict
+    assert all(s.p50 >= 1 * MS for s in res.steps)
+
+    class Client:
+        def __init__(self):
+            self.events = []
+
+        async def setup(self):
+            self.events.append("setup")
+
+        async def request(self, payload):
+            assert payload == b"ping"
+            await asyncio.sleep(0)
+
+        async def teardown(self):
+            self.events.append("teardown")
+
+    client = Client()
+    res = find_capacity(client, slo="p50 < 50ms", payload=b"ping", start_rate=200,
+                        max_rate=400, min_step=0.3, tail_samples=10, budget=5)
+    assert res.found and len(res.steps) == 2
+    assert client.events == ["setup", "teardown"] * 2          # around each step
