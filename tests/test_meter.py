@@ -166,7 +166,8 @@ def test_every_metric_a_meter_produces_is_declared_with_its_direction():
                 assert isinstance(m.direction, Direction), m.name
                 assert (m.histogram, m.percentile) == (spec.histogram, spec.percentile)
                 produced.add(m.name)
-    assert produced == set(METRICS)
+    # capacity searches' metrics: tests/test_capacity.py
+    assert produced == set(METRICS) - {"capacity", "knee", "capacity_steps"}
     blocks = run.scenario("test_x.py::test_x::blocks")
     assert blocks.grade("latency_p50") is Grade.TARGET
 

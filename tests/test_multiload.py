@@ -187,3 +187,37 @@ def test_a_script_without_the_main_guard_is_told_what_to_write(tmp_path):
 def test_what_a_worker_writes_to_stderr_reaches_the_parents(capfd):
     run_processes("os:write", [(20, 0.1)], processes=1, args=(2, b"from the worker\n"))
     assert "from the worker" in capfd.readouterr().err
+
+
+# --- network targets -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory):
+    from nginx_server import NGINX, Nginx
+    if NGINX is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light; .ci/run installs it)")
+    server = Nginx(tmp_path_factory.mktemp("nginx"))
+    yield server
+    server.stop()
+
+
+@pytest.mark.skipif(not os.uname().sysname == "Linux", reason="the network loop is Linux's")
+def test_a_network_target_shares_its_connections_and_its_results_merge_as_network_results(
+        nginx):
+    from caxton_meter import HttpTarget, NetworkResult
+    from caxton_meter._checks import ArgumentError
+    target = HttpTarget(nginx.url, connections=5, timeout=2)
+    res = run_processes(target, rate=400, duration=0.25, processes=2)
+    assert isinstance(res, NetworkResult) and res.source == "2 processes"
+    assert all(isinstance(p, NetworkResult) for p in res.parts)
+    # 5 connections shared out: 3 and 2
+    assert sorted(p.connections for p in res.parts) == [2, 3] and res.connections == 5
+    assert res.planned == res.completed == 100 and res.failed == 0
+    assert res.status_classes["2xx"] == 100 == sum(p.status_classes["2xx"] for p in res.parts)
+    assert res.connect_time.total_count == res.connects == 5
+    assert res.bytes_received == sum(p.bytes_received for p in res.parts) > 0
+    assert res.protocol == "http" and not res.closed_loop
+    with pytest.raises(ArgumentError, match="1 connection"):
+        run_processes(HttpTarget(nginx.url, connections=1), rate=10, duration=0.1, processes=2)
+    with pytest.raises(ArgumentError, match="not for a network target"):
+        run_processes(target, rate=10, duration=0.1, payload=b"x")

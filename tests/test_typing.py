@@ -56,6 +56,12 @@ if reply is not None:
     view = memoryview(reply)
 counts: cm.RouterCounts = router.counts
 p99_rt: int = router.round_trip.value_at_percentile(99)
+
+found: cm.CapacityResult = cm.find_capacity(lambda: None, slo="p99 < 10ms", max_steps=3)
+capacity: float | None = found.capacity
+first: cm.CapacityStep = found.steps[0]
+net: cm.NetworkResult = cm.load_network(cm.HttpTarget("http://127.0.0.1:8080/"), rate=10,
+                                        duration=1)
 """
 
 BAD = """

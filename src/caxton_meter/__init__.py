@@ -98,6 +98,9 @@ _LAZY = {
     "HttpTarget": "._network",
     "TcpTarget": "._network",
     "load_network": "._network",
+    "CapacityResult": "._capacity",
+    "CapacityStep": "._capacity",
+    "find_capacity": "._capacity",
     "RunResult": "._results",
     "Trials": "._results",
     "BaselineStore": "._baselines",
@@ -222,6 +225,7 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
     from ._logmerge import LogPart, MergedLogs, merge_logs, write_load_log
     from ._targets import AsyncTarget, Target, drive, drive_async
     from ._network import HttpTarget, TcpTarget, load_network
+    from ._capacity import CapacityResult, CapacityStep, find_capacity
     from ._results import (
         ResultFormatError,
         RunResult,
@@ -293,6 +297,8 @@ __all__ = [
     "BaselineStore",
     "BurstTrafficConfig",
     "CallbackError",
+    "CapacityResult",
+    "CapacityStep",
     "Change",
     "Checkpoint",
     "clock_info",
@@ -308,6 +314,7 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "drive",
     "drive_async",
+    "find_capacity",
     "Grade",
     "grade",
     "Histogram",

@@ -39,6 +39,15 @@ baselines (a history of runs each, the last 20 kept, nothing overwritten):
                          and print what this machine can detect, metric by metric
   caxton-meter history NAME   a baseline's runs, and the change points in them
 
+a server of your own (HTTP on this machine's loopback):
+  caxton-meter http URL --rate 50K --duration 30s --connections 64
+                         wrk2-style: a constant arrival rate, latency from each
+                         request's intended start (--closed: wrk's closed loop)
+  caxton-meter capacity --target URL --slo "p99 < 10ms" --output capacity.html
+                         the highest rate at which the SLO holds (rising steps,
+                         then bisection), the knee of the latency curve
+  (each has its own --help, with its exit codes)
+
 regression detection: each compared metric's mean in this run is tested
 against the means of the baseline's saved runs (their run-to-run spread on
 this machine; 3 runs at least), and Holm's correction holds --significance
@@ -638,8 +647,8 @@ def _run(args: argparse.Namespace, names: list[str], quick: bool,
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     """Run the command line; returns the exit code.  The first word may
-    name a command (``calibrate``, ``history``); otherwise the scenarios
-    run."""
+    name a command (``calibrate``, ``history``, ``http``, ``capacity``);
+    otherwise the scenarios run."""
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = prog or os.path.basename(sys.argv[0]) or "caxton-meter"
     if argv and argv[0] in _COMMANDS:
@@ -1054,4 +1063,15 @@ def cmd_merge(argv: list[str], prog: str) -> int:
     return main_merge(argv, prog)
 
 
-_COMMANDS = {"calibrate": cmd_calibrate, "history": cmd_history, "merge": cmd_merge}
+def cmd_http(argv: list[str], prog: str) -> int:
+    from ._cli_network import main_http
+    return main_http(argv, prog)
+
+
+def cmd_capacity(argv: list[str], prog: str) -> int:
+    from ._cli_network import main_capacity
+    return main_capacity(argv, prog)
+
+
+_COMMANDS = {"calibrate": cmd_calibrate, "history": cmd_history, "merge": cmd_merge,
+             "http": cmd_http, "capacity": cmd_capacity}

@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
 from . import _checks
 from ._checks import ArgumentError, ArgumentTypeError
-from ._core import Histogram, OpenLoopResult, Timer, latency_histogram, now_ns, record_clamped
+from ._core import (
+    Histogram,
+    NetworkResult,
+    OpenLoopResult,
+    Timer,
+    latency_histogram,
+    now_ns,
+    record_clamped,
+)
 from ._expressions import (
     PLUGIN_METRICS,
     Evaluation,
@@ -36,6 +44,7 @@ from ._expressions import (
 from ._model import Direction, Grade, Interval, Kind, Metric, MetricSpec, ScenarioResult
 
 if TYPE_CHECKING:
+    from ._capacity import CapacityResult
     from ._model import Threshold
     from ._results import RunResult, Trials
     from ._sampling import ResourceProfile
@@ -75,6 +84,10 @@ METRICS: Mapping[str, MetricSpec] = {s.name: s for s in (
     MetricSpec("failed", "count", Kind.COUNT, direction=Direction.NONE),
     MetricSpec("dropped", "count", Kind.COUNT, direction=Direction.NONE),
     MetricSpec("error_rate", "ratio", Kind.RATIO, direction=Direction.LOWER),
+    # capacity searches (meter.capacity): one trial per search
+    MetricSpec("capacity", "req/s", Kind.THROUGHPUT, direction=Direction.HIGHER),
+    MetricSpec("knee", "req/s", Kind.THROUGHPUT, direction=Direction.HIGHER),
+    MetricSpec("capacity_steps", "count", Kind.COUNT, direction=Direction.NONE),
 )}
 """Every metric a Meter's series produce in a result, declared once."""
 
@@ -90,7 +103,8 @@ class _Series:
     runs; merged across tests of meter_session and across xdist workers).
 
     kind: "time" (timed blocks), "calls" (calibrated rounds), "load" (open
-    loops) or "resources" (only a resource profile so far)."""
+    loops, network loads too), "capacity" (capacity searches) or
+    "resources" (only a resource profile so far)."""
 
     def __init__(self, test: str, name: str, kind: str) -> None:
         self.test = test
@@ -111,6 +125,10 @@ class _Series:
         self.config: dict[str, Any] = {}
         self.profiles: list[ResourceProfile] = []
         self.grades: dict[str, str] = {}              # metric -> Grade value
+        self.error_kinds: dict[str, int] = {}         # load: failures by kind
+        self.status_classes: dict[str, int] = {}      # network load: HTTP replies by class
+        self.connect_time: Histogram | None = None    # network load: TCP connects, ns
+        self.capacities: list[dict[str, Any]] = []    # capacity: CapacityResult.to_dict()
 
     @property
     def key(self) -> str:
@@ -129,6 +147,8 @@ class _Series:
             return not self.rounds
         if self.kind == "load":
             return self.planned == 0 and self.requests == 0
+        if self.kind == "capacity":
+            return not self.capacities
         return self.count == 0 and not self.profiles
 
     @property
@@ -144,7 +164,11 @@ class _Series:
     @property
     def throughput(self) -> float | None:
         """Per second: calls over the rounds' time, completed requests over
-        the loads' elapsed time, timed blocks over the time spent in them."""
+        the loads' elapsed time, timed blocks over the time spent in them;
+        for capacity searches, the capacity the last one found."""
+        if self.kind == "capacity":
+            found = self.capacities[-1]["capacity"] if self.capacities else None
+            return float(found) if found is not None else None
         if self.kind in ("calls", "load"):
             return self.calls * 1e9 / self.busy_ns if self.busy_ns > 0 else None
         if self.kind == "time" and self.timed and self.histogram.mean > 0:
@@ -195,11 +219,25 @@ class _Series:
         self.dropped += result.dropped
         self.planned += result.planned
         self.busy_ns += result.elapsed_ns
+        _add_counts(self.error_kinds, result.errors)
+        if isinstance(result, NetworkResult):
+            _add_counts(self.status_classes, result.status_classes)
+            if self.connect_time is None:
+                self.connect_time = latency_histogram()
+            self.connect_time.add(result.connect_time)
         for iv in result.intervals:
             self.intervals.append({
                 "start_ns": iv.start_ns, "end_ns": iv.end_ns, "sent": iv.sent,
                 "completed": iv.completed, "failed": iv.failed, "dropped": iv.dropped,
                 "latency": iv.latency.encode()})
+
+    def add_capacity(self, result: CapacityResult) -> None:
+        self.capacities.append(result.to_dict())
+        for step in result.steps:
+            self.calls += step.completed
+            self.errors += step.failed
+            self.requests += step.requests
+            self.dropped += step.dropped
 
     # -- merging and the xdist payload
     def merge(self, other: _Series) -> None:
@@ -230,6 +268,13 @@ class _Series:
         self.profiles += other.profiles
         for metric, value in other.grades.items():
             self.grades[metric] = _worse_grade(self.grades.get(metric), value)
+        _add_counts(self.error_kinds, other.error_kinds)
+        _add_counts(self.status_classes, other.status_classes)
+        if other.connect_time is not None:
+            if self.connect_time is None:
+                self.connect_time = latency_histogram()
+            self.connect_time.add(other.connect_time)
+        self.capacities += other.capacities
 
     # The series' part of the xdist payload (_session._PAYLOAD_FORMAT: bump
     # it when these fields change).
@@ -244,6 +289,10 @@ class _Series:
             "rounds": [list(r) for r in self.rounds], "intervals": list(self.intervals),
             "config": dict(self.config), "profiles": [p.as_dict() for p in self.profiles],
             "grades": dict(self.grades), "notes": list(self.notes),
+            "error_kinds": dict(self.error_kinds), "status_classes": dict(self.status_classes),
+            "connect_time": self.connect_time.encode() if self.connect_time is not None
+            else None,
+            "capacities": list(self.capacities),
         }
 
     @classmethod
@@ -264,7 +313,17 @@ class _Series:
         s.config = dict(data["config"])
         s.profiles = [ResourceProfile.from_dict(p) for p in data["profiles"]]
         s.grades = {str(k): str(v) for k, v in data["grades"].items()}
+        s.error_kinds = {str(k): int(v) for k, v in data["error_kinds"].items()}
+        s.status_classes = {str(k): int(v) for k, v in data["status_classes"].items()}
+        if data.get("connect_time") is not None:
+            s.connect_time = Histogram.decode(data["connect_time"])
+        s.capacities = [dict(c) for c in data["capacities"]]
         return s
+
+
+def _add_counts(into: dict[str, int], counts: Mapping[str, int]) -> None:
+    for k, v in counts.items():
+        into[k] = into.get(k, 0) + v
 
 
 def _worse_grade(a: str | None, b: str) -> str:
@@ -427,8 +486,11 @@ class Meter:
         loop, one call at a time), a coroutine function (``concurrency`` at a
         time on an event loop of its own), or an object with a
         ``request(payload)`` method, plain or async (caxton_meter.Target,
-        AsyncTarget: driven between its setup() and teardown()).  In an
-        async test use :meth:`load_async`."""
+        AsyncTarget: driven between its setup() and teardown()), or an
+        HttpTarget / TcpTarget (the core's network loop, load_network:
+        the result is a NetworkResult, and its status classes, failures by
+        kind and connect times are recorded with the load).  In an async
+        test use :meth:`load_async`."""
         plan = self._plan(target, rate, duration, stages, name, payload, args, concurrency,
                           start_rate, max_lateness, interval, resources)
         if plan.kind in ("coroutine function", "async target"):
@@ -460,6 +522,38 @@ class Meter:
             return plan.finish(await plan.run_async())
         return plan.finish(plan.run_sync())
 
+    # -- capacity
+    def capacity(self, target: object, *, slo: str | Iterable[str], name: str = "capacity",
+                 **options: Any) -> CapacityResult:
+        """Search the highest arrival rate at which ``target`` keeps ``slo``
+        (:func:`caxton_meter.find_capacity`, whose keyword arguments
+        ``options`` are: start_rate, max_rate, factor, precision,
+        max_steps, budget, min_step, tail_samples, max_error_rate,
+        knee_factor, payload, args, concurrency, agents, max_queue,
+        on_step) and record it under ``name``: ``capacity``, ``knee`` (both
+        per second, more is better) and ``capacity_steps`` in the run's
+        result, one trial per search, the verdict in its notes; the
+        capacity is the measurement's ``throughput`` for :meth:`check`.
+        Returns the CapacityResult.  When measurement is disabled nothing
+        is sent and the result has no steps (``stopped == "disabled"``)."""
+        from ._capacity import find_capacity, result_of
+
+        name = _check_name(name, "meter.capacity: name")
+        if self.disabled:
+            from ._capacity import _slo_expressions, _search_percentile
+            expressions = _slo_expressions(slo, "meter.capacity")
+            return result_of([], stopped="disabled", low=None, high=None, elapsed=0.0,
+                             target=repr(target), slo=tuple(e.text for e in expressions),
+                             percentile=_search_percentile(expressions), precision=0.05,
+                             knee_factor=2.0)
+        series = self._get(name, "capacity")
+        result = find_capacity(target, slo=slo, **options)
+        series.add_capacity(result)
+        if not series.config:
+            series.config = {"target": result.target, "slo": list(result.slo),
+                             "precision": result.precision}
+        return result
+
     def _plan(self, target: object, rate: float | str | None, duration: float | str | None,
               stages: Iterable[tuple[float | str, float | str]] | None, name: str,
               payload: bytes | None, args: Sequence[Any], concurrency: int,
@@ -477,7 +571,13 @@ class Meter:
         if payload is not None and not isinstance(payload, (bytes, bytearray, memoryview)):
             raise ArgumentTypeError(f"meter.load: payload must be bytes, not "
                                     f"{type(payload).__name__}")
-        if kind in ("target", "async target"):
+        if kind == "network target":
+            if args or payload is not None or max_lateness is not None:
+                raise ArgumentTypeError("meter.load: args=, payload= and max_lateness= are not "
+                                        "for a network target (its request is set when it is "
+                                        "made; a request due while every connection is busy "
+                                        "waits, its wait in its latency)")
+        elif kind in ("target", "async target"):
             if args:
                 raise ArgumentTypeError("meter.load: args= is for a callable target; a "
                                         "Target's request() takes payload=")
@@ -487,6 +587,8 @@ class Meter:
         config: dict[str, Any] = {"target": kind, "stages": [list(s) for s in plan_stages]}
         if kind in ("coroutine function", "async target"):
             config["concurrency"] = concurrency
+        if kind == "network target":
+            config["network_target"] = repr(target)
         if self.disabled:
             # one arrival: the target runs once, its result is not recorded
             return _LoadPlan(kind, target, [(1000.0, 0.001)], payload, tuple(args), concurrency,
@@ -635,7 +737,7 @@ def _hint(expr: ThresholdExpression) -> str:
 
 def _kind_text(kind: str) -> str:
     return {"time": "timed blocks", "calls": "calibrated calls", "load": "a load",
-            "resources": "resources"}[kind]
+            "capacity": "a capacity search", "resources": "resources"}[kind]
 
 
 
@@ -676,6 +778,10 @@ class _LoadPlan:
 
         self._start()
         try:
+            if self.kind == "network target":
+                from ._network import load_network
+                return load_network(self.target, self.stages, start_rate=self.start_rate,
+                                    interval=self.interval)
             if self.kind == "target":
                 return drive(self.target, self.stages, payload=self.payload or b"",
                              start_rate=self.start_rate, max_lateness=self.max_lateness,
@@ -767,9 +873,26 @@ def _trials(s: _Series) -> Trials:
             histograms["latency_uncorrected"] = s.uncorrected.encode()
         if s.lateness is not None:
             histograms["send_lateness"] = s.lateness.encode()
+        if s.connect_time is not None:
+            histograms["connect_time"] = s.connect_time.encode()
+        if any(s.status_classes.values()):
+            notes.append("HTTP status classes: " + ", ".join(
+                f"{k} {v:,}" for k, v in sorted(s.status_classes.items()) if v))
+        if s.error_kinds:
+            notes.append("failures by kind: " + ", ".join(
+                f"{k} {v:,}" for k, v in sorted(s.error_kinds.items(), key=lambda kv: -kv[1])))
         intervals = tuple(Interval(**iv) for iv in s.intervals)
         results.append(ScenarioResult(s.key, config, tuple(metrics), histograms, intervals,
                                       resources, notes=tuple(notes)))
+    elif s.kind == "capacity":
+        for i, found in enumerate(s.capacities):
+            searched = [metric("capacity_steps", len(found["steps"]))]
+            for field in ("capacity", "knee"):
+                if found[field] is not None:
+                    searched.insert(-1, metric(field, float(found[field])))
+            results.append(ScenarioResult(
+                s.key, config, tuple(searched), {},
+                notes=(tuple(notes) if i == 0 else ()) + (str(found["verdict"]),)))
     else:
         metrics = percentiles(s.histogram)
         if s.kind == "time":

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _checks
 from ._checks import Stages
-from ._core import CaxtonMeterError, OpenLoopResult, now_ns, open_loop_call
+from ._core import CaxtonMeterError, NetworkResult, OpenLoopResult, now_ns, open_loop_call
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -90,14 +90,72 @@ def _error_message(e: BaseException) -> tuple[str, str, str, str]:
     return ("error", type(e).__name__, str(e), traceback.format_exc())
 
 
-def _labelled(res: OpenLoopResult, source: str) -> OpenLoopResult:
-    return OpenLoopResult(
+def _fields(res: OpenLoopResult, source: str) -> dict[str, Any]:
+    """An OpenLoopResult's constructor arguments, with ``source``."""
+    return dict(
         requests=res.requests, completed=res.completed, failed=res.failed,
         dropped=res.dropped, planned=res.planned, elapsed_ns=res.elapsed_ns,
         duration_ns=res.duration_ns, latency=res.latency,
         latency_uncorrected=res.latency_uncorrected, send_jitter=res.send_jitter,
         intervals=res.intervals, errors=res.errors, interrupted=res.interrupted,
-        deadline_reached=res.deadline_reached, source=source, last_send_ns=res.last_send_ns)
+        deadline_reached=res.deadline_reached, parts=res.parts, source=source,
+        last_send_ns=res.last_send_ns)
+
+
+def _network_fields(res: NetworkResult) -> dict[str, Any]:
+    return dict(connect_time=res.connect_time, status_classes=res.status_classes,
+                connection_errors=res.connection_errors, in_flight=res.in_flight,
+                connections=res.connections, connects=res.connects, bytes_sent=res.bytes_sent,
+                bytes_received=res.bytes_received, protocol=res.protocol,
+                closed_loop=res.closed_loop)
+
+
+def _labelled(res: OpenLoopResult, source: str) -> OpenLoopResult:
+    if isinstance(res, NetworkResult):
+        return NetworkResult(**_network_fields(res), **_fields(res, source))
+    return OpenLoopResult(**_fields(res, source))
+
+
+def _merged(parts: list[OpenLoopResult], source: str, elapsed_ns: int) -> OpenLoopResult:
+    """OpenLoopResult.merge; for network runs a NetworkResult, whose own
+    counts (connections, connects, bytes, status classes, connection
+    errors, in flight) are summed and connect times added."""
+    merged = OpenLoopResult.merge(parts, source=source, elapsed_ns=elapsed_ns)
+    nets = [p for p in parts if isinstance(p, NetworkResult)]
+    if not nets or len(nets) != len(parts):
+        return merged
+    connect_time = nets[0].connect_time.copy()
+    for p in nets[1:]:
+        connect_time.add(p.connect_time)
+
+    def summed(name: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in nets:
+            for k, v in getattr(p, name).items():
+                out[k] = out.get(k, 0) + v
+        return out
+    return NetworkResult(
+        connect_time=connect_time, status_classes=summed("status_classes"),
+        connection_errors=summed("connection_errors"),
+        in_flight=sum(p.in_flight for p in nets), connections=sum(p.connections for p in nets),
+        connects=sum(p.connects for p in nets), bytes_sent=sum(p.bytes_sent for p in nets),
+        bytes_received=sum(p.bytes_received for p in nets), protocol=nets[0].protocol,
+        closed_loop=False, **_fields(merged, source))
+
+
+def _with_connections(target: Any, connections: int) -> Any:
+    """The same network target with ``connections`` connections (each
+    process opens its share)."""
+    from ._network import HttpTarget, TcpTarget
+    if isinstance(target, HttpTarget):
+        return HttpTarget(target.url, method=target.method, headers=target.headers,
+                          body=target.body, connections=connections, timeout=target.timeout,
+                          max_response=target.max_response)
+    assert isinstance(target, TcpTarget)
+    return TcpTarget(target.host, target.port, payload=target.payload, framing=target.framing,
+                     length_size=target.length_size, byteorder=target.byteorder,
+                     reply_size=target.reply_size, connections=connections,
+                     timeout=target.timeout, max_response=target.max_response)
 
 
 def _load(obj: object, stages: list[tuple[float, float]], start_rate: float | None,
@@ -113,6 +171,10 @@ def _load(obj: object, stages: list[tuple[float, float]], start_rate: float | No
     from ._aioload import open_loop_async
     from ._targets import drive, drive_async, target_kind
     kind = target_kind(obj, "run_processes")
+    if kind == "network target":
+        from ._network import load_network
+        return load_network(obj, stages, start_rate=start_rate,  # type: ignore[arg-type]
+                            interval=interval, deadline=deadline, stripe=stripe)
     if kind == "async target":
         return asyncio.run(drive_async(obj, stages, payload=payload,  # type: ignore[arg-type]
                                        concurrency=concurrency, start_rate=start_rate,
@@ -264,7 +326,11 @@ def run_processes(
     callable (called with ``args``), a coroutine function (the asyncio
     open loop, ``concurrency`` at a time), or a Target / AsyncTarget (its
     ``request(payload)`` driven between its ``setup()`` and ``teardown()``
-    in each worker).  Workers start together once every one has loaded the
+    in each worker), or an HttpTarget / TcpTarget (load_network in each
+    worker, the target's ``connections`` shared out among the processes,
+    as wrk shares its connections among its threads; the merged result is
+    a NetworkResult, its status classes, connection errors, connects and
+    bytes summed).  Workers start together once every one has loaded the
     target.  The workers import the main module: a script calls
     run_processes under ``if __name__ == "__main__":``.
 
@@ -284,6 +350,8 @@ def run_processes(
             raise _checks.ArgumentError(f"{what}: fn_spec must be 'module:function', "
                                         f"got {fn_spec!r}")
         spec_text = repr(fn_spec)
+    elif _is_network(fn_spec):
+        spec_text = repr(fn_spec)
     elif callable(fn_spec) or callable(getattr(fn_spec, "request", None)):
         spec_text = getattr(fn_spec, "__qualname__", type(fn_spec).__name__)
     else:
@@ -302,6 +370,20 @@ def run_processes(
     from ._segments import stripes
     shares = stripes([1] * n_processes) if n_processes > 1 else [None]
     call_args = tuple(args)
+    targets = [fn_spec] * n_processes
+    if _is_network(fn_spec):
+        if data or call_args:
+            raise _checks.ArgumentError(f"{what}: payload= and args= are not for a network "
+                                        f"target (its request is set when it is made)")
+        total = int(getattr(fn_spec, "connections"))
+        if total < n_processes:
+            raise _checks.ArgumentError(f"{what}: {spec_text} has {total} connection(s) for "
+                                        f"{n_processes} processes; each process needs one at "
+                                        f"least")
+        # the target's connections in all, shared out: wrk's -c over its threads
+        targets = [_with_connections(fn_spec, total // n_processes
+                                     + (1 if i < total % n_processes else 0))
+                   for i in range(n_processes)]
     import pickle
 
     try:        # fail here, not in a worker, when the target or args cannot travel
@@ -325,7 +407,7 @@ def run_processes(
         for i in range(n_processes):
             parent_end, child_end = ctx.Pipe()
             p = ctx.Process(target=_worker, name=f"caxton_meter-load-{i}", daemon=True,
-                            args=(child_end, i, fn_spec, plan, start, call_args, every,
+                            args=(child_end, i, targets[i], plan, start, call_args, every,
                                   stop, data, limit, shares[i]))
             log = tempfile.TemporaryFile()
             logs.append(log)
@@ -366,5 +448,10 @@ def run_processes(
                 print(tail, file=sys.stderr)
             log.close()
 
-    return OpenLoopResult.merge([messages[i][1] for i in range(n_processes)],
-                                source=f"{n_processes} processes", elapsed_ns=elapsed_ns)
+    return _merged([messages[i][1] for i in range(n_processes)],
+                   source=f"{n_processes} processes", elapsed_ns=elapsed_ns)
+
+
+def _is_network(target: object) -> bool:
+    from ._network import HttpTarget, TcpTarget
+    return isinstance(target, (HttpTarget, TcpTarget))

@@ -270,7 +270,8 @@ def load_network(target: HttpTarget | TcpTarget, stages: Stages | None = None, *
                  start_rate: float | str | None = None, closed: bool = False,
                  max_queue: int = 10_000, deadline: float | str | None = None,
                  interval: float | str = 1.0,
-                 on_interval: Callable[[LoadInterval], object] | None = None) -> NetworkResult:
+                 on_interval: Callable[[LoadInterval], object] | None = None,
+                 stripe: bytes | None = None) -> NetworkResult:
     """Load ``target`` from the core's network loop and return what it
     measured (a NetworkResult, an OpenLoopResult with the connect times,
     status classes and connection errors beside).
@@ -289,8 +290,9 @@ def load_network(target: HttpTarget | TcpTarget, stages: Stages | None = None, *
     dropped, and what is in flight ends within the timeout, so a run ends
     by deadline + timeout at the latest.  Ctrl-C stops at once with the
     result so far (``interrupted``).  ``on_interval`` is called with each
-    ``interval``'s LoadInterval.  Every argument is checked before anything
-    is sent."""
+    ``interval``'s LoadInterval.  ``stripe``: this loop's share of the
+    schedule (caxton_meter.stripes), as open_loop's.  Every argument is
+    checked before anything is sent."""
     what = "load_network"
     if not isinstance(target, (HttpTarget, TcpTarget)):
         raise ArgumentTypeError(f"{what}: target must be an HttpTarget or a TcpTarget, not "
@@ -308,7 +310,7 @@ def load_network(target: HttpTarget | TcpTarget, stages: Stages | None = None, *
         length = seconds(duration, f"{what}: duration")
         plan, start = None, None
     else:
-        plan, start, schedule = stages_of(what, stages, rate, duration, start_rate)
+        plan, start, schedule = stages_of(what, stages, rate, duration, start_rate, stripe)
         length = schedule.duration_ns / 1e9
     queue = integer(max_queue, f"{what}: max_queue", low=0)
     stop = optional(seconds)(deadline, f"{what}: deadline")
@@ -320,5 +322,5 @@ def load_network(target: HttpTarget | TcpTarget, stages: Stages | None = None, *
         stop = length + target.timeout
     return network_loop(stages=plan, start_rate=start, closed=closed,
                         duration=length if closed else None, deadline=stop, max_queue=queue,
-                        interval=every, on_interval=on_interval,
+                        interval=every, on_interval=on_interval, stripe=stripe,
                         **target._loop_arguments())  # type: ignore[arg-type]

@@ -54,9 +54,13 @@ from ._model import Direction, Grade, MetricSpec
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from ._capacity import CapacityResult
+
 __all__ = [
     "COMPARISON_FORMAT_VERSION",
     "REPORT_FORMATS",
+    "capacity_html",
+    "capacity_table",
     "github_benchmark",
     "html_report",
     "json_report",
@@ -1272,3 +1276,158 @@ def html_report(run: RunResult, comparison: Comparison | None = None) -> str:
     out += ["</main>", "</body>", "</html>"]
     return "\n".join(out) + "\n"
 
+
+
+# -- capacity searches ---------------------------------------------------------------------------
+
+def _capacity_columns(result: CapacityResult) -> tuple[list[str], list[list[str]]]:
+    q = result.percentile
+    own = q not in (50.0, 99.0)
+    headers = ["#", "phase", "asked", "achieved", "requests", "p50", "p99"]
+    if own:
+        headers.append(f"p{q:g}")
+    headers += ["failed", "dropped", "verdict"]
+    rows = []
+    for i, s in enumerate(result.steps):
+        def t(v: float | None) -> str:
+            return format_quantity(v, "ns") if v is not None else _DASH
+        row = [str(i + 1), s.phase, format_quantity(s.rate, "/s"),
+               format_quantity(s.achieved, "/s"), f"{s.requests:,}", t(s.p50), t(s.p99)]
+        if own:
+            row.append(t(s.value))
+        row += [f"{s.failed:,}", f"{s.dropped:,}",
+                "pass" if s.passed else f"FAIL: {s.reason}"]
+        rows.append(row)
+    return headers, rows
+
+
+def capacity_table(result: CapacityResult) -> str:
+    """A capacity search's steps as a fixed-width table, then its verdict."""
+    headers, rows = _capacity_columns(result)
+    # the verdict column is not padded: a reason may be long
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        out = []
+        for i, (c, w) in enumerate(zip(cells, widths)):
+            if i == len(cells) - 1:
+                out.append(c)
+            elif i == 1:
+                out.append(c.ljust(w))
+            else:
+                out.append(c.rjust(w))
+        return "  ".join(out).rstrip()
+    lines = [line(headers)] + [line(r) for r in rows]
+    lines.append(result.verdict)
+    return "\n".join(lines)
+
+
+def _capacity_plot(result: CapacityResult) -> _Plot | None:
+    points = sorted((s for s in result.steps if s.p50 is not None), key=lambda s: s.rate)
+    if not points:
+        return None
+    q = result.percentile
+    def ns(values: Iterable[float | None]) -> list[float]:
+        return [math.nan if v is None else float(v) for v in values]
+    series = [("p50", ns(s.p50 for s in points)), ("p99", ns(s.p99 for s in points))]
+    if q not in (50.0, 99.0):
+        series.append((f"p{q:g}", ns(s.value for s in points)))
+    bound: float | None = None
+    for text in result.slo:
+        from ._expressions import parse_threshold
+        expr = parse_threshold(text)
+        if expr.metric == "p" and expr.percentile == q and expr.operator in ("<", "<="):
+            bound = expr.value
+
+    def draw(fig: Figure) -> None:
+        from matplotlib.ticker import FuncFormatter
+        ax = fig.add_subplot()
+        xs = [s.rate for s in points]
+        for i, (label, ys) in enumerate(series):
+            ax.plot(xs, ys, color=f"C{i}", label=label, linewidth=1.2)
+            ok = [(x, y) for x, y, s in zip(xs, ys, points) if s.passed and math.isfinite(y)]
+            bad = [(x, y) for x, y, s in zip(xs, ys, points)
+                   if not s.passed and math.isfinite(y)]
+            if ok:
+                ax.plot(*zip(*ok), linestyle="none", marker="o", color=f"C{i}", markersize=4)
+            if bad:
+                ax.plot(*zip(*bad), linestyle="none", marker="x", color=f"C{i}", markersize=6)
+        if bound is not None:
+            ax.axhline(bound, color="0.3", linestyle="--", linewidth=1,
+                       label=f"SLO p{q:g} bound")
+        if result.capacity is not None:
+            ax.axvline(result.capacity, color="C2", linewidth=1,
+                       label=f"capacity {format_quantity(result.capacity, '/s')}")
+        if result.knee is not None:
+            ax.axvline(result.knee, color="C1", linestyle=":", linewidth=1.2,
+                       label=f"knee {format_quantity(result.knee, '/s')}")
+        ax.set_xscale("log")
+        # the rising (or falling) steps' rates as ticks: geometric, so their
+        # labels do not collide; the bisection's lie between them
+        ladder = sorted({s.rate for s in points if s.phase != "bisect"}) or [xs[0]]
+        ax.set_xticks(ladder, [format_quantity(x, "/s") for x in ladder])
+        ax.minorticks_off()
+        ax.set_xlim(min(xs) / 1.3, max(xs) * 1.3)
+        values = [y for _, ys in series for y in ys if math.isfinite(y) and y > 0]
+        if bound is not None:
+            values.append(bound)
+        if values and max(values) / min(values) > 20:
+            ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_quantity(v, "ns")))
+        ax.set_xlabel("arrival rate asked (per second)")
+        ax.set_ylabel("latency from intended start")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(loc="upper left", fontsize="small")
+        ax.set_title("latency against arrival rate")
+
+    return _Plot(
+        "capacity", "Latency against arrival rate",
+        "Latency percentiles against the arrival rate of each step of the capacity search",
+        f"p50 and p99 (and the SLO's p{q:g}) of each step, from each request's intended "
+        "start, against the rate asked (log scale); a dot is a step that passed, a cross one "
+        "that failed (the SLO broken, the rate not held, requests dropped or failed). The "
+        "solid vertical line is the capacity, the dotted one the knee (above which the "
+        f"percentile stays at or over {result.knee_factor:g} times its lowest-rate value).",
+        draw)
+
+
+def capacity_html(result: CapacityResult) -> str:
+    """A capacity search as one self-contained HTML page: the verdict, the
+    latency-against-rate plot (with matplotlib; without it the page says
+    how to get it) and the steps."""
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>Capacity: {_esc(result.target)}</title>", f"<style>{_CSS}</style>",
+           "</head>", "<body>", "<main>", "<h1>Capacity search</h1>", '<dl class="meta">',
+           f"<dt>Target</dt><dd>{_esc(result.target)}</dd>",
+           f"<dt>SLO</dt><dd>{_esc(' and '.join(result.slo))}</dd>",
+           f"<dt>Steps</dt><dd>{len(result.steps)} in {result.elapsed:.1f} s</dd>",
+           "</dl>", '<section id="summary">', "<h2>Verdict</h2>",
+           f'<p id="verdict">{_esc(result.verdict)}</p>', "</section>",
+           '<section id="plots">', "<h2>Latency against rate</h2>"]
+    plot = _capacity_plot(result)
+    try:
+        import matplotlib  # noqa: F401  (only whether it is there)
+        have = True
+    except ImportError:
+        have = False
+    if not have:
+        out.append(f'<p class="note" id="plots-missing">{_esc(_PLOTS_NOTE)}</p>')
+    elif plot is None:
+        out.append('<p class="note">No plot: no step completed a request.</p>')
+    else:
+        out.append(f'<figure class="plot" id="{plot.id}">'
+                   f'<img src="data:image/svg+xml;base64,{_render_svg(plot)}" '
+                   f'alt="{_esc(plot.alt)}"><figcaption>{_esc(plot.caption)}</figcaption>'
+                   "</figure>")
+    out += ["</section>", '<section id="steps">', "<h2>Steps</h2>",
+            '<table class="metrics" id="table-steps">', "<thead><tr>"]
+    headers, rows = _capacity_columns(result)
+    out += [f'<th scope="col">{_esc(h)}</th>' for h in headers]
+    out.append("</tr></thead><tbody>")
+    for row in rows:
+        cells = [f'<td class="num">{_esc(c)}</td>' for c in row[:-1]]
+        cells.append(f"<td>{_esc(row[-1])}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out += ["</tbody></table>", "</section>", "</main>", "</body>", "</html>"]
+    return "\n".join(out) + "\n"

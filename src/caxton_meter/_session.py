@@ -47,7 +47,9 @@ __all__: list[str] = []
 # for the controller.  History:
 #   1: {"format": 1, "series": [_Series.to_payload(), ...]}
 #   2: each series carries its "notes" (how a load loop fell behind).
-_PAYLOAD_FORMAT = 2
+#   3: and its "error_kinds", "status_classes", "connect_time" (network
+#      loads) and "capacities" (capacity searches).
+_PAYLOAD_FORMAT = 3
 
 # Saved runs a metric needs before the comparison can test it (compare's
 # min_history; the summary's advice names the same number).
@@ -365,7 +367,7 @@ def _summary_table(series: Iterable[_Series]) -> list[str]:
         cpu = s.cpu_percent
         rows.append([
             f"{s.test} / {s.name}", s.kind, f"{s.count:,}" if s.kind != "resources" else "-",
-            f"{s.errors:,}" if s.kind == "load" else "-",
+            f"{s.errors:,}" if s.kind in ("load", "capacity") else "-",
             format_quantity(h.value_at_percentile(50.0), "ns") if timed else "-",
             format_quantity(h.value_at_percentile(99.0), "ns") if timed else "-",
             format_quantity(mean, "ns") if mean is not None else "-",

@@ -51,9 +51,13 @@ class AsyncTarget(Protocol):
 
 
 def target_kind(target: object, what: str) -> str:
-    """What drives ``target``: "target" (a request(payload) method),
-    "async target" (an async one), "coroutine function" or "callable".
-    ArgumentTypeError, named for ``what``, for anything else."""
+    """What drives ``target``: "network target" (an HttpTarget or a
+    TcpTarget: the core's network loop), "target" (a request(payload)
+    method), "async target" (an async one), "coroutine function" or
+    "callable".  ArgumentTypeError, named for ``what``, for anything else."""
+    from ._network import HttpTarget, TcpTarget
+    if isinstance(target, (HttpTarget, TcpTarget)):
+        return "network target"
     request = getattr(target, "request", None)
     if request is not None and callable(request) and not inspect.isroutine(target):
         return "async target" if inspect.iscoroutinefunction(request) else "target"
@@ -61,9 +65,10 @@ def target_kind(target: object, what: str) -> str:
         return "coroutine function"
     if callable(target):
         return "callable"
-    raise ArgumentTypeError(f"{what}: the target must be a callable, a coroutine function "
-                            f"or an object with a request(payload) method (caxton_meter.Target "
-                            f"or AsyncTarget), not {type(target).__name__}")
+    raise ArgumentTypeError(f"{what}: the target must be a callable, a coroutine function, "
+                            f"an object with a request(payload) method (caxton_meter.Target "
+                            f"or AsyncTarget) or an HttpTarget / TcpTarget, not "
+                            f"{type(target).__name__}")
 
 
 def _request_of(target: object, what: str) -> Any:
