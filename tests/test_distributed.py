@@ -190,7 +190,8 @@ distributed = pytest.importorskip("distributed")
 @pytest.fixture(scope="module")
 def cluster():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
-                                  dashboard_address=None, host="127.0.0.1") as lc:
+                                  dashboard_address="127.0.0.1:0", host="127.0.0.1",
+                                  scheduler_port=0) as lc:
         with distributed.Client(lc) as client:
             yield client
 
@@ -301,3 +302,71 @@ def test_bad_arguments_are_refused_before_the_cluster_is_asked(cluster):
         run_distributed("builtins:int", rate=100, duration=1, cluster=8786)
     with pytest.raises(ArgumentTypeError, match="cannot be pickled"):
         run_distributed(lambda: None, rate=100, duration=1, cluster=cluster)
+
+
+# --- from the command line ---------------------------------------------------------------------
+
+def test_caxton_meter_http_on_a_cluster_prints_the_workers(cluster, nginx, capsys):
+    from caxton_meter._cli import main
+    address = cluster.scheduler.address
+    code = main(["http", nginx.url, "--rate", "1000", "--duration", "1", "-c", "4",
+                 "--cluster", address, "--workers", "2"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "2 workers: " in out and "clock offset" in out and "start skew" in out
+    assert out.count("share 50.0%") == 2
+
+
+def test_caxton_meter_http_shares_and_merge_add_up_to_the_whole_rate(nginx, tmp_path, capsys):
+    from caxton_meter._cli import main
+    start = time.time() + 1.0
+    logs = []
+    for i in (1, 2, 3):
+        log = tmp_path / f"m{i}.hlog"
+        assert main(["http", nginx.url, "--rate", "900", "--duration", "1", "-c", "4",
+                     "--share", f"{i}/3", "--hlog", str(log)]
+                    + (["--start-at", str(start)] if i == 1 else [])) == 0
+        logs.append(str(log))
+    capsys.readouterr()
+    merged = merge_logs(logs)
+    assert merged.counts["planned"] == merged.counts["completed"] == 900
+    assert [p.counts["planned"] for p in merged.parts] == [300, 300, 300]
+    assert main(["merge", *logs]) == 0
+    assert "planned 900, sent 900, completed 900" in capsys.readouterr().out
+
+
+def test_the_commands_distributed_options_are_checked_before_anything_is_sent(nginx, capsys):
+    from caxton_meter._cli import main
+    port = free_port()
+    for argv, message in [
+        (["--rate", "100", "--cluster", f"tcp://127.0.0.1:{port}"],
+         f"no Dask scheduler answers at 'tcp://127.0.0.1:{port}'"),
+        (["--closed", "--cluster", "tcp://127.0.0.1:1"], "give --rate, not --closed"),
+        (["--rate", "100", "--workers", "2"], "--workers is for --cluster"),
+        (["--rate", "100", "--share", "4/3"], "must be I/N with 1 <= I <= N"),
+        (["--rate", "100", "--start-at", "1000"], "--start-at 1000.000 is in the past"),
+    ]:
+        started = time.monotonic()
+        try:
+            code = main(["http", nginx.url, "--duration", "1", *argv])
+        except SystemExit as e:        # argparse's own checks exit at once
+            code = e.code
+        assert code == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) <= 2, err
+        assert time.monotonic() - started < 30
+
+
+def test_meter_load_on_a_cluster_records_the_merged_run_and_the_workers_notes(cluster):
+    from caxton_meter import Meter
+    m = Meter("test_x")
+    res = m.load("time:sleep", rate=1000, duration=1, args=(0.004,), cluster=cluster,
+                 name="remote")
+    assert res.planned == 1000 and res.requests == 1000
+    measured = m.measurement("remote")
+    assert measured.count == res.completed
+    notes = m._series["remote"].notes          # the merged run's, and each worker's
+    assert len(notes) == 3 and all("fell behind" in n for n in notes)
+    assert sum(n.startswith("tcp://127.0.0.1:") for n in notes) == 2
+    with pytest.raises(ArgumentError, match="'module:function'"):
+        m.load("sleep", rate=10, duration=1, cluster=cluster)

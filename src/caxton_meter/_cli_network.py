@@ -59,6 +59,13 @@ latency); beyond --max-queue waiting the backlog is dropped and counted.
 --closed runs wrk's closed loop instead: each connection sends again when its
 reply is in, and the figure is the throughput.
 
+Beyond one machine: --cluster tcp://HOST:8786 runs the load on the workers of
+a Dask cluster (--workers N of them; pip install 'caxton_meter[dask]'), each
+taking its stripe of the one schedule, started together and merged exactly;
+the report adds each worker's clock offset and start skew.  Without a cluster,
+run --share I/N --start-at UNIX_TIME --hlog FILE on each of N machines and
+merge the logs with `caxton-meter merge`.
+
 exit codes:
   0    every request completed with a 2xx reply, nothing was dropped and the
        loop kept its schedule (the rate achieved within 1 % of the rate asked)
@@ -201,11 +208,85 @@ def _http_parser(prog: str) -> argparse.ArgumentParser:
                    help="requests that may wait for a busy connection before the backlog "
                         "is dropped (default 10000)")
     _target_options(p)
+    d = p.add_argument_group("beyond one machine")
+    d.add_argument("--cluster", metavar="ADDRESS", default=None,
+                   help="a Dask scheduler (tcp://HOST:8786): its workers share the load")
+    d.add_argument("--workers", type=_positive(int), default=None, metavar="N",
+                   help="with --cluster: how many of its workers (default: all)")
+    d.add_argument("--share", type=_share, default=None, metavar="I/N",
+                   help="send only the I-th of N equal stripes of the schedule (each of N "
+                        "machines runs one; merge their --hlog files)")
+    d.add_argument("--start-at", type=float, default=None, metavar="UNIX_TIME",
+                   help="wait until this wall-clock time (seconds since the epoch) to start")
     o = p.add_argument_group("output")
     o.add_argument("--json", metavar="FILE", default=None,
                    help="also write the result as JSON to FILE ('-': the standard output, "
                         "instead of the text)")
+    o.add_argument("--hlog", metavar="FILE", default=None,
+                   help="also write the run as an HdrHistogram interval log, its counts in "
+                        "the header (for caxton-meter merge)")
     return p
+
+
+def _share(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be I/N (e.g. 1/3), got {text!r}") from None
+    if not sep or n < 1 or not 1 <= i <= n:
+        raise argparse.ArgumentTypeError(f"must be I/N with 1 <= I <= N (e.g. 1/3), got {text!r}")
+    return i, n
+
+
+def _distributed_checks(args: argparse.Namespace) -> None:
+    if args.cluster is not None:
+        if args.closed:
+            raise _Usage("--cluster shares an arrival schedule: give --rate, not --closed")
+        if args.share is not None or args.start_at is not None:
+            raise _Usage("--cluster shares the schedule and sets the start itself: leave out "
+                         "--share and --start-at")
+        if args.hlog is not None:
+            raise _Usage("--hlog writes one machine's run: use it with --share, not --cluster")
+    elif args.workers is not None:
+        raise _Usage("--workers is for --cluster (how many of its workers)")
+    if args.share is not None and args.closed:
+        raise _Usage("--share takes a stripe of an arrival schedule: give --rate, not --closed")
+    if args.start_at is not None:
+        import time
+        if args.start_at < time.time() - 1.0:
+            raise _Usage(f"--start-at {args.start_at:.3f} is in the past (now "
+                         f"{time.time():.3f})")
+    if args.hlog is not None:
+        _check_file("--hlog", args.hlog)
+
+
+def _run_on_cluster(args: argparse.Namespace, target: Any, prog: str) -> int:
+    from ._distributed import ClusterError, run_distributed
+    try:
+        run = run_distributed(target, rate=args.rate, duration=args.duration,
+                              cluster=args.cluster, workers=args.workers,
+                              interval=min(1.0, args.duration))
+    except ClusterError as e:
+        return _usage(prog, e)
+    result = run.result
+    code = _http_exit(result)
+    if run.partial:
+        code = EXIT_FAILED if code == EXIT_OK else code
+    if args.json != "-":
+        print(http_summary(result, target, rate=args.rate, duration=args.duration))
+        print(run.summary())
+    if args.json is not None:
+        document = http_document(result, target, rate=args.rate, duration=args.duration,
+                                 exit_code=code)
+        document["workers"] = [{"name": w.name, "host": w.host, "pid": w.pid, "share": w.share,
+                                "offset_ns": w.offset_ns, "uncertainty_ns": w.uncertainty_ns,
+                                "start_skew_ns": w.start_skew_ns, "state": w.state,
+                                "note": w.note} for w in run.workers]
+        text = json.dumps(document, indent=1, allow_nan=False) + "\n"
+        if not _write("--json", args.json, text, sys.stdout, sys.stderr):
+            code = EXIT_FAILED if code == EXIT_OK else code
+    return code
 
 
 def main_http(argv: list[str], prog: str) -> int:
@@ -223,21 +304,44 @@ def main_http(argv: list[str], prog: str) -> int:
             raise _Usage(f"--max-queue must be >= 0, got {args.max_queue}")
         target = _http_target(args, args.url, "URL")
         _check_file("--json", args.json)
+        _distributed_checks(args)
     except (_Usage, ArgumentError, ArgumentTypeError) as e:
         return _usage(prog, e)
+    if args.cluster is not None:
+        return _run_on_cluster(args, target, prog)
+    import time
+
     from ._network import load_network
     out, err = sys.stdout, sys.stderr
+    stripe = None
+    rate = args.rate
+    if args.share is not None:
+        from ._segments import stripes
+        stripe = stripes([1] * args.share[1])[args.share[0] - 1] if args.share[1] > 1 else None
+        rate = args.rate / args.share[1]          # this machine's part of the rate asked
+    if args.start_at is not None:
+        while (left := args.start_at - time.time()) > 0:
+            time.sleep(min(left, 0.5) if left > 0.002 else 0)
+    started = time.time()
     if args.closed:
         result = load_network(target, closed=True, duration=args.duration,
                               interval=min(1.0, args.duration))
     else:
         result = load_network(target, rate=args.rate, duration=args.duration,
-                              max_queue=args.max_queue, interval=min(1.0, args.duration))
+                              max_queue=args.max_queue, interval=min(1.0, args.duration),
+                              stripe=stripe)
     code = _http_exit(result)
+    if args.hlog is not None:
+        from ._logmerge import write_load_log
+        try:
+            write_load_log(result, args.hlog, start_time=started)
+        except OSError as e:
+            print(f"error: --hlog {args.hlog}: {e}", file=err)
+            code = EXIT_FAILED if code == EXIT_OK else code
     if args.json != "-":
-        print(http_summary(result, target, rate=args.rate, duration=args.duration), file=out)
+        print(http_summary(result, target, rate=rate, duration=args.duration), file=out)
     if args.json is not None:
-        document = json.dumps(http_document(result, target, rate=args.rate,
+        document = json.dumps(http_document(result, target, rate=rate,
                                             duration=args.duration, exit_code=code),
                               indent=1, allow_nan=False) + "\n"
         if not _write("--json", args.json, document, out, err):

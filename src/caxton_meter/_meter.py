@@ -473,7 +473,8 @@ class Meter:
              name: str = "load", payload: bytes | None = None, args: Sequence[Any] = (),
              concurrency: int = 100, start_rate: float | str | None = None,
              max_lateness: float | str | None = None, interval: float | str = 1.0,
-             resources: bool = True) -> OpenLoopResult:
+             resources: bool = True, cluster: object = None,
+             workers: int | None = None) -> OpenLoopResult:
         """Drive ``target`` at ``rate`` arrivals per second for ``duration``
         seconds (or through k6-like ``stages`` [(rate, seconds), ...]; rates
         and times may carry their units: "2K/s", "500ms") and
@@ -490,9 +491,19 @@ class Meter:
         HttpTarget / TcpTarget (the core's network loop, load_network:
         the result is a NetworkResult, and its status classes, failures by
         kind and connect times are recorded with the load).  In an async
-        test use :meth:`load_async`."""
+        test use :meth:`load_async`.
+
+        ``cluster`` (a Dask scheduler address or distributed.Client) runs
+        the load on ``workers`` of its workers (default: all) with
+        :func:`caxton_meter.run_distributed`, each taking its stripe of the
+        schedule; the merged result is recorded, each worker's trouble (lost,
+        fell behind) in the notes.  The target must then travel to the
+        workers: a network target, a "module:function", or a picklable one."""
         plan = self._plan(target, rate, duration, stages, name, payload, args, concurrency,
-                          start_rate, max_lateness, interval, resources)
+                          start_rate, max_lateness, interval, resources,
+                          remote=cluster is not None)
+        if cluster is not None and plan.series is not None:
+            return plan.finish(plan.run_distributed(cluster, workers))
         if plan.kind in ("coroutine function", "async target"):
             import asyncio
 
@@ -513,11 +524,18 @@ class Meter:
                          args: Sequence[Any] = (), concurrency: int = 100,
                          start_rate: float | str | None = None,
                          max_lateness: float | str | None = None, interval: float | str = 1.0,
-                         resources: bool = True) -> OpenLoopResult:
+                         resources: bool = True, cluster: object = None,
+                         workers: int | None = None) -> OpenLoopResult:
         """:meth:`load` for async tests: a coroutine target runs on the
-        test's event loop (a plain one blocks it while the load runs)."""
+        test's event loop (a plain one blocks it while the load runs); with
+        ``cluster`` the load runs on the cluster from a thread, the test's
+        event loop free meanwhile."""
         plan = self._plan(target, rate, duration, stages, name, payload, args, concurrency,
-                          start_rate, max_lateness, interval, resources)
+                          start_rate, max_lateness, interval, resources,
+                          remote=cluster is not None)
+        if cluster is not None and plan.series is not None:
+            import asyncio
+            return plan.finish(await asyncio.to_thread(plan.run_distributed, cluster, workers))
         if plan.kind in ("coroutine function", "async target"):
             return plan.finish(await plan.run_async())
         return plan.finish(plan.run_sync())
@@ -558,8 +576,15 @@ class Meter:
               stages: Iterable[tuple[float | str, float | str]] | None, name: str,
               payload: bytes | None, args: Sequence[Any], concurrency: int,
               start_rate: float | str | None, max_lateness: float | str | None,
-              interval: float | str, resources: bool) -> _LoadPlan:
-        kind = _target_kind(target)
+              interval: float | str, resources: bool, remote: bool = False) -> _LoadPlan:
+        if remote and isinstance(target, str):       # "module:function", for the workers
+            module_name, sep, function = target.partition(":")
+            if not (sep and module_name and function):
+                raise ArgumentError(f"meter.load: a target given as a str must be "
+                                    f"'module:function', got {target!r}")
+            kind = "callable"
+        else:
+            kind = _target_kind(target)
         plan_stages, first_rate, _ = _checks.stages("meter.load", stages, rate, duration,
                                                     start_rate)
         name = _check_name(name, "meter.load: name")
@@ -791,6 +816,20 @@ class _LoadPlan:
                                   interval=self.interval)
         finally:
             self._stop()
+
+    def run_distributed(self, cluster: object, workers: int | None) -> OpenLoopResult:
+        """The load on a Dask cluster's workers; their trouble in the notes.
+        This process's memory and CPU are not the load's: not sampled."""
+        from ._distributed import run_distributed
+
+        run = run_distributed(self.target, self.stages, start_rate=self.start_rate,
+                              cluster=cluster, workers=workers, payload=self.payload or b"",
+                              args=self.args, concurrency=self.concurrency,
+                              interval=self.interval)
+        self.config["workers"] = len(run.workers)
+        if self.series is not None:
+            self.series.notes.extend(w.note for w in run.workers if w.note)
+        return run.result
 
     async def run_async(self) -> OpenLoopResult:
         from ._aioload import open_loop_async
