@@ -64,6 +64,27 @@ def seconds_or_zero(value: object, what: str) -> float:
     return _checks.seconds(value, what, allow_zero=True)
 
 
+def http_url(value: object, what: str) -> str:
+    """A URL an HttpTarget takes (http://127.0.0.1:PORT/PATH), checked by
+    making one."""
+    from .._network import HttpTarget
+    try:
+        HttpTarget(value)  # type: ignore[arg-type]
+    except (_checks.ArgumentError, _checks.ArgumentTypeError) as e:
+        raise type(e)(f"{what}: {str(e).removeprefix('HttpTarget: ')}") from None
+    assert isinstance(value, str)
+    return value
+
+
+def cluster_address(value: object, what: str) -> str:
+    """A Dask scheduler's address, "tcp://HOST:PORT" (not asked here: the
+    load asks it before anything is sent)."""
+    if not isinstance(value, str) or "://" not in value or not value.split("://", 1)[1]:
+        raise _checks.ArgumentError(f"{what} must be a scheduler address such as "
+                                    f"'tcp://HOST:8786', got {value!r}")
+    return value
+
+
 def ascending(item: Callable[[object, str], Any]) -> Callable[[object, str], tuple[Any, ...]]:
     """A non-empty, strictly ascending tuple whose items pass ``item``."""
     def check(value: object, what: str) -> tuple[Any, ...]:
@@ -381,7 +402,8 @@ class GuardedRun:
         """``fn(*args, **kwargs, deadline=...)`` for a load loop; a loop the
         deadline or Ctrl-C stopped marks the run partial."""
         watcher = ON_INTERVAL.get()
-        if watcher is not None and fn is open_loop:
+        if watcher is not None and (fn is open_loop or getattr(fn, "__name__", "")
+                                    == "load_network"):
             kwargs["on_interval"] = watcher
         res = fn(*args, deadline=self.remaining(), **kwargs)
         if res.deadline_reached:  # type: ignore[attr-defined]
@@ -466,20 +488,50 @@ class OpenRun:
                                self.run.notes, graded=graded)
 
 
+def _on_cluster(target: Any, stages: list[tuple[float, float]], *, cluster: str,
+                workers: int | None, notes: list[str], **kwargs: Any) -> OpenLoopResult:
+    """The load on a Dask cluster's workers (run_distributed): the merged
+    result, each worker's trouble in ``notes``."""
+    from .._distributed import run_distributed
+    run = run_distributed(target, stages, cluster=cluster, workers=workers, **kwargs)
+    notes.extend(w.note for w in run.workers if w.note)
+    notes.append(f"run on {len(run.workers)} Dask workers; their clocks within "
+                 f"{max(w.uncertainty_ns for w in run.workers) / 1e3:,.0f} us, their starts "
+                 f"within {(run.max_start_skew_ns or 0) / 1e3:,.0f} us")
+    return run.result
+
+
 def run_open_loop(config: Any, stages: list[tuple[float, float]], *,
                   start_rate: float | None = None, run: GuardedRun | None = None) -> OpenRun:
     """An open loop over ``config.agents`` echo agents following
-    ``stages``, guarded by a :class:`GuardedRun`."""
+    ``stages``, guarded by a :class:`GuardedRun`; or, when the config names
+    a ``target`` URL, over that server's HTTP/1.1 (the core's network loop;
+    on a Dask ``cluster``'s workers when one is named)."""
     router = Router(keep_replies=False)
-    echoes = spawn_echoes(router, config.agent_kind, config.agents)
     run = run or GuardedRun(config)
-    kwargs: dict[str, Any] = {"max_in_flight": config.max_in_flight,
-                              "content": b"x" * config.message_size,
-                              "interval": config.interval}
-    if start_rate is not None:
-        kwargs["start_rate"] = start_rate
-    res: OpenLoopResult | None = run.call(lambda: run.loop(open_loop, router, echoes, stages,
-                                                           **kwargs))
+    res: OpenLoopResult | None
+    if getattr(config, "target", None) is not None:
+        from .._network import HttpTarget, load_network
+        target = HttpTarget(config.target, connections=config.connections)
+        kwargs: dict[str, Any] = {"interval": config.interval}
+        if start_rate is not None:
+            kwargs["start_rate"] = start_rate
+        if config.cluster is not None:
+            res = run.call(lambda: run.loop(_on_cluster, target, stages, cluster=config.cluster,
+                                            workers=config.workers, notes=run.notes, **kwargs))
+        else:
+            res = run.call(lambda: run.loop(load_network, target, stages,
+                                            max_queue=config.max_in_flight, **kwargs))
+        if res is not None and res.failed:
+            run.notes.append("failed requests: " + ", ".join(
+                f"{k}={v}" for k, v in sorted(res.errors.items())))
+    else:
+        echoes = spawn_echoes(router, config.agent_kind, config.agents)
+        kwargs = {"max_in_flight": config.max_in_flight, "content": b"x" * config.message_size,
+                  "interval": config.interval}
+        if start_rate is not None:
+            kwargs["start_rate"] = start_rate
+        res = run.call(lambda: run.loop(open_loop, router, echoes, stages, **kwargs))
     if res is None:
         run.notes.append("intervals and send jitter are lost with the interrupted loop")
         latency = router.round_trip
@@ -491,7 +543,7 @@ def run_open_loop(config: Any, stages: list[tuple[float, float]], *,
     if behind is not None:
         run.notes.append(behind + (f" (max_in_flight={config.max_in_flight})"
                                    if res.dropped else ""))
-    if res.errors:
+    if res.errors and getattr(config, "target", None) is None:
         run.notes.append("errors: " + ", ".join(f"{k}={v}" for k, v in sorted(res.errors.items())))
     values = (res.achieved_rate, res.intended_rate, res.requests, res.completed, res.failed,
               res.dropped)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .. import _checks
 from .._checks import ArgumentError
 from .._model import Direction, Grade, Kind, Metric, MetricSpec, ScenarioResult, Threshold, grade
 from .._sampling import ResourceProfile
@@ -20,6 +21,8 @@ from ._base import (
     counted,
     field,
     fraction,
+    http_url,
+    cluster_address,
     merged_p99,
     number_at_least_one,
     rate,
@@ -33,13 +36,44 @@ from ._base import (
 _S = 1_000_000_000        # ns
 
 
+def _workers(value: object, what: str) -> int:
+    return _checks.integer(value, what, low=1)
+
+
 @dataclass(frozen=True, kw_only=True)
 class OpenLoopConfig(AgentsConfig):
     """Fields of every open-loop scenario: at most ``max_in_flight``
     requests outstanding (one due beyond that is dropped and counted), and
-    statistics every ``interval`` seconds."""
+    statistics every ``interval`` seconds.
+
+    ``target``: a URL (http://127.0.0.1:PORT/PATH) to load instead of the
+    router's agents, over ``connections`` keep-alive connections from the
+    core's network loop (a request due while every connection is busy
+    waits, at most ``max_in_flight`` of them); with ``cluster`` (a Dask
+    scheduler, "tcp://HOST:8786") the load runs on ``workers`` of its
+    workers (default: all), merged exactly.  The resources sampled are
+    this process's either way.  Left None, these fields are not in the
+    config's record, so results without them compare as before."""
     max_in_flight: int = field(100_000, count)
     interval: float = field(1.0, seconds)
+    target: str | None = field(None, _checks.optional(http_url))
+    connections: int = field(50, count)
+    cluster: str | None = field(None, _checks.optional(cluster_address))
+    workers: int | None = field(None, _checks.optional(_workers))
+
+    def validate(self) -> None:
+        super().validate()
+        if self.target is None and (self.cluster is not None or self.workers is not None):
+            self._refuse("cluster and workers share the load on a target: give target= (a URL)")
+        if self.cluster is None and self.workers is not None:
+            self._refuse("workers is how many of a cluster's workers: give cluster= too")
+
+    def as_dict(self) -> dict[str, Any]:
+        out = super().as_dict()
+        if self.target is None:
+            for name in ("target", "connections", "cluster", "workers"):
+                out.pop(name, None)
+        return out
 
 
 # -- latency -----------------------------------------------------------------------------
@@ -121,6 +155,7 @@ class BurstTrafficConfig(OpenLoopConfig):
                                           "interval": 0.1}
 
     def validate(self) -> None:
+        super().validate()
         if self.before < self.interval:
             self._refuse(f"before ({self.before!r} s) must be at least one interval "
                          f"({self.interval!r} s): the baseline needs a whole interval")
@@ -317,6 +352,7 @@ class SustainedLoadConfig(OpenLoopConfig):
                                           "sample_interval": 0.02}
 
     def validate(self) -> None:
+        super().validate()
         if self.duration < 2 * self.interval:
             self._refuse(f"duration ({self.duration!r} s) must cover at least two intervals "
                          f"({self.interval!r} s each)")
