@@ -21,6 +21,7 @@ from ._core import (
     RouterCounts,
     RoutingError,
     Timer,
+    UnsupportedPlatformError,
     WasmInstance,
     WasmModule,
     WasmTrap,
@@ -88,6 +89,7 @@ _LAZY = {
     "drive_async": "._targets",
     "HttpTarget": "._network",
     "TcpTarget": "._network",
+    "WebSocketTarget": "._network",
     "load_network": "._network",
     "RunResult": "._results",
     "Trials": "._results",
@@ -209,7 +211,7 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
     from ._aioload import open_loop_async
     from ._multiload import WorkerError, run_processes
     from ._targets import AsyncTarget, Target, drive, drive_async
-    from ._network import HttpTarget, TcpTarget, load_network
+    from ._network import HttpTarget, TcpTarget, WebSocketTarget, load_network
     from ._results import (
         ResultFormatError,
         RunResult,
@@ -360,6 +362,7 @@ __all__ = [
     "ThresholdExpressionError",
     "Timer",
     "Trials",
+    "UnsupportedPlatformError",
     "Verdict",
     "wall_time",
     "WasmInstance",
@@ -367,6 +370,7 @@ __all__ = [
     "WasmModule",
     "WasmOverheadConfig",
     "WasmTrap",
+    "WebSocketTarget",
     "WorkerError",
     "write_reports",
     "__version__",
