@@ -585,6 +585,8 @@ def test_http_targets_refuse_what_they_cannot_reach(url, message):
     ({"timeout": "soon"}, cm.ArgumentError, "timeout"),
     ({"pipeline": 0}, cm.ArgumentError, "pipeline must be >= 1"),
     ({"pipeline": 5000}, cm.ArgumentError, "pipeline must be <= 1024"),
+    ({"pipeline": 1000, "connections": 2000}, cm.ArgumentError,
+     "connections x pipeline must be at most 1,000,000 requests in flight, got 2000 x 1000"),
 ])
 def test_http_target_arguments_are_checked(kwargs, error, message):
     with pytest.raises(error, match=message):

@@ -1095,11 +1095,14 @@ cdef void _net_dispatch(cm_net *L, int64_t now) noexcept nogil:
 
 @cython.cdivision(True)
 cdef void _net_timeouts(cm_net *L, int64_t now) noexcept nogil:
+    """A request outstanding for longer than the timeout closes its
+    connection.  In order, the oldest is the first to expire; correlated,
+    any may be."""
     cdef int32_t k, p
     cdef cm_conn *c
     for k in range(L.n_conns):
         c = &L.conns[k]
-        for p in range(c.n_out):
+        for p in range(c.n_out if L.corr_length else min(c.n_out, 1)):
             if now >= c.reqs[(c.head + p) % L.depth].sent_ns + L.timeout_ns:
                 _conn_drop(L, c, now, FAIL_TIMEOUT, -1)
                 break

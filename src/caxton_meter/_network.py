@@ -47,6 +47,7 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _FRAMINGS = ("line", "length", "fixed")
 _MAX_CONNECTIONS = 100_000
 _MAX_PIPELINE = 1024
+_MAX_IN_FLIGHT = 1_000_000          # the core's rings of requests: 24 bytes each
 # headers the target writes itself: a body's length is always Content-Length
 _OWN_HEADERS = ("content-length", "transfer-encoding")
 # and a WebSocket handshake's (no extension is offered: frames are read as sent)
@@ -78,8 +79,12 @@ def _connections(value: object, what: str) -> int:
     return integer(value, f"{what}: connections", low=1, high=_MAX_CONNECTIONS)
 
 
-def _pipeline(value: object, what: str) -> int:
-    return integer(value, f"{what}: pipeline", low=1, high=_MAX_PIPELINE)
+def _pipeline(value: object, connections: int, what: str) -> int:
+    depth = integer(value, f"{what}: pipeline", low=1, high=_MAX_PIPELINE)
+    if connections * depth > _MAX_IN_FLIGHT:
+        raise ArgumentError(f"{what}: connections x pipeline must be at most {_MAX_IN_FLIGHT:,} "
+                            f"requests in flight, got {connections} x {depth}")
+    return depth
 
 
 def websocket_accept(key: str) -> str:
@@ -194,7 +199,7 @@ class HttpTarget:
         self.url, self.host, self.port, self.path = url, host, port or 80, path
         self.method, self.headers, self.body = method, tuple(pairs), data
         self.connections = _connections(connections, what)
-        self.pipeline = _pipeline(pipeline, what)
+        self.pipeline = _pipeline(pipeline, self.connections, what)
         self.timeout = seconds(timeout, f"{what}: timeout")
         self.max_response = size(max_response, f"{what}: max_response", low=64)
         lines = [f"{method} {path} HTTP/1.1"]
@@ -379,7 +384,7 @@ class WebSocketTarget:
         self.url, self.host, self.port, self.path = url, host, port or 80, path
         self.payload, self.opcode, self.headers = data, opcode, tuple(pairs)
         self.connections = _connections(connections, what)
-        self.pipeline = _pipeline(pipeline, what)
+        self.pipeline = _pipeline(pipeline, self.connections, what)
         self.timeout = seconds(timeout, f"{what}: timeout")
         self.max_response = size(max_response, f"{what}: max_response", low=1)
         window: tuple[int, int] | None = None
