@@ -149,6 +149,39 @@ def test_a_closed_loop_keeps_each_connection_busy(ws_serve):
     assert_conserved(res)
     assert res.closed_loop and res.completed > 4 and res.failed == 0 and res.dropped == 0
     assert res.latency.total_count == res.latency_uncorrected.total_count == res.completed
+    # four messages outstanding on each connection, answered in order
+    res = load_network(WebSocketTarget(server.url, payload=b"x" * 64, connections=2, pipeline=4),
+                       closed=True, duration=0.3)
+    assert_conserved(res)
+    assert res.completed > 8 and res.errors == {}
+
+
+def test_the_handshake_carries_the_path_and_the_users_headers(ws_serve):
+    seen = []
+
+    async def handler(ws):
+        seen.append((ws.request.path, ws.request.headers.get("X-Run")))
+        async for message in ws:
+            await ws.send(message)
+
+    server = ws_serve(handler)
+    target = WebSocketTarget(server.url + "?q=1", payload=b"p", headers={"X-Run": "7"},
+                             connections=3)
+    res = load_network(target, rate=100, duration=0.1)
+    assert_conserved(res)
+    assert res.completed == 10 and seen == [("/ws?q=1", "7")] * 3
+
+
+def test_a_server_that_does_not_answer_fails_requests_as_timeout(ws_serve):
+    async def handler(ws):
+        async for _ in ws:
+            pass
+
+    server = ws_serve(handler)
+    res = load_network(WebSocketTarget(server.url, payload=b"p", connections=2, timeout=0.1),
+                       rate=20, duration=0.2)
+    assert_conserved(res)
+    assert res.requests == 4 and res.errors == {"timeout": 4} and res.completed == 0
 
 
 def test_fragmented_replies_are_joined_into_one_message(ws_serve):
@@ -261,12 +294,16 @@ def test_correlation_pairs_replies_answered_out_of_order(ws_serve):
     assert 20 <= late <= 30
 
 
-def test_correlation_in_a_closed_loop_with_replies_in_order(ws_serve):
+@pytest.mark.parametrize("length", [1, 2])
+def test_correlation_in_a_closed_loop_with_replies_in_order(ws_serve, length):
     server = ws_serve(echo_into([]))
     res = load_network(WebSocketTarget(server.url, payload=b"\0" * 8, connections=2, pipeline=4,
-                                       correlation=(2, 2), timeout=3), closed=True, duration=0.3)
+                                       correlation=(2, length), timeout=3),
+                       closed=True, duration=0.3)
     assert_conserved(res)
     assert res.completed > 8 and res.errors == {}
+    if length == 1:
+        assert res.completed > 2 * 256         # the 256 one-byte ids wrapped around
 
 
 def test_text_correlation_ids_are_hex_digits(ws_serve):
