@@ -327,9 +327,11 @@ class WebSocketTarget:
     fail as "closed") and the next request reconnects.  Frames that break
     the protocol (reserved bits or opcodes, a masked server frame, a control
     frame fragmented or longer than 125 bytes, a continuation of no message,
-    an unasked-for message) fail as "framing".  A request fails after
-    ``timeout``; a failure that closes a connection fails every request on
-    it, as the same kind.  Immutable."""
+    an unasked-for message) fail as "framing"; a text reply's UTF-8 is not
+    checked.  A request fails after ``timeout``; a failure that closes a
+    connection fails every request on it, as the same kind.  At the run's
+    end each connection up is closed with a close frame (1000).
+    Immutable."""
 
     __slots__ = ("url", "host", "port", "path", "payload", "opcode", "headers", "connections",
                  "pipeline", "correlation", "timeout", "max_response")
