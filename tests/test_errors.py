@@ -44,7 +44,7 @@ def test_every_error_descends_from_the_root_and_is_exported():
     ("MissingMeasurementError", LookupError), ("HistogramLogError", ValueError),
     ("WorkerError", RuntimeError), ("HistogramDecodeError", ValueError),
     ("WasmTrap", RuntimeError), ("RoutingError", ValueError),
-    ("BackpressureError", RuntimeError)])
+    ("BackpressureError", RuntimeError), ("UnsupportedPlatformError", NotImplementedError)])
 def test_each_error_keeps_its_builtin_base(error, builtin):
     assert issubclass(getattr(cm, error), builtin)
 

@@ -198,7 +198,99 @@ def test_results_pickle_with_their_network_fields(nginx):
     assert merged.completed == 2 * res.completed
 
 
+def test_pipelined_requests_to_nginx_are_answered_in_order_on_each_connection(nginx):
+    target = HttpTarget(nginx.url, connections=2, pipeline=4, timeout=5)
+    res = load_network(target, closed=True, duration=0.3)
+    assert_conserved(res)
+    assert res.failed == 0 and res.completed > 8 and res.errors == {}
+    assert res.status_classes["2xx"] == res.completed and res.connects == 2
+    assert res.bytes_sent == res.requests * len(target.request)
+    assert res.latency.total_count == res.completed
+    # open: arrivals go to idle connections first, onto busy ones while there is room
+    res = load_network(HttpTarget(nginx.url, connections=1, pipeline=2, timeout=5),
+                       rate=500, duration=0.4)
+    assert_conserved(res)
+    assert res.completed == res.planned == 200 and res.failed == 0 and res.dropped == 0
+
+
 # --- HTTP against servers of the tests' own -----------------------------------------------
+
+def test_pipelined_requests_arrive_before_their_replies_are_sent(serve):
+    """The server reads two requests before it answers either, and answers
+    both in one write: only a pipelining client gets replies, and it must
+    read two replies from one read.  Each first request waits 10 ms for the
+    second's arrival: latency counts from each intended start."""
+    seen = {"pairs": 0}
+
+    async def handler(reader, writer):
+        while True:
+            await read_http_request(reader)
+            await read_http_request(reader)
+            seen["pairs"] += 1
+            writer.write(http_reply(200, b"first") + http_reply(200, b"second!"))
+
+    server = serve(handler)
+    target = HttpTarget(f"http://127.0.0.1:{server.port}/", connections=1, pipeline=2,
+                        timeout=2)
+    res = load_network(target, rate=100, duration=0.3)
+    assert_conserved(res)
+    assert res.errors == {} and res.completed == 30 and seen["pairs"] == 15
+    assert res.connects == 1 and res.connection_errors == {}
+    waited = sum(count for value, count in res.latency if value >= 5 * MS)
+    assert 12 <= waited <= 18 and res.latency.max < 1_000 * MS
+    # unpipelined, the same server never answers: each request times out
+    res = load_network(HttpTarget(f"http://127.0.0.1:{server.port}/", connections=4,
+                                  timeout=0.1), rate=20, duration=0.2)
+    assert_conserved(res)
+    assert res.requests == 4 and res.completed == 0 and res.errors == {"timeout": 4}
+
+
+def test_pipelined_chunked_replies_in_one_write_are_read_one_after_the_other(serve):
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+
+    async def handler(reader, writer):
+        while True:
+            for _ in range(3):
+                await read_http_request(reader)
+            writer.write(chunked + http_reply(404) + chunked)
+
+    server = serve(handler)
+    target = HttpTarget(f"http://127.0.0.1:{server.port}/", connections=1, pipeline=3,
+                        timeout=2)
+    res = load_network(target, rate=100, duration=0.3)
+    assert_conserved(res)
+    assert res.completed == 20 and res.errors == {"status": 10}
+    assert res.status_classes == {"1xx": 0, "2xx": 20, "3xx": 0, "4xx": 10, "5xx": 0}
+
+
+def test_requests_behind_a_reply_that_closes_fail_as_closed(serve):
+    async def handler(reader, writer):
+        await read_http_request(reader)
+        await read_http_request(reader)
+        writer.write(http_reply(200, extra=b"Connection: close\r\n"))
+        await writer.drain()
+
+    server = serve(handler)
+    target = HttpTarget(f"http://127.0.0.1:{server.port}/", connections=1, pipeline=2,
+                        timeout=2)
+    res = load_network(target, closed=True, duration=0.2)
+    assert_conserved(res)
+    assert res.completed > 0 and res.errors == {"closed": res.completed}
+    assert res.connects == server.connections == res.completed
+
+
+def test_a_timeout_fails_every_request_pipelined_on_the_connection(serve):
+    async def handler(reader, writer):
+        await read_http_request(reader)
+        await asyncio.sleep(30)
+
+    server = serve(handler)
+    target = HttpTarget(f"http://127.0.0.1:{server.port}/", connections=1, pipeline=3,
+                        timeout=0.15)
+    res = load_network(target, rate=20, duration=0.3)
+    assert_conserved(res)
+    assert res.requests == 6 and res.completed == 0 and res.errors == {"timeout": 6}
+
 
 def test_status_classes_are_counted_and_only_2xx_complete(serve):
     statuses = [200, 301, 404, 500, 204]
@@ -491,6 +583,10 @@ def test_http_targets_refuse_what_they_cannot_reach(url, message):
     ({"connections": True}, cm.ArgumentTypeError, "connections must be an int"),
     ({"timeout": 0}, cm.ArgumentError, "timeout must be a finite number > 0"),
     ({"timeout": "soon"}, cm.ArgumentError, "timeout"),
+    ({"pipeline": 0}, cm.ArgumentError, "pipeline must be >= 1"),
+    ({"pipeline": 5000}, cm.ArgumentError, "pipeline must be <= 1024"),
+    ({"pipeline": 1000, "connections": 2000}, cm.ArgumentError,
+     "connections x pipeline must be at most 1,000,000 requests in flight, got 2000 x 1000"),
 ])
 def test_http_target_arguments_are_checked(kwargs, error, message):
     with pytest.raises(error, match=message):
@@ -542,7 +638,8 @@ def test_load_network_checks_every_argument_before_sending(kwargs, error, messag
     port = free_port()       # nothing listens: a check that let a run start would fail later
     with pytest.raises(error, match=message):
         load_network(HttpTarget(f"http://127.0.0.1:{port}/"), **kwargs)
-    with pytest.raises(cm.ArgumentTypeError, match="target must be an HttpTarget or a TcpTarget"):
+    with pytest.raises(cm.ArgumentTypeError, match="target must be an HttpTarget, a TcpTarget or "
+                                                   "a WebSocketTarget"):
         load_network("http://127.0.0.1/", rate=1, duration=1)
 
 

@@ -21,6 +21,7 @@ from ._core import (
     RouterCounts,
     RoutingError,
     Timer,
+    UnsupportedPlatformError,
     WasmInstance,
     WasmModule,
     WasmTrap,
@@ -97,6 +98,7 @@ _LAZY = {
     "drive_async": "._targets",
     "HttpTarget": "._network",
     "TcpTarget": "._network",
+    "WebSocketTarget": "._network",
     "load_network": "._network",
     "CapacityResult": "._capacity",
     "CapacityStep": "._capacity",
@@ -224,7 +226,7 @@ if TYPE_CHECKING:        # for type checkers and readers: the lazy names
     from ._distributed import ClusterError, DistributedResult, WorkerReport, run_distributed
     from ._logmerge import LogPart, MergedLogs, merge_logs, write_load_log
     from ._targets import AsyncTarget, Target, drive, drive_async
-    from ._network import HttpTarget, TcpTarget, load_network
+    from ._network import HttpTarget, TcpTarget, WebSocketTarget, load_network
     from ._capacity import CapacityResult, CapacityStep, find_capacity
     from ._results import (
         ResultFormatError,
@@ -388,6 +390,7 @@ __all__ = [
     "ThresholdExpressionError",
     "Timer",
     "Trials",
+    "UnsupportedPlatformError",
     "Verdict",
     "wall_time",
     "WasmInstance",
@@ -395,6 +398,7 @@ __all__ = [
     "WasmModule",
     "WasmOverheadConfig",
     "WasmTrap",
+    "WebSocketTarget",
     "WorkerError",
     "write_reports",
     "__version__",

@@ -276,6 +276,19 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                    help="any field of a scenario's config (repeatable), e.g. --set "
                         "task_processing.units=1100; without SCENARIO. every selected "
                         "scenario that has FIELD; VALUE as JSON or with units (500ms, 2K/s)")
+    t = p.add_argument_group("a server of your own (the open-loop scenarios: latency, "
+                             "load_test, burst_traffic, sustained_load, peak_load)")
+    t.add_argument("--target", metavar="URL", default=None,
+                   help="load this HTTP server (http://127.0.0.1:PORT/PATH) from the core's "
+                        "network loop instead of the router's agents; without scenarios "
+                        "named, the open-loop ones run")
+    t.add_argument("--connections", type=_positive(int), default=None, metavar="N",
+                   help="with --target: keep-alive connections (default 50)")
+    t.add_argument("--cluster", metavar="ADDRESS", default=None,
+                   help="with --target: run the load on a Dask cluster's workers "
+                        "(tcp://HOST:8786), each taking its stripe of the schedule")
+    t.add_argument("--workers", type=_positive(int), default=None, metavar="N",
+                   help="with --cluster: how many of its workers (default: all)")
     b = p.add_argument_group("baselines")
     b.add_argument("--save-baseline", metavar="NAME", type=_baseline_name)
     b.add_argument("--baseline", metavar="NAME", type=_baseline_name)
@@ -461,10 +474,45 @@ def _sets(args: argparse.Namespace, names: list[str],
             changes[n][field] = value
 
 
+def _target_scenarios(args: argparse.Namespace, names: list[str]) -> list[str]:
+    """The scenarios to run when --target (and --connections, --cluster,
+    --workers) is given: those named, each of which must be an open-loop
+    one, or, with none named, every open-loop scenario."""
+    from ._scenarios import SCENARIOS
+    given = [o for o, v in (("--connections", args.connections), ("--cluster", args.cluster),
+                            ("--workers", args.workers)) if v is not None]
+    if args.target is None:
+        if given:
+            raise _Usage(f"{given[0]} is for a server of your own: give --target URL too")
+        return names
+    if args.workers is not None and args.cluster is None:
+        raise _Usage("--workers is how many of a cluster's workers: give --cluster too")
+    if args.cluster is not None:            # asked now, before anything runs
+        from ._distributed import ClusterError, check_cluster
+        try:
+            check_cluster(args.cluster, args.workers, "--cluster")
+        except (ClusterError, ValueError) as e:
+            raise _Usage(str(e)) from None
+    takers = [n for n in SCENARIOS if "target" in SCENARIOS[n].config.field_names()]
+    if not args.scenarios:
+        return takers
+    others = [n for n in names if n not in takers]
+    if others:
+        raise _Usage(f"--target loads a server with the open-loop scenarios ({', '.join(takers)});"
+                     f" {', '.join(others)} run on the router's agents only")
+    return names
+
+
 def _changes(args: argparse.Namespace, names: list[str], quick: bool,
              err: TextIO) -> dict[str, dict[str, Any]]:
     from ._scenarios import SCENARIOS, scenario_config
     changes: dict[str, dict[str, Any]] = {n: {} for n in names}
+    if args.target is not None:
+        for n in names:
+            changes[n]["target"] = args.target
+            for field in ("connections", "cluster", "workers"):
+                if getattr(args, field) is not None:
+                    changes[n][field] = getattr(args, field)
     _sets(args, names, changes)
     for field, option in _OVERRIDES + (("deadline", "deadline"),):
         value = getattr(args, field)
@@ -687,6 +735,7 @@ def _main(args: argparse.Namespace) -> int:
         raise _Usage(f"unknown scenario {unknown[0]!r}{did_you_mean(unknown[0], SCENARIOS)}; "
                      f"scenarios: {', '.join(SCENARIOS)}")
     names = list(dict.fromkeys(args.scenarios)) or list(SCENARIOS)
+    names = _target_scenarios(args, names)
     if args.save_baseline and (args.baseline or args.load_baseline):
         raise _Usage("--save-baseline cannot be combined with --baseline or --load-baseline")
     if args.baseline_lenient and not (args.baseline or args.save_baseline):

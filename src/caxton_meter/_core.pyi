@@ -460,6 +460,8 @@ def open_loop_call(
 
 # --- network targets (_net.pxi) ---
 
+class UnsupportedPlatformError(CaxtonMeterError, NotImplementedError): ...
+
 class NetworkResult(OpenLoopResult):
     def __init__(
         self, *, connect_time: Histogram, status_classes: dict[str, int] | None = None,
@@ -491,11 +493,13 @@ class NetworkResult(OpenLoopResult):
     def completed_per_second(self) -> float: ...
 
 def network_loop(
-    protocol: Literal["http", "line", "length", "fixed"], port: int, request: bytes,
+    protocol: Literal["http", "line", "length", "fixed", "websocket"], port: int, request: bytes,
     stages: Iterable[tuple[float, float]] | None, *, start_rate: float | None = None,
     closed: bool = False, duration: float | None = None, connections: int = 1,
-    timeout: float = 10.0, deadline: float | None = None, max_queue: int = 10_000,
-    max_response: int = 1 << 20, head: bool = False, length_size: int = 4,
-    little_endian: bool = False, reply_size: int = 0, interval: float = 1.0,
+    pipeline: int = 1, timeout: float = 10.0, deadline: float | None = None,
+    max_queue: int = 10_000, max_response: int = 1 << 20, head: bool = False,
+    length_size: int = 4, little_endian: bool = False, reply_size: int = 0,
+    handshake: bytes | None = None, accept: bytes | None = None, opcode: Literal[1, 2] = 2,
+    correlation: tuple[int, int] | None = None, interval: float = 1.0,
     on_interval: Callable[[LoadInterval], object] | None = None, stripe: bytes | None = None,
 ) -> NetworkResult: ...

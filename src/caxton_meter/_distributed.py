@@ -234,6 +234,22 @@ def _client(cluster: object, what: str, timeout: float) -> tuple[Any, bool]:
     return client, True
 
 
+def check_cluster(cluster: object, workers: int | None, what: str,
+                  timeout: float = _CONNECT_TIMEOUT) -> int:
+    """Ask ``cluster`` whether it answers and has ``workers`` workers (at
+    least one); the number it has.  ClusterError otherwise."""
+    client, owned = _client(cluster, what, timeout)
+    try:
+        have = len(_workers(client))
+    finally:
+        if owned:
+            client.close()
+    if have == 0 or (workers is not None and workers > have):
+        raise ClusterError(f"{what}: {workers or 1} worker(s) asked, the cluster at "
+                           f"{cluster!r} has {have}")
+    return have
+
+
 def _offset(client: Any, address: str, samples: int) -> tuple[int, int]:
     """(offset, uncertainty) of a worker's clock against this process's,
     from the round trip of ``samples`` that was shortest."""
@@ -334,8 +350,8 @@ def _interval(iv: dict[str, Any], shift_ns: int) -> LoadInterval:
 
 
 def _kind(target: object, what: str) -> tuple[str, Any]:
-    from ._network import HttpTarget, TcpTarget
-    if isinstance(target, (HttpTarget, TcpTarget)):
+    from ._network import NETWORK_TARGETS
+    if isinstance(target, NETWORK_TARGETS):
         return "network", target._loop_arguments()
     if isinstance(target, str):
         module_name, sep, name = target.partition(":")
@@ -369,8 +385,9 @@ def run_distributed(target: object, stages: Stages | None = None, *,
     worker it has), each taking its share of the arrivals (``shares``, one
     number per worker, default equal), all starting at one time.
 
-    ``target``: an HttpTarget or TcpTarget (each worker runs the core's
-    network loop), a "module:function" importable on the workers, or a
+    ``target``: an HttpTarget, TcpTarget or WebSocketTarget (each worker
+    runs the core's network loop over its share of the target's
+    connections, as wrk shares them among its threads), a "module:function" importable on the workers, or a
     picklable callable, coroutine function or Target (as run_processes).
     ``deadline`` (seconds from the start) ends each worker's schedule early;
     ``lead`` (seconds, default 1) is how far ahead of the clock exchange the
@@ -413,11 +430,20 @@ def run_distributed(target: object, stages: Stages | None = None, *,
         from ._segments import stripes
         parts = stripes(weights) if n > 1 else [None]
         fractions = [1.0 if s is None else s.count(1) / len(s) for s in parts]
+        specs = [spec] * n
+        if kind == "network":
+            # the target's connections in all, shared out as the arrivals are
+            total = int(getattr(target, "connections"))
+            if total < n:
+                raise ArgumentError(f"{what}: the target has {total} connection(s) for {n} "
+                                    f"workers; each worker needs one at least")
+            specs = [target.with_connections(total // n + (1 if i < total % n else 0))  # type: ignore[attr-defined]
+                     ._loop_arguments() for i in range(n)]
         clocks = [_offset(client, address, SAMPLES) for address in chosen]
         run = uuid.uuid4().hex
         start_ns = time.time_ns() + int(ahead * 1e9)
         setup = time.monotonic() - called + ahead
-        futures = [client.submit(_run_share, run, i, kind, spec, plan, start, parts[i],
+        futures = [client.submit(_run_share, run, i, kind, specs[i], plan, start, parts[i],
                                  start_ns, clocks[i][0], every, stop, bytes(payload),
                                  call_args, limit, workers=[address], allow_other_workers=False,
                                  retries=0, pure=False, key=f"caxton-meter-{run}-{i}")

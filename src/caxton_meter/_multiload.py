@@ -146,16 +146,7 @@ def _merged(parts: list[OpenLoopResult], source: str, elapsed_ns: int) -> OpenLo
 def _with_connections(target: Any, connections: int) -> Any:
     """The same network target with ``connections`` connections (each
     process opens its share)."""
-    from ._network import HttpTarget, TcpTarget
-    if isinstance(target, HttpTarget):
-        return HttpTarget(target.url, method=target.method, headers=target.headers,
-                          body=target.body, connections=connections, timeout=target.timeout,
-                          max_response=target.max_response)
-    assert isinstance(target, TcpTarget)
-    return TcpTarget(target.host, target.port, payload=target.payload, framing=target.framing,
-                     length_size=target.length_size, byteorder=target.byteorder,
-                     reply_size=target.reply_size, connections=connections,
-                     timeout=target.timeout, max_response=target.max_response)
+    return target.with_connections(connections)
 
 
 def _load(obj: object, stages: list[tuple[float, float]], start_rate: float | None,
@@ -453,5 +444,5 @@ def run_processes(
 
 
 def _is_network(target: object) -> bool:
-    from ._network import HttpTarget, TcpTarget
-    return isinstance(target, (HttpTarget, TcpTarget))
+    from ._network import NETWORK_TARGETS
+    return isinstance(target, NETWORK_TARGETS)

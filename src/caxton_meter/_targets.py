@@ -51,12 +51,12 @@ class AsyncTarget(Protocol):
 
 
 def target_kind(target: object, what: str) -> str:
-    """What drives ``target``: "network target" (an HttpTarget or a
-    TcpTarget: the core's network loop), "target" (a request(payload)
+    """What drives ``target``: "network target" (an HttpTarget, TcpTarget
+    or WebSocketTarget: the core's network loop), "target" (a request(payload)
     method), "async target" (an async one), "coroutine function" or
     "callable".  ArgumentTypeError, named for ``what``, for anything else."""
-    from ._network import HttpTarget, TcpTarget
-    if isinstance(target, (HttpTarget, TcpTarget)):
+    from ._network import NETWORK_TARGETS
+    if isinstance(target, NETWORK_TARGETS):
         return "network target"
     request = getattr(target, "request", None)
     if request is not None and callable(request) and not inspect.isroutine(target):
