@@ -117,6 +117,8 @@ class Row:
     def ratio(self) -> float | None:
         if not (isinstance(self.ours, Timing) and isinstance(self.alt, Timing)):
             return None
+        if not (self.ours.best and self.alt.best):        # a figure of 0: no ratio
+            return None
         if self.higher_is_better:
             return self.ours.best / self.alt.best
         return self.alt.best / self.ours.best

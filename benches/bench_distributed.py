@@ -35,7 +35,7 @@ CONNECTIONS = 16
 def run(cfg: Config) -> list[Row]:
     seconds = 2 if cfg.quick else 5
     repeats = 2 if cfg.quick else 3
-    section = (f"21. beyond one process: {RATE:,}/s for {seconds} s against nginx, "
+    section = (f"22. beyond one process: {RATE:,}/s for {seconds} s against nginx, "
                f"{CONNECTIONS} connections in all (vs one process; vs run_processes)")
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench_distributed_") as tmp:

@@ -36,7 +36,8 @@ def _temp_paths(binary: str) -> str:
 
 
 class Nginx:
-    def __init__(self, directory: pathlib.Path, *, startup_timeout: float = 10.0) -> None:
+    def __init__(self, directory: pathlib.Path, *, startup_timeout: float = 10.0,
+                 worker_connections: int = 1024) -> None:
         if NGINX is None:
             raise RuntimeError("nginx is not installed (apt-get install nginx-light)")
         self.dir = pathlib.Path(directory)
@@ -45,6 +46,8 @@ class Nginx:
         self.port = free_port()
         text = CONFIG.read_text().replace("{temp_paths}", _temp_paths(NGINX))
         text = text.replace("{dir}", str(self.dir)).replace("{port}", str(self.port))
+        text = text.replace("{worker_connections}", str(worker_connections))
+        text = text.replace("{rlimit}", str(2 * worker_connections + 64))
         conf = self.dir / "nginx.conf"
         conf.write_text(text)
         self.url = f"http://127.0.0.1:{self.port}{PATH}"
