@@ -26,7 +26,7 @@ from caxton_meter._checks import ArgumentError
 from caxton_meter._core import OpenLoopResult, latency_histogram
 from caxton_meter._expressions import ThresholdExpressionError
 
-from nginx_server import NGINX, Nginx, free_port
+from nginx_server import free_port
 
 pytest_plugins = ["pytester"]
 
@@ -336,15 +336,6 @@ def test_the_router_agents_are_a_target():
 
 
 # --- nginx -------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def nginx(tmp_path_factory):
-    if NGINX is None:
-        pytest.skip("nginx is not installed (apt-get install nginx-light; .ci/run installs it)")
-    server = Nginx(tmp_path_factory.mktemp("nginx"))
-    yield server
-    server.stop()
-
 
 @linux_only
 def test_nginx_keeps_a_loose_slo_at_every_rate_of_a_short_search(nginx):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from nginx_server import NGINX, Nginx, free_port
+from nginx_server import free_port
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="the network loop is Linux's (epoll) for now")
@@ -17,15 +17,6 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
 def cli(*args, cwd, timeout=120):
     return subprocess.run([sys.executable, "-m", "caxton_meter.run", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, cwd=cwd)
-
-
-@pytest.fixture(scope="module")
-def nginx(tmp_path_factory):
-    if NGINX is None:
-        pytest.skip("nginx is not installed (apt-get install nginx-light; .ci/run installs it)")
-    server = Nginx(tmp_path_factory.mktemp("nginx"))
-    yield server
-    server.stop()
 
 
 def assert_usage(r, *fragments):

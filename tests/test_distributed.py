@@ -20,7 +20,7 @@ from caxton_meter._distributed import ClusterError, run_distributed
 from caxton_meter._logmerge import merge_logs, write_load_log
 from caxton_meter._segments import stripes
 
-from nginx_server import NGINX, Nginx, free_port
+from nginx_server import free_port
 
 HIGHEST = 3_600_000_000_000
 
@@ -194,15 +194,6 @@ def cluster():
                                   scheduler_port=0) as lc:
         with distributed.Client(lc) as client:
             yield client
-
-
-@pytest.fixture(scope="module")
-def nginx(tmp_path_factory):
-    if NGINX is None:
-        pytest.skip("nginx is not installed (apt-get install nginx-light; .ci/run installs it)")
-    server = Nginx(tmp_path_factory.mktemp("nginx"))
-    yield server
-    server.stop()
 
 
 def _same(merged, parts):

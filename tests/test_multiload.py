@@ -191,16 +191,6 @@ def test_what_a_worker_writes_to_stderr_reaches_the_parents(capfd):
 
 # --- network targets -------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def nginx(tmp_path_factory):
-    from nginx_server import NGINX, Nginx
-    if NGINX is None:
-        pytest.skip("nginx is not installed (apt-get install nginx-light; .ci/run installs it)")
-    server = Nginx(tmp_path_factory.mktemp("nginx"))
-    yield server
-    server.stop()
-
-
 @pytest.mark.skipif(not os.uname().sysname == "Linux", reason="the network loop is Linux's")
 def test_a_network_target_shares_its_connections_and_its_results_merge_as_network_results(
         nginx):

@@ -16,7 +16,7 @@ import pytest
 import caxton_meter as cm
 from caxton_meter import HttpTarget, NetworkResult, TcpTarget, load_network
 
-from nginx_server import BODY, NGINX, Nginx, free_port
+from nginx_server import BODY, free_port
 
 MS = 1_000_000
 
@@ -101,15 +101,6 @@ async def read_http_request(reader):
 
 def http_reply(status, body=b"ok", extra=b""):
     return (b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n%s\r\n" % (status, len(body), extra)) + body
-
-
-@pytest.fixture(scope="module")
-def nginx(tmp_path_factory):
-    if NGINX is None:
-        pytest.skip("nginx is not installed (apt-get install nginx-light; .ci/run installs it)")
-    server = Nginx(tmp_path_factory.mktemp("nginx"))
-    yield server
-    server.stop()
 
 
 def assert_conserved(res):

@@ -66,6 +66,38 @@ def _loopback(host: object, what: str) -> str:
     return host
 
 
+def _split_url(url: object, scheme: str, what: str, insecure_only: str) -> tuple[str, int | None,
+                                                                          str]:
+    """(host, port or None, path with its query) of a ``scheme``:// URL to
+    this machine's loopback, checked; ``insecure_only`` names what the
+    secure scheme would need ("plain HTTP/1.1 only")."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str):
+        raise ArgumentTypeError(f"{what}: url must be a str, not {type(url).__name__}")
+    parts = urlsplit(url)
+    if parts.scheme != scheme:
+        if parts.scheme == scheme + "s":
+            raise ArgumentError(f"{what}: {scheme}s is not supported yet ({insecure_only}), "
+                                f"got {url!r}")
+        raise ArgumentError(f"{what}: url must be {scheme}://HOST[:PORT]/PATH, got {url!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ArgumentError(f"{what}: url must not carry a user or password, got {url!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ArgumentError(f"{what}: url's port is not a port number (1-65535): "
+                            f"{url!r}") from None
+    host = _loopback(parts.hostname or "", what)
+    if port == 0:
+        raise ArgumentError(f"{what}: url's port must be 1-65535, got 0")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if any(c in path for c in " \r\n\0") or not path.isascii():
+        raise ArgumentError(f"{what}: url's path must be ASCII without spaces or control "
+                            f"characters (percent-encode them), got {path!r}")
+    return host, port, path
+
+
 def _bytes(value: object, what: str) -> bytes:
     if isinstance(value, str):
         raise ArgumentTypeError(f"{what} must be bytes-like, got str (encode it)")
@@ -166,34 +198,11 @@ class HttpTarget:
                  body: bytes | bytearray | memoryview = b"", connections: int = 50,
                  pipeline: int = 1, timeout: float | str = 10.0,
                  max_response: int | str = "1MiB") -> None:
-        from urllib.parse import urlsplit
-
         what = "HttpTarget"
-        if not isinstance(url, str):
-            raise ArgumentTypeError(f"{what}: url must be a str, not {type(url).__name__}")
-        parts = urlsplit(url)
-        if parts.scheme != "http":
-            if parts.scheme == "https":
-                raise ArgumentError(f"{what}: https is not supported yet (plain HTTP/1.1 only), "
-                                    f"got {url!r}")
-            raise ArgumentError(f"{what}: url must be http://HOST[:PORT]/PATH, got {url!r}")
-        if parts.username is not None or parts.password is not None:
-            raise ArgumentError(f"{what}: url must not carry a user or password, got {url!r}")
-        try:
-            port = parts.port
-        except ValueError:
-            raise ArgumentError(f"{what}: url's port is not a port number (1-65535): "
-                                f"{url!r}") from None
-        host = _loopback(parts.hostname or "", what)
-        if port == 0:
-            raise ArgumentError(f"{what}: url's port must be 1-65535, got 0")
+        host, port, path = _split_url(url, "http", what, "plain HTTP/1.1 only")
         if not isinstance(method, str) or not _TOKEN.fullmatch(method):
             raise ArgumentError(f"{what}: method must be an HTTP method (a token, e.g. 'GET', "
                                 f"'POST'), got {method!r}")
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if any(c in path for c in " \r\n\0") or not path.isascii():
-            raise ArgumentError(f"{what}: url's path must be ASCII without spaces or control "
-                                f"characters (percent-encode them), got {path!r}")
         pairs = _header_pairs(headers, what)
         data = _bytes(body, f"{what}: body")
         self.url, self.host, self.port, self.path = url, host, port or 80, path
@@ -368,31 +377,8 @@ class WebSocketTarget:
                  connections: int = 50, pipeline: int = 1,
                  correlation: tuple[int, int] | None = None, timeout: float | str = 10.0,
                  max_response: int | str = "1MiB") -> None:
-        from urllib.parse import urlsplit
-
         what = "WebSocketTarget"
-        if not isinstance(url, str):
-            raise ArgumentTypeError(f"{what}: url must be a str, not {type(url).__name__}")
-        parts = urlsplit(url)
-        if parts.scheme != "ws":
-            if parts.scheme == "wss":
-                raise ArgumentError(f"{what}: wss is not supported yet (plain ws:// only), "
-                                    f"got {url!r}")
-            raise ArgumentError(f"{what}: url must be ws://HOST[:PORT]/PATH, got {url!r}")
-        if parts.username is not None or parts.password is not None:
-            raise ArgumentError(f"{what}: url must not carry a user or password, got {url!r}")
-        try:
-            port = parts.port
-        except ValueError:
-            raise ArgumentError(f"{what}: url's port is not a port number (1-65535): "
-                                f"{url!r}") from None
-        host = _loopback(parts.hostname or "", what)
-        if port == 0:
-            raise ArgumentError(f"{what}: url's port must be 1-65535, got 0")
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if any(c in path for c in " \r\n\0") or not path.isascii():
-            raise ArgumentError(f"{what}: url's path must be ASCII without spaces or control "
-                                f"characters (percent-encode them), got {path!r}")
+        host, port, path = _split_url(url, "ws", what, "plain ws:// only")
         data = _bytes(payload, f"{what}: payload")
         opcode = choice(opcode, f"{what}: opcode", tuple(_WS_OPCODES))
         pairs = _header_pairs(headers, what, _WS_OWN_HEADERS)
