@@ -448,10 +448,11 @@ def run_distributed(target: object, stages: Stages | None = None, *,
                                  call_args, limit, workers=[address], allow_other_workers=False,
                                  retries=0, pure=False, key=f"caxton-meter-{run}-{i}")
                    for i, address in enumerate(chosen)]
-        length_s = (schedule.duration_ns / 1e9 if stop is None
-                    else min(stop, schedule.duration_ns / 1e9 + 3600.0))
-        latest = start_ns / 1e9 + length_s + _GRACE + (float(spec["timeout"])
-                                                       if kind == "network" else 0.0)
+        # a task still running on a worker still there is waited for: a
+        # worker behind its schedule sends late but sends all (no deadline
+        # given); with a deadline, past it and the grace it is lost
+        latest = (None if stop is None else start_ns / 1e9 + stop + _GRACE
+                  + (float(spec["timeout"]) if kind == "network" else 0.0))
         outcome = _await(client, futures, chosen, latest)
         streamed: dict[int, list[dict[str, Any]]] = {}
         for _, msg in client.get_events(_TOPIC):
@@ -526,11 +527,12 @@ def _workers(client: Any) -> dict[str, dict[str, Any]]:
         return dict(client.scheduler_info()["workers"])
 
 
-def _await(client: Any, futures: list[Any], chosen: list[str], latest: float
+def _await(client: Any, futures: list[Any], chosen: list[str], latest: float | None
            ) -> dict[int, tuple[str, Any]]:
     """Each task's outcome: ("done", its value), ("failed", the error) or
     ("lost", None) when its worker left the cluster or nothing came back
-    by ``latest`` (seconds since the epoch)."""
+    by ``latest`` (seconds since the epoch; None: no limit while the
+    worker is there)."""
     outcome: dict[int, tuple[str, Any]] = {}
     while len(outcome) < len(futures):
         present = set(_workers(client))
@@ -550,7 +552,7 @@ def _await(client: Any, futures: list[Any], chosen: list[str], latest: float
                         outcome[i] = ("lost", None)
                     else:
                         outcome[i] = ("failed", f"{type(e).__name__}: {e}")
-            elif chosen[i] not in present or time.time() > latest:
+            elif chosen[i] not in present or (latest is not None and time.time() > latest):
                 outcome[i] = ("lost", None)
         if len(outcome) < len(futures):
             time.sleep(_POLL)
