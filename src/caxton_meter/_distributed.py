@@ -387,14 +387,15 @@ def run_distributed(target: object, stages: Stages | None = None, *,
 
     ``target``: an HttpTarget, TcpTarget or WebSocketTarget (each worker
     runs the core's network loop over its share of the target's
-    connections, as wrk shares them among its threads), a "module:function" importable on the workers, or a
-    picklable callable, coroutine function or Target (as run_processes).
-    ``deadline`` (seconds from the start) ends each worker's schedule early;
-    ``lead`` (seconds, default 1) is how far ahead of the clock exchange the
-    common start is set; ``connect_timeout`` (seconds, default 10) how long
-    a scheduler address has to answer.  Everything is checked, and the cluster asked,
-    before any load is sent: an address that does not answer raises
-    ClusterError.  Returns a DistributedResult (merged result, per-worker
+    connections, as wrk shares them among its threads), a
+    "module:function" importable on the workers, or a picklable callable,
+    coroutine function or Target (as run_processes).  ``deadline``
+    (seconds from the start) ends each worker's schedule early; ``lead``
+    (seconds, default 1) is how far ahead of the clock exchange the common
+    start is set; ``connect_timeout`` (seconds, default 10) how long a
+    scheduler address has to answer.  Everything is checked, and the
+    cluster asked, before any load is sent: an address that does not
+    answer raises ClusterError.  Returns a DistributedResult (merged result, per-worker
     breakdown, clocks)."""
     what = "run_distributed"
     kind, spec = _kind(target, what)
@@ -437,8 +438,9 @@ def run_distributed(target: object, stages: Stages | None = None, *,
             if total < n:
                 raise ArgumentError(f"{what}: the target has {total} connection(s) for {n} "
                                     f"workers; each worker needs one at least")
-            specs = [target.with_connections(total // n + (1 if i < total % n else 0))  # type: ignore[attr-defined]
-                     ._loop_arguments() for i in range(n)]
+            specs = [target.with_connections(  # type: ignore[attr-defined]
+                         total // n + (1 if i < total % n else 0))._loop_arguments()
+                     for i in range(n)]
         clocks = [_offset(client, address, SAMPLES) for address in chosen]
         run = uuid.uuid4().hex
         start_ns = time.time_ns() + int(ahead * 1e9)

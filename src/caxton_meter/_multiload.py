@@ -1,7 +1,8 @@
 """Open-loop load from several processes on one machine: each worker
 process runs the core's open_loop_call on its stripe of the schedule
-(every N-th arrival, at its time: _segments), and the parent merges what they measured exactly (OpenLoopResult.merge, keeping each
-process's result in ``parts``).
+(every N-th arrival, at its time: _segments), and the parent merges
+what they measured exactly (OpenLoopResult.merge, keeping each process's
+result in ``parts``).
 
 One Python process makes one call at a time (the GIL and open_loop_call's
 design); N processes make N.  The workers are started with the "spawn"
