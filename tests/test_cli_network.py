@@ -90,17 +90,22 @@ def test_http_to_a_port_nobody_listens_on_fails_with_refused(tmp_path):
     assert "failures    refused" in r.stdout
 
 
-def test_http_ctrl_c_prints_the_partial_result_and_exits_130(nginx, tmp_path):
+def _interrupted(argv, cwd):
+    """The command run, then Ctrl-C after 1.5 s: (exit code, stdout, stderr)."""
     import signal
     import time
-    p = subprocess.Popen([sys.executable, "-m", "caxton_meter.run", "http", nginx.url,
-                          "--rate", "200", "--duration", "60s", "-c", "2"],
-                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+    p = subprocess.Popen([sys.executable, "-m", "caxton_meter.run", *argv], cwd=cwd,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.5)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
-    assert p.returncode == 130, out + err
+    return p.returncode, out, err
+
+
+def test_http_ctrl_c_prints_the_partial_result_and_exits_130(nginx, tmp_path):
+    code, out, err = _interrupted(["http", nginx.url, "--rate", "200", "--duration", "60s",
+                                   "-c", "2"], tmp_path)
+    assert code == 130, out + err
     assert "open loop at 200/s for 60 s" in out and "\nstopped     by Ctrl-C after " in out
     assert "completed" in out
     assert "interrupted: the result above is partial" in err
@@ -185,17 +190,10 @@ def test_capacity_exits_1_below_min_capacity(nginx, tmp_path):
 
 
 def test_capacity_ctrl_c_prints_the_steps_so_far_and_exits_130(nginx, tmp_path):
-    import signal
-    import time
-    p = subprocess.Popen([sys.executable, "-m", "caxton_meter.run", "capacity", "--target",
-                          nginx.url, "--slo", "p99 < 100ms", "--start-rate", "200",
-                          "--min-step", "60s", "--budget", "5m", "-c", "2", "--timeout", "1s"],
-                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    time.sleep(1.5)
-    p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=30)
-    assert p.returncode == 130, out + err
+    code, out, err = _interrupted(["capacity", "--target", nginx.url, "--slo", "p99 < 100ms",
+                                   "--start-rate", "200", "--min-step", "60s", "--budget", "5m",
+                                   "-c", "2", "--timeout", "1s"], tmp_path)
+    assert code == 130, out + err
     assert "FAIL: interrupted" in out and "no capacity found" in out
     assert "interrupted: the steps above are all that ran" in err
 

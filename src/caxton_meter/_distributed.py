@@ -197,7 +197,7 @@ def _run_share(run: str, index: int, kind: str, target: Any, stages: list[tuple[
         from ._multiload import _load, _resolve
         res = _load(_resolve(target), stages, start_rate, args, interval, deadline, payload,
                     concurrency, stripe, on_interval=stream)
-    return {"started_ns": started - offset_ns, "result": res, "t0": t0,
+    return {"started_ns": started - offset_ns, "result": res,
             "host": socket.gethostname(), "pid": os.getpid()}
 
 
@@ -293,56 +293,6 @@ def _partial_result(name: str, intervals: list[dict[str, Any]], duration_ns: int
                          protocol=protocol, **fields)
 
 
-def _fields(res: OpenLoopResult) -> dict[str, Any]:
-    state: Any = OpenLoopResult.__reduce__(res)          # (rebuild, (fields,))
-    return dict(state[1][0])
-
-
-def _extra(res: NetworkResult) -> dict[str, Any]:
-    state: Any = NetworkResult.__reduce__(res)           # (rebuild, (fields, extra))
-    return dict(state[1][1])
-
-
-def _relabel(res: OpenLoopResult, source: str, intervals: tuple[LoadInterval, ...]
-             ) -> OpenLoopResult:
-    """``res`` (an OpenLoopResult or a NetworkResult) with its source named
-    and its intervals replaced."""
-    fields = _fields(res)
-    fields.update(source=source, intervals=intervals)
-    if isinstance(res, NetworkResult):
-        return NetworkResult(**fields, **_extra(res))
-    return OpenLoopResult(**fields)
-
-
-def _merge(results: list[OpenLoopResult], source: str) -> OpenLoopResult:
-    """The workers' results merged exactly (OpenLoopResult.merge); when all
-    are a network target's, a NetworkResult with their connect times,
-    status classes, connection errors and byte counts added too."""
-    merged = OpenLoopResult.merge(results, source=source)
-    if not all(isinstance(r, NetworkResult) for r in results):
-        return merged
-    extras = [_extra(r) for r in results if isinstance(r, NetworkResult)]
-    connect = latency_histogram()
-    for e in extras:
-        connect.add(e["connect_time"])
-
-    def added(key: str) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for e in extras:
-            for k, v in e[key].items():
-                out[k] = out.get(k, 0) + v
-        return out
-
-    return NetworkResult(connect_time=connect, status_classes=added("status_classes"),
-                         connection_errors=added("connection_errors"),
-                         in_flight=sum(e["in_flight"] for e in extras),
-                         connections=sum(e["connections"] for e in extras),
-                         connects=sum(e["connects"] for e in extras),
-                         bytes_sent=sum(e["bytes_sent"] for e in extras),
-                         bytes_received=sum(e["bytes_received"] for e in extras),
-                         protocol=extras[0]["protocol"], closed_loop=False, **_fields(merged))
-
-
 def _interval(iv: dict[str, Any], shift_ns: int) -> LoadInterval:
     return LoadInterval(start_ns=iv["start"] + shift_ns, end_ns=iv["end"] + shift_ns,
                         sent=iv["sent"], completed=iv["completed"], failed=iv["failed"],
@@ -428,9 +378,9 @@ def run_distributed(target: object, stages: Stages | None = None, *,
             if len(weights) != n:
                 raise ArgumentError(f"{what}: {len(weights)} shares for {n} workers; give one "
                                     f"share per worker")
-        from ._segments import stripes
+        from ._segments import share_of, stripes
         parts = stripes(weights) if n > 1 else [None]
-        fractions = [1.0 if s is None else s.count(1) / len(s) for s in parts]
+        fractions = [share_of(s) for s in parts]
         specs = [spec] * n
         if kind == "network":
             # the target's connections in all, shared out as the arrivals are
@@ -474,7 +424,7 @@ def run_distributed(target: object, stages: Stages | None = None, *,
         if state == "done":
             res = value["result"]
             skew = value["started_ns"] - start_ns
-            shifted = _labelled(res, address, skew)
+            shifted = _on_common_time(res, address, skew)
             results.append(shifted)
             reports.append(WorkerReport(address, value["host"], value["pid"], fractions[i],
                                         clocks[i][0], clocks[i][1], skew, "done", shifted,
@@ -492,7 +442,8 @@ def run_distributed(target: object, stages: Stages | None = None, *,
     if not results:
         raise ClusterError(f"{what}: no worker returned anything: "
                            + "; ".join(r.note or r.name for r in reports))
-    merged = _merge(results, f"{n} Dask workers")
+    from ._multiload import _merged
+    merged = _merged(results, f"{n} Dask workers")
     asked = (sum(fractions) * schedule_rate(plan, start))
     return DistributedResult(merged, tuple(reports), start_ns / 1e9, setup, asked)
 
@@ -508,16 +459,17 @@ def schedule_rate(plan: list[tuple[float, float]], start: float | None) -> float
     return total / length if length else 0.0
 
 
-def _labelled(res: OpenLoopResult, source: str, skew_ns: int) -> OpenLoopResult:
+def _on_common_time(res: OpenLoopResult, source: str, skew_ns: int) -> OpenLoopResult:
     """A worker's result with its source named and its intervals on the
     common time (ns from the common start)."""
+    from ._multiload import _labelled
     t0 = res.intervals[0].start_ns if res.intervals else 0
     intervals = tuple(LoadInterval(start_ns=iv.start_ns - t0 + skew_ns,
                                    end_ns=iv.end_ns - t0 + skew_ns, sent=iv.sent,
                                    completed=iv.completed, failed=iv.failed,
                                    dropped=iv.dropped, latency=iv.latency)
                       for iv in res.intervals)
-    return _relabel(res, source, intervals)
+    return _labelled(res, source, intervals)
 
 
 def _workers(client: Any) -> dict[str, dict[str, Any]]:

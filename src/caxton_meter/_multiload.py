@@ -111,13 +111,20 @@ def _network_fields(res: NetworkResult) -> dict[str, Any]:
                 closed_loop=res.closed_loop)
 
 
-def _labelled(res: OpenLoopResult, source: str) -> OpenLoopResult:
+def _labelled(res: OpenLoopResult, source: str,
+              intervals: tuple[Any, ...] | None = None) -> OpenLoopResult:
+    """``res`` (an OpenLoopResult or a NetworkResult) with its source
+    named, and its intervals replaced when ``intervals`` is given."""
+    fields = _fields(res, source)
+    if intervals is not None:
+        fields["intervals"] = intervals
     if isinstance(res, NetworkResult):
-        return NetworkResult(**_network_fields(res), **_fields(res, source))
-    return OpenLoopResult(**_fields(res, source))
+        return NetworkResult(**_network_fields(res), **fields)
+    return OpenLoopResult(**fields)
 
 
-def _merged(parts: list[OpenLoopResult], source: str, elapsed_ns: int) -> OpenLoopResult:
+def _merged(parts: list[OpenLoopResult], source: str,
+            elapsed_ns: int | None = None) -> OpenLoopResult:
     """OpenLoopResult.merge; for network runs a NetworkResult, whose own
     counts (connections, connects, bytes, status classes, connection
     errors, in flight) are summed and connect times added."""

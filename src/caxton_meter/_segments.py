@@ -25,12 +25,13 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 
+from . import _core
 from ._checks import ArgumentError, ArgumentTypeError
 
 __all__ = ["stripes"]
 
-# The longest period a stripe may have (the core's limit).
-MAX_PERIOD = 1 << 20
+# The longest period a stripe may have: the core's limit.
+MAX_PERIOD: int = _core._MAX_STRIPE
 # Shares given as floats are read as fractions with at most this denominator.
 _DENOMINATOR = 10_000
 
